@@ -1,0 +1,3 @@
+from tfseg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""tfseg.config"""

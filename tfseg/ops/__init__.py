@@ -1,0 +1,1 @@
+"""Pure geometry on tensors: TF ops only, no Keras, no config, no state."""
