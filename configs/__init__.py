@@ -1,0 +1,1 @@
+"""The YAML configs shipped with tfseg (model scales, datasets, recipes, export options)."""
