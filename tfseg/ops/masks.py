@@ -1,0 +1,43 @@
+"""Mask geometry: prototype combination, cropping to boxes, tight boxes of masks."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def combine_prototypes(coefficients: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
+    """Mask logits from coefficients and prototypes.
+
+    Args:
+        coefficients: ``[B, N, K]`` per-instance coefficients.
+        prototypes: ``[B, P, Q, K]`` prototype masks, NHWC.
+
+    Returns:
+        ``[B, N, P, Q]`` mask logits (apply sigmoid for probabilities).
+    """
+    return tf.einsum("bnk,bpqk->bnpq", coefficients, prototypes)
+
+
+def crop_to_boxes(masks: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """Zero every mask outside its box.
+
+    A pixel (row r, column c) is kept when its centre (c + 0.5, r + 0.5) lies inside
+    [x1, x2) x [y1, y2). Built from comparisons and a multiply only, so it lowers to ops
+    the TFLite GPU delegate runs.
+
+    Args:
+        masks: ``[..., H, W]`` masks (any float dtype).
+        boxes: ``[..., 4]`` xyxy boxes in the masks' pixel units.
+
+    Returns:
+        ``[..., H, W]`` masks, zero outside their box.
+    """
+    height, width = tf.shape(masks)[-2], tf.shape(masks)[-1]
+    dtype = masks.dtype
+    cols = tf.cast(tf.range(width), dtype) + 0.5  # [W]
+    rows = tf.cast(tf.range(height), dtype) + 0.5  # [H]
+    boxes = tf.cast(boxes, dtype)
+    x1, y1, x2, y2 = (boxes[..., i, None] for i in range(4))  # each [..., 1]
+    inside_x = tf.cast((cols >= x1) & (cols < x2), dtype)  # [..., W]
+    inside_y = tf.cast((rows >= y1) & (rows < y2), dtype)  # [..., H]
+    return masks * inside_y[..., :, None] * inside_x[..., None, :]
