@@ -1,0 +1,88 @@
+"""The import direction of tfseg's stages (STYLE.md's table), enforced by walking the AST."""
+
+import ast
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# package -> the packages of ours it may import
+ALLOWED = {
+    "errors": set(),
+    "contracts": set(),
+    "config": {"errors"},
+    "runs": {"config", "errors"},
+    "ops": {"contracts", "errors"},
+    "data": {"ops", "config", "contracts", "errors", "runs"},
+    "pipeline": {"data", "ops", "contracts", "errors"},
+    "loss": {"ops", "contracts", "errors"},
+    "model": {"ops", "contracts", "config", "errors", "loss"},
+    "postprocess": {"ops", "contracts", "errors"},
+    "evaluate": {"postprocess", "pipeline", "data", "ops", "contracts", "errors", "runs"},
+    "predict": {"postprocess", "model", "ops", "contracts", "errors", "runs"},
+    "train": {"pipeline", "data", "model", "loss", "evaluate", "postprocess", "config", "runs",
+              "ops", "contracts", "errors"},
+    "export": {"model", "postprocess", "pipeline", "data", "ops", "contracts", "config", "errors",
+               "runs", "predict"},
+}
+TOP_LEVEL_FREE = {"cli", "commands", "demo", "benchmark", "__init__", "__main__"}
+
+
+def _modules():
+    for path in sorted((ROOT / "tfseg").rglob("*.py")):
+        parts = path.relative_to(ROOT / "tfseg").with_suffix("").parts
+        yield path, parts[0]
+    for path in sorted((ROOT / "export").rglob("*.py")):
+        yield path, "export"
+
+
+def _imported_packages(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tfseg" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_import_direction_follows_the_table():
+    violations = []
+    for path, package in _modules():
+        if package in TOP_LEVEL_FREE:
+            continue
+        assert package in ALLOWED, f"{path}: package '{package}' missing from the import table"
+        for imported in _imported_packages(path) - {package}:
+            if imported not in ALLOWED[package]:
+                violations.append(f"{path.relative_to(ROOT)} imports tfseg.{imported}")
+    assert not violations, "\n".join(violations)
+
+
+def test_only_the_cli_layer_imports_export_and_nothing_imports_the_cli():
+    for path, package in _modules():
+        imported = _imported_packages(path)
+        if package not in {"cli", "commands", "demo", "benchmark", "export"}:
+            assert "export" not in imported, f"{path} imports tfseg.export"
+        if package not in {"__main__"}:
+            assert "cli" not in imported or package == "cli", f"{path} imports tfseg.cli"
+
+
+def test_every_package_folder_is_installed():
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"tfseg." + ".".join(p.parent.relative_to(ROOT / "tfseg").parts)
+               for p in (ROOT / "tfseg").rglob("__init__.py") if p.parent != ROOT / "tfseg"}
+    assert folders | {"tfseg", "tfseg.export", "tfseg.configs"} == declared
+
+
+def test_export_stage_imports_as_tfseg_export_from_outside_the_tree(tmp_path):
+    code = "import tfseg.export, tfseg.configs, pathlib; print(pathlib.Path(tfseg.configs.__file__).parent.name)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "configs"

@@ -1,0 +1,92 @@
+"""The ``tfseg`` command: argument parsing and dispatch to one module per verb.
+
+Every verb takes ``key=value`` overrides of any config key (see tfseg/config/schema.py).
+Verb modules are imported lazily, so ``tfseg --help`` does not load TensorFlow. Errors
+caused by the user (TfsegError) print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from tfseg import __version__
+from tfseg.errors import TfsegError
+
+# verb -> (module with a ``run(args) -> int`` function, config section for bare keys, help)
+VERBS = {
+    "data": ("tfseg.commands.data", "data", "prepare, convert and view datasets"),
+    "train": ("tfseg.commands.train", "train", "train a model"),
+    "val": ("tfseg.commands.val", "eval", "COCO box and mask evaluation of a model"),
+    "predict": ("tfseg.commands.predict", "predict", "predict on images, folders, video or a camera"),
+    "export": ("tfseg.commands.export", "export", "export to SavedModel (TF Serving) and TFLite"),
+    "benchmark": ("tfseg.commands.benchmark", None, "measure data, train, model and post-processing speed"),
+    "info": ("tfseg.commands.info", "model", "parameter counts and GFLOPs of models"),
+    "import-weights": ("tfseg.commands.import_weights", "model", "import an Ultralytics checkpoint"),
+    "demo": ("tfseg.demo", None, "the whole path on the built-in dataset, end to end"),
+}
+
+OVERRIDES_HELP = ("config overrides as key=value, e.g. model=yolo11-seg-n imgsz=320 epochs=10 "
+                  "(any key of configs/train/default.yaml; cfg=my.yaml loads a file)")
+
+
+def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Verb-specific flags; everything else is a key=value override."""
+    if name == "data":
+        parser.add_argument("action", choices=["shapes", "prepare", "convert", "view"],
+                            help="shapes: write the built-in dataset; prepare: COCO/YOLO files "
+                                 "to TFDS records; convert: between COCO and YOLO-seg; view: PNG "
+                                 "grid of augmented batches")
+        parser.add_argument("--to", choices=["coco", "yolo"], help="convert: target format")
+        parser.add_argument("--output", help="output folder (convert, shapes) or file (view)")
+    elif name == "benchmark":
+        parser.add_argument("target", choices=["data", "train", "model", "postprocess", "export"],
+                            help="what to measure")
+    elif name == "import-weights":
+        parser.add_argument("checkpoint", help="Ultralytics state dict (.pt saved with "
+                                               "torch.save(state_dict), or .safetensors)")
+        parser.add_argument("--output", help="where to write the Keras weights (.weights.h5)")
+    elif name == "export":
+        parser.add_argument("--check-gpu", metavar="TFLITE",
+                            help="report the GPU-delegate partitions of a .tflite file and exit")
+    elif name == "demo":
+        parser.add_argument("--quick", action="store_true",
+                            help="a smaller run that fits in about 3 minutes (CI)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfseg",
+        description="Instance segmentation (YOLOv8-seg / YOLO11-seg) in TensorFlow/Keras: "
+                    "train, evaluate, predict, export to TFLite and TF Serving.",
+        epilog="Run 'tfseg <command> --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"tfseg {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="command")
+    verbs.required = True
+    for name, (_, _, help_text) in VERBS.items():
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        _add_verb_arguments(name, sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, section, _ = VERBS[args.verb]
+    args.section = section
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up noise out
+    try:
+        module = importlib.import_module(module_name)
+        return int(module.run(args) or 0)
+    except TfsegError as err:
+        print(f"tfseg {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tfseg {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
