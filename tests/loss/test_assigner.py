@@ -1,0 +1,127 @@
+"""Task-aligned assigner against hand-worked cases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg.loss.assigner import assign, points_inside_boxes
+from tfseg.ops.anchors import anchor_points
+
+
+def _probs_for_class(values, cls, num_classes):
+    """[A] scores placed in column ``cls`` of an [1, A, C] score tensor (0.01 elsewhere)."""
+    scores = np.full((1, len(values), num_classes), 0.01, np.float32)
+    scores[0, :, cls] = values
+    return tf.constant(scores)
+
+
+def test_metric_top_k_and_normalization():
+    # One GT (0,0,30,10), class 1, area 300. Four points; p3 lies outside the box.
+    points = tf.constant([[5, 5], [15, 5], [25, 5], [50, 50]], tf.float32)
+    pred_boxes = tf.constant([[[0, 0, 24, 10],    # IoU 240/300 = 0.8
+                               [0, 0, 15, 10],    # IoU 150/300 = 0.5
+                               [20, 0, 30, 10],   # IoU 100/300 = 1/3
+                               [0, 0, 30, 10]]],  # IoU 1, but outside: not a candidate
+                             tf.float32)
+    # Scores of class 1: s = 0.25, 0.64, 1.0, 0.9; sqrt(s) = 0.5, 0.8, 1.0.
+    pred_scores = _probs_for_class([0.25, 0.64, 1.0, 0.9], cls=1, num_classes=2)
+    gt_boxes = tf.constant([[[0, 0, 30, 10], [0, 0, 0, 0]]], tf.float32)
+    gt_classes = tf.constant([[1, -1]], tf.int32)
+    # t = sqrt(s) * u^6:  p0 0.5 * 0.8^6 = 0.131072;  p1 0.8 * 0.5^6 = 0.0125;
+    #                     p2 1.0 * (1/3)^6 = 0.0013717;  p3 outside -> 0.
+    # top-2 -> p0, p1. Normalized: t * maxIoU(0.8) / max t(0.131072):
+    #   p0 -> 0.8;  p1 -> 0.0125 * 0.8 / 0.131072 = 0.0762939...
+    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2)
+    np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, False, False]])
+    np.testing.assert_array_equal(out.classes.numpy(), [[1, 1, 0, 0]])
+    np.testing.assert_array_equal(out.gt_index.numpy()[0, :2], [0, 0])
+    expected = np.zeros((1, 4, 2), np.float32)
+    expected[0, 0, 1] = 0.8
+    expected[0, 1, 1] = 0.0125 * 0.8 / 0.131072
+    np.testing.assert_allclose(out.scores.numpy(), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(out.boxes.numpy()[0, :2], [[0, 0, 30, 10]] * 2)
+
+
+def test_top_k_larger_than_candidates_keeps_only_the_inside_ones():
+    # Same case with k=10: all three inside points are positive, p3 (outside) is not.
+    # Normalization is unchanged by adding p2: p2 -> (1/729) * 0.8 / 0.131072 = 0.0083726.
+    points = tf.constant([[5, 5], [15, 5], [25, 5], [50, 50]], tf.float32)
+    pred_boxes = tf.constant([[[0, 0, 24, 10], [0, 0, 15, 10], [20, 0, 30, 10], [0, 0, 30, 10]]],
+                             tf.float32)
+    pred_scores = _probs_for_class([0.25, 0.64, 1.0, 0.9], cls=1, num_classes=2)
+    out = assign(pred_scores, pred_boxes, points, tf.constant([[[0, 0, 30, 10]]], tf.float32),
+                 tf.constant([[1]]), topk=10)
+    np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, True, False]])
+    np.testing.assert_allclose(out.scores.numpy()[0, :, 1],
+                               [0.8, 0.0125 * 0.8 / 0.131072, 0.8 / 729 / 0.131072, 0.0],
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_anchor_claimed_by_two_gts_goes_to_higher_iou_and_padding_never_assigns():
+    # GT a (0,0,20,20) class 0; GT b (10,0,40,20) class 1; GT c: padding (class -1) covering all.
+    # q=(5,10) only in a; p=(15,10) in a and b; r=(35,10) only in b.
+    points = tf.constant([[5, 10], [15, 10], [35, 10]], tf.float32)
+    pred_boxes = tf.constant([[[0, 0, 20, 20],     # q: IoU with a = 1
+                               [8, 0, 24, 20],     # p: with a 240/(320+400-240)=0.5,
+                                                   #    with b 280/(320+600-280)=0.4375
+                               [30, 0, 40, 20]]],  # r: IoU with b = 200/600 = 1/3
+                             tf.float32)
+    pred_scores = tf.fill([1, 3, 2], 0.5)
+    gt_boxes = tf.constant([[[0, 0, 20, 20], [10, 0, 40, 20], [0, 0, 64, 64]]], tf.float32)
+    gt_classes = tf.constant([[0, 1, -1]], tf.int32)
+    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2)
+    # Top-2 of a: q, p; of b: p, r. p goes to a (0.5 > 0.4375).
+    np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, True]])
+    np.testing.assert_array_equal(out.gt_index.numpy(), [[0, 0, 1]])
+    np.testing.assert_array_equal(out.classes.numpy(), [[0, 0, 1]])
+    # a: t_q = sqrt(.5)*1, t_p = sqrt(.5)*0.5^6 -> q gets maxIoU 1, p gets 0.5^6 = 0.015625.
+    # b: only r remains -> r gets b's max IoU among positives, 1/3.
+    expected = np.array([[[1.0, 0.0], [0.015625, 0.0], [0.0, 1.0 / 3.0]]], np.float32)
+    np.testing.assert_allclose(out.scores.numpy(), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(out.boxes.numpy()[0], [[0, 0, 20, 20], [0, 0, 20, 20],
+                                                      [10, 0, 40, 20]])
+
+
+def test_no_valid_gt_gives_no_foreground():
+    points, _ = anchor_points(64)
+    pred_boxes = tf.tile(tf.constant([[[0.0, 0.0, 64.0, 64.0]]]), [2, 84, 1])
+    out = assign(tf.fill([2, 84, 3], 0.9), pred_boxes, points,
+                 tf.constant([[[0.0, 0.0, 64.0, 64.0]] * 4] * 2), tf.fill([2, 4], -1), topk=10)
+    assert not out.foreground.numpy().any()
+    assert out.scores.numpy().sum() == 0.0
+
+
+def test_real_anchors_inside_a_box():
+    # 64 px input: strides 8/16/32 give 8x8 + 4x4 + 2x2 = 84 anchors.
+    # GT (0,0,16,16): stride-8 centres 4 and 12 -> (4,4), (12,4), (4,12), (12,12) = anchors
+    # 0, 1, 8, 9; stride-16 centre (8,8) = anchor 64; the stride-32 centre (16,16) sits on the
+    # edge, not strictly inside. So 5 positives, all with the predicted box = GT (IoU 1), equal
+    # metrics, target score 1.
+    points, _ = anchor_points(64)
+    gt = tf.constant([[[0.0, 0.0, 16.0, 16.0]]])
+    inside = points_inside_boxes(points, gt).numpy()[0, 0]
+    assert np.flatnonzero(inside).tolist() == [0, 1, 8, 9, 64]
+    out = assign(tf.fill([1, 84, 3], 0.3), tf.tile(gt, [1, 84, 1]), points, gt,
+                 tf.constant([[2]]), topk=10)
+    assert np.flatnonzero(out.foreground.numpy()[0]).tolist() == [0, 1, 8, 9, 64]
+    np.testing.assert_allclose(out.scores.numpy()[0, [0, 1, 8, 9, 64], 2], 1.0, rtol=1e-6)
+    assert out.scores.numpy().sum() == pytest.approx(5.0, rel=1e-6)
+
+
+def test_jit_matches_eager():
+    # Two images, three GTs (one padding), random-but-seeded predictions on the 64 px anchors.
+    points, strides = anchor_points(64)
+    rng = np.random.default_rng(0)
+    centres = tf.tile(points[None], [2, 1, 1])
+    half = tf.constant(rng.uniform(2, 20, (2, 84, 2)), tf.float32)
+    pred_boxes = tf.concat([centres - half, centres + half], -1)
+    pred_scores = tf.constant(rng.uniform(0.05, 0.95, (2, 84, 3)), tf.float32)
+    gt_boxes = tf.constant([[[4, 4, 40, 30], [20, 10, 60, 60], [0, 0, 0, 0]],
+                            [[0, 0, 64, 64], [8, 8, 24, 24], [0, 0, 0, 0]]], tf.float32)
+    gt_classes = tf.constant([[0, 2, -1], [1, 1, -1]])
+    eager = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes)
+    jitted = tf.function(assign, jit_compile=True)(pred_scores, pred_boxes, points, gt_boxes,
+                                                   gt_classes)
+    assert eager.foreground.numpy().sum() > 10
+    for a, b in zip(eager, jitted):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,157 @@
+"""Task-aligned assignment of ground-truth instances to anchor points (TOOD, Feng et al. 2021).
+
+For every ground-truth box (GT) the candidates are the anchor points whose centre lies strictly
+inside it. Each candidate gets the alignment metric t = s^alpha * u^beta, where s is the
+predicted score of the GT's class and u the IoU of the predicted box with the GT; the top-k
+candidates by t become the GT's positives. An anchor claimed by several GTs keeps only the
+claimant whose box it overlaps most (IoU of its predicted box). The soft class target of a
+positive anchor is t normalized per GT so that the GT's best anchor scores the GT's largest IoU
+among its positives.
+
+Everything has fixed shapes ([B, M, A] masks, top-k by a static k), so it compiles under
+``tf.function(jit_compile=True)``. Plain ``tf`` because it composes ``tfseg.ops`` functions.
+It sees no gradient: callers pass detached predictions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from tfseg.ops.boxes import iou
+
+_EPS = 1e-9
+
+
+class Assignment(NamedTuple):
+    """What the assigner gives each anchor.
+
+    Attributes:
+        boxes: ``[B, A, 4]`` float32, xyxy input pixels of the assigned GT (meaningless where
+            ``foreground`` is False).
+        scores: ``[B, A, C]`` float32 soft class targets; zero on background anchors.
+        classes: ``[B, A]`` int32 class of the assigned GT; 0 on background anchors.
+        gt_index: ``[B, A]`` int32 index into M of the assigned GT; 0 on background anchors.
+        foreground: ``[B, A]`` bool, True for positive anchors.
+    """
+    boxes: tf.Tensor
+    scores: tf.Tensor
+    classes: tf.Tensor
+    gt_index: tf.Tensor
+    foreground: tf.Tensor
+
+
+def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
+           gt_boxes: tf.Tensor, gt_classes: tf.Tensor, topk: int = 10,
+           alpha: float = 0.5, beta: float = 6.0) -> Assignment:
+    """Task-aligned assignment over all anchors.
+
+    Args:
+        pred_scores: ``[B, A, C]`` float32 predicted class probabilities (after sigmoid).
+        pred_boxes: ``[B, A, 4]`` float32 predicted boxes, xyxy input pixels.
+        points: ``[A, 2]`` float32 anchor centres (x, y), input pixels.
+        gt_boxes: ``[B, M, 4]`` float32 GT boxes, xyxy input pixels.
+        gt_classes: ``[B, M]`` int32 GT classes; -1 marks padding, which never assigns.
+        topk: positives kept per GT (fewer when fewer anchors lie inside it).
+        alpha: exponent of the class score in the alignment metric.
+        beta: exponent of the IoU in the alignment metric.
+
+    Returns:
+        An ``Assignment``.
+    """
+    with tf.name_scope("task_aligned_assign"):
+        pred_scores = tf.stop_gradient(tf.cast(pred_scores, tf.float32))
+        pred_boxes = tf.stop_gradient(tf.cast(pred_boxes, tf.float32))
+        gt_boxes = tf.cast(gt_boxes, tf.float32)
+        gt_classes = tf.cast(gt_classes, tf.int32)
+        num_classes = pred_scores.shape[-1]
+        num_gts = gt_classes.shape[-1]
+
+        valid = gt_classes >= 0  # [B, M]
+        candidates = points_inside_boxes(points, gt_boxes) & valid[:, :, None]  # [B, M, A]
+        overlaps = _overlaps(pred_boxes, gt_boxes, candidates)  # [B, M, A]
+        metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
+        positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
+        positive = _one_gt_per_anchor(positive, overlaps, num_gts)  # [B, M, A]
+
+        foreground = tf.reduce_any(positive, axis=1)  # [B, A]
+        gt_index = tf.argmax(tf.cast(positive, tf.int32), axis=1, output_type=tf.int32)  # [B, A]
+        classes = tf.gather(tf.maximum(gt_classes, 0), gt_index, batch_dims=1)  # [B, A]
+        classes = tf.where(foreground, classes, 0)
+        boxes = tf.gather(gt_boxes, gt_index, batch_dims=1)  # [B, A, 4]
+        strength = _normalized_strength(metric, overlaps, positive)  # [B, A]
+        scores = tf.one_hot(classes, num_classes) * strength[:, :, None]  # [B, A, C]
+        return Assignment(boxes, scores, classes, gt_index, foreground)
+
+
+def points_inside_boxes(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """Whether each point lies strictly inside each box.
+
+    Args:
+        points: ``[A, 2]`` float32 (x, y).
+        boxes: ``[B, M, 4]`` float32 xyxy.
+
+    Returns:
+        ``[B, M, A]`` bool.
+    """
+    xy = points[None, None, :, :]  # [1, 1, A, 2]
+    top_left = boxes[:, :, None, :2]  # [B, M, 1, 2]
+    bottom_right = boxes[:, :, None, 2:]  # [B, M, 1, 2]
+    margins = tf.concat([xy - top_left, bottom_right - xy], axis=-1)  # [B, M, A, 4]
+    return tf.reduce_min(margins, axis=-1) > _EPS  # [B, M, A]
+
+
+def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """IoU of every anchor's predicted box with every GT, zero off the candidates -> [B, M, A]."""
+    pairwise = iou(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])  # [B, M, A]
+    return tf.where(candidates, pairwise, 0.0)
+
+
+def _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta):
+    """t = s^alpha * u^beta on the candidates, zero elsewhere -> [B, M, A]."""
+    per_class = tf.transpose(pred_scores, [0, 2, 1])  # [B, C, A]
+    # Padding GTs (class -1) read class 0 here; ``candidates`` already excludes them.
+    score_of_gt_class = tf.gather(per_class, tf.maximum(gt_classes, 0), batch_dims=1)  # [B, M, A]
+    metric = tf.pow(score_of_gt_class, alpha) * tf.pow(overlaps, beta)  # [B, M, A]
+    return tf.where(candidates, metric, 0.0)
+
+
+def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:
+    """Mask of the k anchors of highest metric for each GT -> [B, M, A] bool.
+
+    Exactly k anchors per GT (ties broken by anchor order); a loop over the static k keeps the
+    memory at [B, M, A] instead of a [B, M, k, A] one-hot.
+    """
+    num_anchors = metric.shape[-1]
+    k = min(topk, num_anchors)
+    _, indices = tf.math.top_k(metric, k=k)  # [B, M, k]
+    selected = tf.zeros_like(metric, dtype=tf.bool)  # [B, M, A]
+    for j in range(k):
+        selected |= tf.one_hot(indices[:, :, j], num_anchors, on_value=True, off_value=False,
+                               dtype=tf.bool)  # [B, M, A]
+    return selected
+
+
+def _one_gt_per_anchor(positive: tf.Tensor, overlaps: tf.Tensor, num_gts: int) -> tf.Tensor:
+    """Keep, for each anchor, only the claiming GT of highest IoU -> [B, M, A] bool."""
+    claimed = tf.reduce_any(positive, axis=1, keepdims=True)  # [B, 1, A]
+    claim_overlaps = tf.where(positive, overlaps, -1.0)  # [B, M, A]; non-claimants lose
+    best = tf.argmax(claim_overlaps, axis=1, output_type=tf.int32)  # [B, A]
+    best_mask = tf.one_hot(best, num_gts, on_value=True, off_value=False, axis=1,
+                           dtype=tf.bool)  # [B, M, A]
+    return best_mask & claimed
+
+
+def _normalized_strength(metric: tf.Tensor, overlaps: tf.Tensor, positive: tf.Tensor) -> tf.Tensor:
+    """Per-anchor target strength: t * (max IoU of its GT) / (max t of its GT) -> [B, A].
+
+    Both maxima are over the GT's positives, so its best-aligned anchor gets the GT's largest
+    IoU and the others proportionally less (TOOD's normalization).
+    """
+    positive = tf.cast(positive, tf.float32)  # [B, M, A]
+    metric = metric * positive  # [B, M, A]
+    max_metric = tf.reduce_max(metric, axis=-1, keepdims=True)  # [B, M, 1]
+    max_overlap = tf.reduce_max(overlaps * positive, axis=-1, keepdims=True)  # [B, M, 1]
+    per_gt = metric * max_overlap / (max_metric + _EPS)  # [B, M, A]
+    return tf.reduce_max(per_gt, axis=1)  # [B, A]; one GT per anchor remains
