@@ -1,0 +1,55 @@
+"""Where a config's dataset lives on disk, and writing the built-in ``shapes`` on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfseg.config.schema import DataConfig
+from tfseg.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    root: Path
+    train_images: Path
+    train_annotations: Path
+    val_images: Path
+    val_annotations: Path
+    records: Path
+
+
+def dataset_paths(data: DataConfig) -> DatasetPaths:
+    """Absolute paths of a dataset's files; relative ones are under ``data.root``."""
+    root = Path(data.root or Path("datasets") / data.name).expanduser().resolve()
+
+    def under(path: str) -> Path:
+        return Path(path) if Path(path).is_absolute() else root / path
+
+    return DatasetPaths(root, under(data.train_images), under(data.train_annotations),
+                        under(data.val_images), under(data.val_annotations),
+                        under(data.records or "records"))
+
+
+def ensure_dataset(data: DataConfig, quiet: bool = False) -> DatasetPaths:
+    """The dataset's paths, writing ``shapes`` first when it is the dataset and is missing.
+
+    Raises:
+        ConfigError: a dataset other than shapes whose annotation files are missing.
+    """
+    paths = dataset_paths(data)
+    complete = paths.train_annotations.is_file() and paths.val_annotations.is_file()
+    if not complete and data.name == "shapes":
+        from tfseg.data.shapes import write_shapes
+
+        if not quiet:
+            print(f"writing the built-in 'shapes' dataset ({data.shapes_train} train, "
+                  f"{data.shapes_val} val images) to {paths.root}")
+        write_shapes(str(paths.root), num_train=data.shapes_train, num_val=data.shapes_val,
+                     seed=data.shapes_seed, min_size=data.shapes_min_size,
+                     max_size=data.shapes_max_size, num_classes=data.shapes_num_classes)
+    for path in (paths.train_annotations, paths.val_annotations):
+        if not path.is_file():
+            raise ConfigError(f"dataset '{data.name}': annotation file not found: {path} "
+                              f"(set data.root or data.*_annotations)")
+    return paths
