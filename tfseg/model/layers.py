@@ -1,0 +1,324 @@
+"""The building blocks of YOLOv8 and YOLO11, one small Keras layer per block, NHWC.
+
+Written from the published designs (YOLOv8: C2f, SPPF; YOLO11: C3k2, C2PSA). Conventions
+kept for weight parity with the reference: convolutions without bias followed by batch-norm
+with PyTorch's eps 1e-3 and momentum 0.03 (Keras momentum 0.97), SiLU, and symmetric
+zero padding of k // 2 on every side.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.97  # Keras keeps `momentum` of the old value: PyTorch momentum 0.03
+
+
+def torch_like_initializer() -> keras.initializers.Initializer:
+    """PyTorch's default conv init (kaiming uniform, a=sqrt(5)): U(+-1/sqrt(fan_in))."""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in",
+                                              distribution="uniform")
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class ConvBNSiLU(layers.Layer):
+    """Convolution (no bias) -> batch-norm -> SiLU, padded k // 2 on every side.
+
+    Args:
+        filters: output channels (ignored with ``depthwise``: output = input channels).
+        kernel_size: square kernel size (odd).
+        strides: 1 or 2.
+        depthwise: one filter per input channel (the reference's DWConv with c1 == c2).
+        activation: apply SiLU; False gives conv + BN only (used inside attention).
+
+    Input ``[B, H, W, Cin]`` -> output ``[B, H / strides, W / strides, filters]``.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 1, strides: int = 1,
+                 depthwise: bool = False, activation: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+        self.depthwise, self.activation = depthwise, activation
+        pad = kernel_size // 2
+        # Keras "same" pads asymmetrically when strides > 1 (0 before, 1 after); the
+        # reference pads k // 2 on both sides, so pad explicitly and convolve "valid".
+        self.pad = layers.ZeroPadding2D(pad, name="pad") if pad and strides > 1 else None
+        padding = "valid" if self.pad is not None or pad == 0 else "same"
+        if depthwise:
+            self.conv = layers.DepthwiseConv2D(kernel_size, strides, padding=padding,
+                                               use_bias=False, name="conv",
+                                               depthwise_initializer=torch_like_initializer())
+        else:
+            self.conv = layers.Conv2D(filters, kernel_size, strides, padding=padding,
+                                      use_bias=False, name="conv",
+                                      kernel_initializer=torch_like_initializer())
+        self.bn = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="bn")
+
+    def call(self, x, training=None):
+        if self.pad is not None:
+            x = self.pad(x)
+        x = self.bn(self.conv(x), training=training)
+        return ops.silu(x) if self.activation else x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "depthwise": self.depthwise, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class Bottleneck(layers.Layer):
+    """Two 3x3 ConvBNSiLU with an optional residual: ``x + cv2(cv1(x))``.
+
+    Args:
+        filters: output channels.
+        hidden: channels between the two convolutions.
+        shortcut: add the input (only when input channels == filters).
+    """
+
+    def __init__(self, filters: int, hidden: int, shortcut: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.hidden, self.shortcut = filters, hidden, shortcut
+        self.cv1 = ConvBNSiLU(hidden, 3, name="cv1")
+        self.cv2 = ConvBNSiLU(filters, 3, name="cv2")
+
+    def call(self, x, training=None):
+        y = self.cv2(self.cv1(x, training=training), training=training)
+        add = self.shortcut and x.shape[-1] == self.filters
+        return x + y if add else y
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "hidden": self.hidden,
+                "shortcut": self.shortcut}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class C2f(layers.Layer):
+    """YOLOv8's C2f: split a 1x1 conv in two halves, chain n inner blocks on the second,
+    concatenate every intermediate and fuse with a 1x1 conv.
+
+    Args:
+        filters: output channels.
+        repeats: number of inner blocks n.
+        shortcut: residual inside the inner blocks.
+        expansion: hidden channels c = int(filters * expansion).
+
+    Input ``[B, H, W, Cin]`` -> ``[B, H, W, filters]``.
+    """
+
+    def __init__(self, filters: int, repeats: int = 1, shortcut: bool = False,
+                 expansion: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.repeats = filters, repeats
+        self.shortcut, self.expansion = shortcut, expansion
+        self.hidden = int(filters * expansion)
+        self.cv1 = ConvBNSiLU(2 * self.hidden, 1, name="cv1")
+        self.cv2 = ConvBNSiLU(filters, 1, name="cv2")
+        self.blocks = [self._inner_block(i) for i in range(repeats)]
+
+    def _inner_block(self, index: int) -> layers.Layer:
+        # C2f keeps full width inside its bottlenecks (expansion 1.0).
+        return Bottleneck(self.hidden, self.hidden, self.shortcut, name=f"m{index}")
+
+    def call(self, x, training=None):
+        y = self.cv1(x, training=training)  # [B, H, W, 2c]
+        parts = [y[..., :self.hidden], y[..., self.hidden:]]
+        for block in self.blocks:
+            parts.append(block(parts[-1], training=training))
+        return self.cv2(ops.concatenate(parts, axis=-1), training=training)  # from (2 + n) c
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "repeats": self.repeats,
+                "shortcut": self.shortcut, "expansion": self.expansion}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class C3k(layers.Layer):
+    """CSP block with two branches (YOLO11's C3k): ``cv3([blocks(cv1(x)), cv2(x)])``.
+
+    Args:
+        filters: output channels.
+        repeats: inner bottlenecks (full width, 3x3 kernels).
+        shortcut: residual inside the bottlenecks.
+        expansion: branch channels int(filters * expansion).
+    """
+
+    def __init__(self, filters: int, repeats: int = 2, shortcut: bool = True,
+                 expansion: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.repeats = filters, repeats
+        self.shortcut, self.expansion = shortcut, expansion
+        hidden = int(filters * expansion)
+        self.cv1 = ConvBNSiLU(hidden, 1, name="cv1")
+        self.cv2 = ConvBNSiLU(hidden, 1, name="cv2")
+        self.cv3 = ConvBNSiLU(filters, 1, name="cv3")
+        self.blocks = [Bottleneck(hidden, hidden, shortcut, name=f"m{i}") for i in range(repeats)]
+
+    def call(self, x, training=None):
+        y = self.cv1(x, training=training)
+        for block in self.blocks:
+            y = block(y, training=training)
+        both = ops.concatenate([y, self.cv2(x, training=training)], axis=-1)
+        return self.cv3(both, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "repeats": self.repeats,
+                "shortcut": self.shortcut, "expansion": self.expansion}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class C3k2(C2f):
+    """YOLO11's C3k2: C2f whose inner blocks are C3k (``c3k``) or half-width bottlenecks.
+
+    Args (beyond C2f's):
+        c3k: inner blocks are C3k with 2 bottlenecks each; otherwise a Bottleneck whose
+            hidden width is half of c.
+    """
+
+    def __init__(self, filters: int, repeats: int = 1, c3k: bool = False,
+                 shortcut: bool = True, expansion: float = 0.5, **kwargs):
+        self.c3k = c3k
+        super().__init__(filters, repeats, shortcut, expansion, **kwargs)
+
+    def _inner_block(self, index: int) -> layers.Layer:
+        if self.c3k:
+            return C3k(self.hidden, 2, self.shortcut, name=f"m{index}")
+        return Bottleneck(self.hidden, int(self.hidden * 0.5), self.shortcut, name=f"m{index}")
+
+    def get_config(self):
+        return {**super().get_config(), "c3k": self.c3k}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class SPPF(layers.Layer):
+    """Spatial pyramid pooling, fast: three chained 5x5 max-pools, concatenated.
+
+    Stride-1 "same" max-pooling ignores padded cells, like PyTorch's -inf padding.
+
+    Args:
+        filters: output channels.
+        hidden: channels after the first 1x1 conv (the reference uses input channels // 2).
+        pool_size: max-pool kernel size.
+    """
+
+    def __init__(self, filters: int, hidden: int, pool_size: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.hidden, self.pool_size = filters, hidden, pool_size
+        self.cv1 = ConvBNSiLU(hidden, 1, name="cv1")
+        self.cv2 = ConvBNSiLU(filters, 1, name="cv2")
+        self.pool = layers.MaxPooling2D(pool_size, strides=1, padding="same", name="pool")
+
+    def call(self, x, training=None):
+        parts = [self.cv1(x, training=training)]
+        for _ in range(3):
+            parts.append(self.pool(parts[-1]))
+        return self.cv2(ops.concatenate(parts, axis=-1), training=training)  # from 4 * hidden
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "hidden": self.hidden,
+                "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class Attention(layers.Layer):
+    """Multi-head self-attention over the pixels of a feature map, plus a depthwise 3x3
+    positional term on the values (YOLO11's PSA attention).
+
+    Per head: keys and queries have ``key_dim = head_dim * attn_ratio`` channels, values
+    ``head_dim = dim / num_heads``. One 1x1 conv makes q, k, v, laid out per head as
+    [q (key_dim), k (key_dim), v (head_dim)], the reference's channel order.
+
+    Args:
+        dim: input and output channels.
+        num_heads: attention heads.
+        attn_ratio: key_dim / head_dim.
+
+    Input ``[B, H, W, dim]`` -> ``[B, H, W, dim]``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, attn_ratio: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.num_heads, self.attn_ratio = dim, num_heads, attn_ratio
+        self.head_dim = dim // num_heads
+        self.key_dim = int(self.head_dim * attn_ratio)
+        self.scale = self.key_dim ** -0.5
+        qkv_channels = dim + 2 * self.key_dim * num_heads
+        self.qkv = ConvBNSiLU(qkv_channels, 1, activation=False, name="qkv")
+        self.proj = ConvBNSiLU(dim, 1, activation=False, name="proj")
+        self.pe = ConvBNSiLU(dim, 3, depthwise=True, activation=False, name="pe")
+
+    def call(self, x, training=None):
+        height, width = x.shape[1], x.shape[2]
+        pixels = height * width
+        qkv = self.qkv(x, training=training)  # [B, H, W, heads * (2 key_dim + head_dim)]
+        qkv = ops.reshape(qkv, (-1, pixels, self.num_heads, 2 * self.key_dim + self.head_dim))
+        qkv = ops.transpose(qkv, (0, 2, 1, 3))  # [B, heads, N, 2 key_dim + head_dim]
+        q = qkv[..., :self.key_dim]
+        k = qkv[..., self.key_dim:2 * self.key_dim]
+        v = qkv[..., 2 * self.key_dim:]  # [B, heads, N, head_dim]
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * self.scale  # [B, heads, N, N]
+        weights = ops.softmax(scores, axis=-1)
+        attended = ops.matmul(weights, v)  # [B, heads, N, head_dim]
+        attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, height, width, self.dim))
+        values = ops.reshape(ops.transpose(v, (0, 2, 1, 3)), (-1, height, width, self.dim))
+        return self.proj(attended + self.pe(values, training=training), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads,
+                "attn_ratio": self.attn_ratio}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class PSABlock(layers.Layer):
+    """Attention then a 1x1 feed-forward pair, each with a residual.
+
+    Args:
+        dim: channels.
+        num_heads: attention heads.
+    """
+
+    def __init__(self, dim: int, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.num_heads = dim, num_heads
+        self.attn = Attention(dim, num_heads, attn_ratio=0.5, name="attn")
+        self.ffn1 = ConvBNSiLU(2 * dim, 1, name="ffn1")
+        self.ffn2 = ConvBNSiLU(dim, 1, activation=False, name="ffn2")
+
+    def call(self, x, training=None):
+        x = x + self.attn(x, training=training)
+        return x + self.ffn2(self.ffn1(x, training=training), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class C2PSA(layers.Layer):
+    """YOLO11's C2PSA: a 1x1 conv split in two halves, PSA blocks on the second, fused.
+
+    Args:
+        filters: input and output channels (the design requires them equal).
+        repeats: PSA blocks.
+        expansion: half width c = int(filters * expansion); heads = c // 64.
+    """
+
+    def __init__(self, filters: int, repeats: int = 1, expansion: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.repeats, self.expansion = filters, repeats, expansion
+        self.hidden = int(filters * expansion)
+        self.cv1 = ConvBNSiLU(2 * self.hidden, 1, name="cv1")
+        self.cv2 = ConvBNSiLU(filters, 1, name="cv2")
+        self.blocks = [PSABlock(self.hidden, max(self.hidden // 64, 1), name=f"m{i}")
+                       for i in range(repeats)]
+
+    def call(self, x, training=None):
+        y = self.cv1(x, training=training)  # [B, H, W, 2c]
+        kept, attended = y[..., :self.hidden], y[..., self.hidden:]
+        for block in self.blocks:
+            attended = block(attended, training=training)
+        return self.cv2(ops.concatenate([kept, attended], axis=-1), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "repeats": self.repeats,
+                "expansion": self.expansion}

@@ -1,0 +1,91 @@
+"""YoloSeg: the YOLOv8-seg / YOLO11-seg network as one functional Keras model.
+
+Input ``images``: float32 ``[B, S, S, 3]`` RGB in [0, 1]. Output: the raw-output dict of
+tfseg/contracts.py (box_logits, class_logits, mask_coefficients, prototypes). The model
+returns the same thing in training and inference; decoding, NMS and masks are composed
+outside it (tfseg/postprocess).
+
+Example:
+    >>> model = build_model("yolov8-seg-n", num_classes=3, image_size=128)
+    >>> outputs = model(images)            # images [B, 128, 128, 3]
+    >>> outputs["box_logits"].shape        # (B, 336, 64)
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfseg.contracts import STRIDES
+from tfseg.errors import ConfigError
+from tfseg.model.backbone import yolo11_backbone, yolov8_backbone
+from tfseg.model.head import SegmentHead
+from tfseg.model.neck import yolo11_neck, yolov8_neck
+from tfseg.model.scales import model_spec
+
+_FAMILIES = {
+    "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
+    "yolo11-seg": (yolo11_backbone, yolo11_neck, True),
+}
+
+
+def _check_arguments(num_classes: int, image_size: int) -> None:
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"model.num_classes: must be a positive integer, got {num_classes!r}")
+    if not isinstance(image_size, int) or image_size < max(STRIDES) or image_size % max(STRIDES):
+        raise ConfigError(f"model.image_size: must be a positive multiple of {max(STRIDES)}, "
+                          f"got {image_size!r}")
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class YoloSeg(keras.Model):
+    """A YOLOv8-seg or YOLO11-seg network, chosen by name.
+
+    Args:
+        model_name: ``yolov8-seg-{n,s,m,l,x}`` or ``yolo11-seg-{n,s,m,l,x}``.
+        num_classes: C, number of classes.
+        image_size: S, square input size, a multiple of 32.
+
+    Raises:
+        ConfigError: unknown name, C < 1, or S not a multiple of 32.
+    """
+
+    def __init__(self, model_name: str, num_classes: int, image_size: int, **kwargs):
+        _check_arguments(num_classes, image_size)
+        spec = model_spec(model_name)
+        make_backbone, make_neck, lightweight = _FAMILIES[spec.family]
+        images = keras.Input((image_size, image_size, 3), name="images", dtype="float32")
+        levels = make_neck(make_backbone(images, spec), spec)
+        head = SegmentHead(num_classes, [int(f.shape[-1]) for f in levels],
+                           proto_channels=spec.channels(spec.proto_channels),
+                           reg_max=spec.reg_max, num_masks=spec.num_masks,
+                           lightweight_class_branch=lightweight, name="head")
+        outputs = head(levels)
+        kwargs.setdefault("name", model_name.replace("-", "_"))
+        super().__init__(inputs=images, outputs=outputs, **kwargs)
+        self.model_name, self.num_classes, self.image_size = model_name, num_classes, image_size
+        self.spec = spec
+
+    # The training engineer adds `compute_loss` here, delegating to tfseg.loss (the only
+    # place the model may import the loss from): Keras fit calls it with (x, y, y_pred).
+
+    def get_config(self):
+        return {"model_name": self.model_name, "num_classes": self.num_classes,
+                "image_size": self.image_size, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def build_model(name: str, num_classes: int, image_size: int) -> YoloSeg:
+    """Build a YoloSeg by name (fresh weights, head biases at their priors).
+
+    Args:
+        name: ``yolov8-seg-{n,s,m,l,x}`` or ``yolo11-seg-{n,s,m,l,x}``.
+        num_classes: C.
+        image_size: S, a multiple of 32.
+
+    Returns:
+        The functional model: ``images [B, S, S, 3]`` -> raw-output dict.
+    """
+    return YoloSeg(name, num_classes, image_size)
