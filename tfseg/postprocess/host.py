@@ -1,0 +1,176 @@
+"""Host side of the post-processing (numpy, cv2, pycocotools): detections -> original image.
+
+The graph returns detections in letterboxed input pixels with masks at prototype resolution.
+Here, for the kept detections only: boxes go back to original pixels (the inverse map of
+tfseg.ops.letterbox), and each mask is warped from prototype pixels straight to the original
+pixels inside its box (one bilinear cv2.warpAffine per instance, never a full-image resize),
+thresholded, and cropped to its box. Masks are kept as box-sized crops; full-size masks,
+COCO RLE and polygons are made from them on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from tfseg.contracts import PROTO_STRIDE
+from tfseg.ops.letterbox import letterbox_inverse_boxes
+
+
+@dataclass
+class ImageDetections:
+    """Detections of one image in original pixels.
+
+    Attributes:
+        boxes: ``[n, 4]`` float32 xyxy, original pixels, clipped to the image.
+        scores: ``[n]`` float32.
+        classes: ``[n]`` int32 contiguous class index.
+        mask_crops: n bool arrays, each ``[h_i, w_i]``: the mask inside the integer box
+            ``mask_origins[i]`` (x0, y0) of size (w_i, h_i).
+        mask_origins: ``[n, 2]`` int32 (x0, y0) of each crop in the original image.
+        height, width: original image size.
+    """
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    mask_crops: list
+    mask_origins: np.ndarray
+    height: int
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def full_mask(self, i: int) -> np.ndarray:
+        """``[H, W]`` bool mask of detection ``i``."""
+        full = np.zeros((self.height, self.width), bool)
+        _paste(full, self.mask_crops[i], self.mask_origins[i])
+        return full
+
+    def mask_areas(self) -> np.ndarray:
+        """``[n]`` int64 pixel count of every mask."""
+        return np.array([int(c.sum()) for c in self.mask_crops], np.int64)
+
+
+def _paste(target: np.ndarray, crop: np.ndarray, origin: np.ndarray) -> None:
+    x0, y0 = int(origin[0]), int(origin[1])
+    target[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+
+
+def _box_pixel_range(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """Integer pixel range (x0, y0, x1, y1), exclusive ends, covering an xyxy box."""
+    x0 = int(np.clip(np.floor(box[0]), 0, width))
+    y0 = int(np.clip(np.floor(box[1]), 0, height))
+    x1 = int(np.clip(np.ceil(box[2]), x0, width))
+    y1 = int(np.clip(np.ceil(box[3]), y0, height))
+    return x0, y0, x1, y1
+
+
+def mask_to_original(mask: np.ndarray, box: np.ndarray, info: np.ndarray,
+                     threshold: float = 0.5, proto_stride: int = PROTO_STRIDE
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One prototype-resolution mask -> bool mask inside its box in original pixels.
+
+    The centre of original pixel (c, r) sits at input pixel ((c + 0.5) * scale + pad_left,
+    (r + 0.5) * scale + pad_top), i.e. at prototype pixel coordinate (that / stride - 0.5)
+    counted between pixel centres; the affine map below samples exactly there.
+
+    Args:
+        mask: ``[P, P]`` float32 probabilities (zero outside the box).
+        box: ``[4]`` xyxy original pixels, clipped to the image.
+        info: ``[5]`` letterbox info (orig_height, orig_width, scale, pad_top, pad_left).
+        threshold: probability above which a pixel belongs to the instance.
+        proto_stride: input pixels per prototype pixel.
+
+    Returns:
+        crop: ``[h, w]`` bool, the mask on the pixels of the box's integer range.
+        origin: ``[2]`` int32 (x0, y0) of the crop.
+    """
+    height, width, scale, pad_top, pad_left = (float(v) for v in info)
+    x0, y0, x1, y1 = _box_pixel_range(box, int(height), int(width))
+    origin = np.array([x0, y0], np.int32)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), bool), origin
+    step = scale / proto_stride
+    to_proto = np.array([
+        [step, 0.0, ((x0 + 0.5) * scale + pad_left) / proto_stride - 0.5],
+        [0.0, step, ((y0 + 0.5) * scale + pad_top) / proto_stride - 0.5]], np.float64)
+    warped = cv2.warpAffine(np.ascontiguousarray(mask, np.float32), to_proto, (x1 - x0, y1 - y0),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    # Keep pixels whose centre is inside the box (the rule of tfseg.ops.masks.crop_to_boxes).
+    cols = np.arange(x0, x1) + 0.5
+    rows = np.arange(y0, y1) + 0.5
+    inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))[None]
+    return (warped > threshold) & inside, origin
+
+
+def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
+                ) -> list[ImageDetections]:
+    """A batch of detections (DETECTIONS contract, numpy) -> one ImageDetections per image.
+
+    Args:
+        detections: dict of numpy arrays: boxes ``[B, N, 4]`` input pixels, scores ``[B, N]``,
+            classes ``[B, N]``, masks ``[B, N, P, P]``, num_detections ``[B]``.
+        letterbox: ``[B, 5]`` float32 letterbox info of each image.
+        threshold: mask probability threshold.
+
+    Returns:
+        B ImageDetections; detections whose box is empty in the original image are dropped.
+    """
+    letterbox = np.asarray(letterbox, np.float32)
+    original_boxes = letterbox_inverse_boxes(
+        np.asarray(detections["boxes"], np.float32), letterbox).numpy()  # [B, N, 4]
+    results = []
+    for b, count in enumerate(np.asarray(detections["num_detections"]).astype(int)):
+        height, width = int(letterbox[b, 0]), int(letterbox[b, 1])
+        boxes = original_boxes[b, :count]
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        crops, origins = [], []
+        for i in np.flatnonzero(keep):
+            crop, origin = mask_to_original(detections["masks"][b, i], boxes[i], letterbox[b],
+                                            threshold)
+            crops.append(crop)
+            origins.append(origin)
+        results.append(ImageDetections(
+            boxes=boxes[keep].astype(np.float32),
+            scores=np.asarray(detections["scores"][b, :count], np.float32)[keep],
+            classes=np.asarray(detections["classes"][b, :count], np.int32)[keep],
+            mask_crops=crops, mask_origins=np.array(origins, np.int32).reshape(-1, 2),
+            height=height, width=width))
+    return results
+
+
+def encode_rle(detections: ImageDetections) -> list[dict]:
+    """COCO RLE (pycocotools, compressed, counts as str) of every mask, original size."""
+    buffer = np.zeros((detections.height, detections.width, 1), np.uint8, order="F")
+    rles = []
+    for crop, origin in zip(detections.mask_crops, detections.mask_origins):
+        _paste(buffer[..., 0], crop, origin)
+        rle = mask_utils.encode(buffer)[0]
+        rle["counts"] = rle["counts"].decode("ascii")
+        rles.append(rle)
+        _paste(buffer[..., 0], np.zeros_like(crop), origin)  # reuse the buffer: clear the crop
+    return rles
+
+
+def polygons(detections: ImageDetections, i: int, min_points: int = 3) -> list[list[float]]:
+    """Outer contours of mask ``i`` as COCO polygons ``[[x1, y1, x2, y2, ...], ...]``.
+
+    Coordinates are pixel centres of the boundary pixels, original image pixels.
+    """
+    crop = detections.mask_crops[i].astype(np.uint8)
+    if crop.size == 0:
+        return []
+    contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    x0, y0 = detections.mask_origins[i]
+    result = []
+    for contour in contours:
+        if len(contour) < min_points:
+            continue
+        points = contour.reshape(-1, 2).astype(np.float32) + np.array([x0, y0], np.float32)
+        result.append([round(float(v), 2) for v in points.reshape(-1)])
+    return result
