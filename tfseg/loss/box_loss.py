@@ -1,0 +1,112 @@
+"""Box regression terms: CIoU loss and distribution focal loss (DFL), as in YOLOv8.
+
+The network predicts, per anchor and per side (left, top, right, bottom), a distribution over
+``reg_max`` bins of the distance from the anchor centre to that side, in units of the anchor's
+stride. Its expectation gives the box (CIoU term); the distribution itself is trained towards
+the two bins around the true distance (DFL, Li et al. 2020, "Generalized Focal Loss").
+
+Both terms are weighted per anchor by the anchor's target-score sum and normalized by the
+target-score sum over the batch, so well-aligned anchors count more and the scale does not
+depend on how many anchors are positive. Plain ``tf`` because it composes ``tfseg.ops``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfseg.ops.boxes import ciou
+
+# Targets stay just below the last bin so the upper neighbour bin exists.
+_DFL_TARGET_MARGIN = 0.01
+
+
+def expected_distances(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
+    """DFL expectation: softmax over the bins, weighted by the bin index.
+
+    Args:
+        box_logits: ``[B, A, 4 * reg_max]`` float32 logits, sides (l, t, r, b) outermost.
+        reg_max: bins per side.
+
+    Returns:
+        ``[B, A, 4]`` float32 distances in stride units.
+    """
+    logits = _per_side(box_logits, reg_max)  # [B, A, 4, R]
+    bins = tf.range(reg_max, dtype=logits.dtype)  # [R]
+    return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * bins, axis=-1)  # [B, A, 4]
+
+
+def distances_to_boxes(points: tf.Tensor, distances: tf.Tensor) -> tf.Tensor:
+    """(l, t, r, b) distances from anchor centres -> xyxy boxes.
+
+    Args:
+        points: ``[A, 2]`` anchor centres (x, y).
+        distances: ``[B, A, 4]`` in the same units as ``points``.
+
+    Returns:
+        ``[B, A, 4]`` xyxy.
+    """
+    return tf.concat([points - distances[..., :2], points + distances[..., 2:]], axis=-1)
+
+
+def boxes_to_distances(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """xyxy boxes -> (l, t, r, b) distances from anchor centres; inverse of the above.
+
+    Args:
+        points: ``[A, 2]`` anchor centres (x, y).
+        boxes: ``[B, A, 4]`` xyxy in the same units.
+
+    Returns:
+        ``[B, A, 4]`` distances (negative when the centre is outside the box).
+    """
+    return tf.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)
+
+
+def ciou_loss(pred_boxes: tf.Tensor, target_boxes: tf.Tensor, weights: tf.Tensor,
+              normalizer: tf.Tensor) -> tf.Tensor:
+    """sum over anchors of (1 - CIoU) * weight, divided by ``normalizer``.
+
+    Args:
+        pred_boxes: ``[B, A, 4]`` float32 xyxy.
+        target_boxes: ``[B, A, 4]`` float32 xyxy (any finite box where weight is 0).
+        weights: ``[B, A]`` float32, zero on background anchors.
+        normalizer: scalar float32 > 0 (the batch's target-score sum).
+
+    Returns:
+        Scalar float32.
+    """
+    per_anchor = 1.0 - ciou(pred_boxes, target_boxes)  # [B, A]
+    return tf.reduce_sum(per_anchor * weights) / normalizer
+
+
+def distribution_focal_loss(box_logits: tf.Tensor, target_distances: tf.Tensor,
+                            weights: tf.Tensor, normalizer: tf.Tensor, reg_max: int) -> tf.Tensor:
+    """Cross-entropy of each side's bin distribution against its two neighbouring bins.
+
+    A target distance t (stride units, clipped to [0, reg_max - 1 - 0.01]) between bins i and
+    i + 1 puts weight (i + 1 - t) on bin i and (t - i) on bin i + 1; on a bin exactly, all weight
+    goes to that bin. The per-anchor loss is the mean over the four sides.
+
+    Args:
+        box_logits: ``[B, A, 4 * reg_max]`` float32 logits.
+        target_distances: ``[B, A, 4]`` float32 (l, t, r, b), stride units.
+        weights: ``[B, A]`` float32, zero on background anchors.
+        normalizer: scalar float32 > 0.
+        reg_max: bins per side.
+
+    Returns:
+        Scalar float32.
+    """
+    log_probs = tf.nn.log_softmax(_per_side(box_logits, reg_max), axis=-1)  # [B, A, 4, R]
+    target = tf.clip_by_value(target_distances, 0.0, reg_max - 1 - _DFL_TARGET_MARGIN)
+    bins = tf.range(reg_max, dtype=tf.float32)  # [R]
+    # Triangular ("tent") weights: 1 - |t - i| on the two bins around t, 0 elsewhere.
+    bin_weights = tf.maximum(1.0 - tf.abs(target[..., None] - bins), 0.0)  # [B, A, 4, R]
+    per_side = -tf.reduce_sum(bin_weights * log_probs, axis=-1)  # [B, A, 4]
+    per_anchor = tf.reduce_mean(per_side, axis=-1)  # [B, A]
+    return tf.reduce_sum(per_anchor * weights) / normalizer
+
+
+def _per_side(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
+    """[B, A, 4 * R] -> [B, A, 4, R]."""
+    shape = tf.shape(box_logits)
+    return tf.reshape(box_logits, [shape[0], shape[1], 4, reg_max])

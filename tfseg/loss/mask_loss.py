@@ -1,0 +1,78 @@
+"""Mask term: per-instance BCE of (coefficients x prototypes) against the assigned GT mask.
+
+For each positive anchor, the mask logits are its coefficients combined with the image's
+prototypes ([P, P], 1/4 of the input). The pixelwise BCE against the assigned GT's mask is
+summed inside the GT box (in prototype pixels) and divided by the box area, so small and
+large instances weigh alike; the result is averaged over the positive anchors of the batch.
+
+Fixed shapes without a per-image loop: per image, the ``max_anchors`` anchors of highest
+priority (positives first, best-aligned first) are gathered, their logits [B, K, P, P] made at
+once, and the non-positives among them masked out. When an image has more positives than
+``max_anchors``, only its best-aligned ``max_anchors`` enter the average (exact otherwise):
+the cap bounds memory at B * K * P * P floats instead of B * A * P * P.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfseg.contracts import PROTO_STRIDE
+from tfseg.ops.boxes import area
+from tfseg.ops.masks import combine_prototypes, crop_to_boxes
+
+# Boxes thinner than a prototype pixel would divide a one-pixel loss by a tiny area.
+_MIN_AREA = 1.0
+
+
+def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tensor,
+              gt_boxes: tf.Tensor, gt_index: tf.Tensor, foreground: tf.Tensor,
+              priority: tf.Tensor, max_anchors: int = 256,
+              proto_stride: int = PROTO_STRIDE) -> tf.Tensor:
+    """Mean over positive anchors of the box-normalized mask BCE.
+
+    Args:
+        coefficients: ``[B, A, K]`` float32 mask coefficients per anchor.
+        prototypes: ``[B, P, P, K]`` float32 prototypes, NHWC.
+        gt_masks: ``[B, M, P, P]`` uint8 0/1 GT masks at prototype resolution.
+        gt_boxes: ``[B, M, 4]`` float32 GT boxes, xyxy input pixels.
+        gt_index: ``[B, A]`` int32 assigned GT per anchor (from the assigner).
+        foreground: ``[B, A]`` bool positive anchors.
+        priority: ``[B, A]`` float32 >= 0 (the target-score sum); decides which positives are
+            kept when an image has more than ``max_anchors``.
+        max_anchors: anchors per image whose masks are made.
+        proto_stride: input pixels per prototype pixel.
+
+    Returns:
+        Scalar float32; zero when there is no positive anchor.
+    """
+    num_anchors = coefficients.shape[1]
+    k = min(max_anchors, num_anchors)
+    fg = tf.cast(foreground, tf.float32)  # [B, A]
+    # Positives rank above every background anchor (1 + priority > 0).
+    _, chosen = tf.math.top_k(fg * (1.0 + priority), k=k)  # [B, K]
+    used = tf.gather(fg, chosen, batch_dims=1)  # [B, K]
+    chosen_gt = tf.gather(gt_index, chosen, batch_dims=1)  # [B, K]
+
+    logits = combine_prototypes(tf.gather(coefficients, chosen, batch_dims=1),
+                                prototypes)  # [B, K, P, P]
+    targets = tf.cast(tf.gather(gt_masks, chosen_gt, batch_dims=1), tf.float32)  # [B, K, P, P]
+    boxes = tf.gather(gt_boxes, chosen_gt, batch_dims=1) / float(proto_stride)  # [B, K, 4]
+
+    per_anchor = box_normalized_bce(logits, targets, boxes)  # [B, K]
+    return tf.reduce_sum(per_anchor * used) / tf.maximum(tf.reduce_sum(used), 1.0)
+
+
+def box_normalized_bce(logits: tf.Tensor, targets: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """BCE summed inside each box, divided by the box area.
+
+    Args:
+        logits: ``[..., P, Q]`` float32 mask logits.
+        targets: ``[..., P, Q]`` float32 0/1 masks.
+        boxes: ``[..., 4]`` float32 xyxy in mask pixels.
+
+    Returns:
+        ``[...]`` float32: the mean BCE over the box's pixels.
+    """
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)  # [..., P, Q]
+    inside_sum = tf.reduce_sum(crop_to_boxes(bce, boxes), axis=[-2, -1])  # [...]
+    return inside_sum / tf.maximum(area(boxes), _MIN_AREA)
