@@ -1,0 +1,129 @@
+"""Random geometric and colour augmentation, each a function (sample, seed) -> sample.
+
+Seeds are ``[2]`` int tensors for TF's stateless random ops, so a sample's augmentation
+depends only on its seed: deterministic under tf.data parallelism.
+
+The parameters follow the YOLO training recipe: ``degrees`` (rotation range +/-), ``translate``
+(+/- fraction of the output size), ``scale`` (gain drawn in 1 +/- scale), ``shear`` (+/-
+degrees), ``fliplr`` (probability), ``hsv_h`` (hue shift, +/- fraction of the hue circle),
+``hsv_s`` / ``hsv_v`` (saturation / value gain drawn in 1 +/- the value).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfseg.contracts import LETTERBOX_PAD_VALUE
+from tfseg.ops import affine
+from tfseg.pipeline.targets import mask_areas, mask_boxes, select_instances
+
+MIN_VISIBLE = 0.1  # an instance keeping under 10% of its expected area after the warp is dropped
+
+
+def _uniform(seed, low, high) -> tf.Tensor:
+    return tf.random.stateless_uniform([], seed, minval=low, maxval=high)
+
+
+def random_affine_matrix(seed, source_height, source_width, size: int, degrees: float,
+                         translate: float, scale: float, shear: float) -> tf.Tensor:
+    """The YOLO random affine: centre the source on the origin, rotate and scale, shear, then
+    move the origin to a random point near the centre of the size x size output.
+
+    Args:
+        seed: ``[2]`` int stateless seed.
+        source_height, source_width: the source canvas (``[]`` numbers or tensors).
+        size: S, the output side.
+
+    Returns:
+        ``[3, 3]`` float32 source -> output pixels.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    centre = affine.translation(-tf.cast(source_width, tf.float32) / 2.0,
+                                -tf.cast(source_height, tf.float32) / 2.0)
+    turn = affine.rotation(_uniform(seeds[0], -degrees, degrees + 1e-9))
+    gain = affine.scaling(_uniform(seeds[1], 1.0 - scale, 1.0 + scale + 1e-9))
+    skew = affine.shearing(_uniform(seeds[2], -shear, shear + 1e-9),
+                           _uniform(seeds[3], -shear, shear + 1e-9))
+    move = affine.translation(_uniform(seeds[4], 0.5 - translate, 0.5 + translate + 1e-9) * size,
+                              _uniform(seeds[5], 0.5 - translate, 0.5 + translate + 1e-9) * size)
+    return move @ skew @ gain @ turn @ centre
+
+
+def warp_masks(masks: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
+    """``[K, H, W]`` uint8 0/1 -> ``[K, size, size]`` under ``matrix`` (nearest, so 0/1 stays 0/1
+    and uint8 keeps the memory of K full-size masks at a quarter of float32)."""
+    stacked = tf.transpose(masks, [1, 2, 0])  # [H, W, K]
+    warped = affine.warp_image(stacked, matrix, size, size, "nearest", 0.0)  # [S, S, K]
+    return tf.transpose(warped, [2, 0, 1])
+
+
+def warp_instances(sample: dict, masks: tf.Tensor, matrix: tf.Tensor, size: int) -> dict:
+    """Warp ``masks`` ``[K, H, W]`` of ``sample``'s instances and keep those still visible.
+
+    An instance is kept when its warped mask keeps at least MIN_VISIBLE of its area times the
+    area gain |det(matrix)| (so instances pushed out of the frame, or cut to a sliver, go).
+    Boxes become the tight boxes of the warped masks.
+    """
+    warped = warp_masks(masks, matrix, size)
+    gain = tf.abs(tf.linalg.det(matrix[:2, :2]))
+    expected = mask_areas(masks) * gain
+    visible = mask_areas(warped)
+    keep = (visible > 0) & (visible >= MIN_VISIBLE * expected)
+    out = dict(sample, masks=warped, boxes=mask_boxes(warped))
+    return select_instances(out, keep)
+
+
+def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate: float = 0.1,
+                  scale: float = 0.5, shear: float = 0.0, placement: tf.Tensor | None = None) -> dict:
+    """Warp image, masks and boxes of a sample by one random affine into a size x size output.
+
+    Args:
+        sample: SAMPLE dict of any image size.
+        seed: ``[2]`` stateless seed.
+        size: S.
+        placement: optional ``[3, 3]`` applied before the random affine, whose source canvas
+            is then size x size (used to centre a top-left-aligned letterbox).
+
+    Returns:
+        SAMPLE dict with image ``[S, S, 3]`` uint8 (grey 114 where nothing maps), masks
+        ``[K', S, S]``, boxes the tight boxes of those masks; invisible instances dropped.
+    """
+    with tf.name_scope("random_affine"):
+        if placement is None:
+            height, width = tf.shape(sample["image"])[0], tf.shape(sample["image"])[1]
+            placement = tf.eye(3)
+        else:
+            height = width = size
+        matrix = random_affine_matrix(seed, height, width, size, degrees, translate, scale,
+                                      shear) @ placement
+        image = affine.warp_image(sample["image"], matrix, size, size, "bilinear",
+                                  float(LETTERBOX_PAD_VALUE))
+        return warp_instances(dict(sample, image=image), sample["masks"], matrix, size)
+
+
+def random_flip(sample: dict, seed, probability: float = 0.5) -> dict:
+    """Mirror image, masks and boxes left-right with ``probability``."""
+    with tf.name_scope("random_flip"):
+        width = tf.shape(sample["image"])[1]
+
+        def flip():
+            boxes = affine.transform_boxes(affine.horizontal_flip(width), sample["boxes"])
+            return dict(sample, image=tf.reverse(sample["image"], [1]),
+                        masks=tf.reverse(sample["masks"], [2]), boxes=boxes)
+
+        return tf.cond(_uniform(seed, 0.0, 1.0) < probability, flip, lambda: dict(sample))
+
+
+def random_hsv(sample: dict, seed, hsv_h: float = 0.015, hsv_s: float = 0.7,
+               hsv_v: float = 0.4) -> dict:
+    """Colour jitter in HSV: hue += r_h (fraction of the circle, wrapped), saturation *= 1 + r_s,
+    value *= 1 + r_v (clipped), with r_x uniform in [-hsv_x, hsv_x]."""
+    with tf.name_scope("random_hsv"):
+        gains = tf.random.stateless_uniform([3], seed, -1.0, 1.0) * tf.constant([hsv_h, hsv_s, hsv_v])
+        hsv = tf.image.rgb_to_hsv(tf.cast(sample["image"], tf.float32) / 255.0)  # [H, W, 3]
+        hue = tf.math.floormod(hsv[..., 0] + gains[0], 1.0)
+        saturation = tf.clip_by_value(hsv[..., 1] * (1.0 + gains[1]), 0.0, 1.0)
+        value = tf.clip_by_value(hsv[..., 2] * (1.0 + gains[2]), 0.0, 1.0)
+        rgb = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1))
+        image = tf.cast(tf.round(tf.clip_by_value(rgb * 255.0, 0.0, 255.0)), tf.uint8)
+        return dict(sample, image=image)

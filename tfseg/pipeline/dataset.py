@@ -1,0 +1,122 @@
+"""build_dataset: records -> fixed-shape batches for training or evaluation.
+
+The only public entry of tfseg.pipeline. Training: shard, shuffle, decode, crowd removal,
+resize, mosaic + random affine (mosaic.py), flip, HSV, filtering, targets, batch, prefetch.
+Evaluation: decode, crowd removal, letterbox only, plus what evaluation needs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfseg.contracts import PROTO_STRIDE
+from tfseg.ops.letterbox import letterbox_boxes, letterbox_image, letterbox_masks
+from tfseg.pipeline import augment, mosaic, targets
+from tfseg.pipeline.decode import decode_record
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _records(source, split: str) -> tf.data.Dataset:
+    """A record dataset from a dataset or a prepared data directory."""
+    if isinstance(source, tf.data.Dataset):
+        return source
+    from tfseg.data.prepare import load_split  # the records' reader, owned by tfseg.data
+
+    records, _ = load_split(source, split)
+    return records
+
+
+def _load(record: dict) -> dict:
+    sample = targets.remove_crowd(decode_record(record))
+    sample.pop("is_crowd")
+    return sample
+
+
+def _train_samples(records, size, seed, mosaic_p, mosaic_enabled, degrees, translate, scale, shear,
+                   fliplr, hsv_h, hsv_s, hsv_v, min_area) -> tf.data.Dataset:
+    """Shuffled, decoded records -> augmented S x S samples, filtered."""
+    samples = records.map(_load, num_parallel_calls=AUTOTUNE)
+    samples = samples.map(lambda s: mosaic.resize_to_fit(s, size), num_parallel_calls=AUTOTUNE)
+    groups = mosaic.group_samples(samples, size)
+    samples = mosaic.apply_mosaic(groups, seed, size, mosaic_p, mosaic_enabled, degrees, translate,
+                                  scale, shear)
+
+    def colour_and_flip(sample, draw):
+        flip_seed, hsv_seed = tf.unstack(tf.random.experimental.stateless_split(
+            tf.stack([draw, tf.constant(seed + 1, tf.int64)]), 2))
+        sample = augment.random_flip(sample, flip_seed, fliplr)
+        sample = augment.random_hsv(sample, hsv_seed, hsv_h, hsv_s, hsv_v)
+        return targets.drop_small(sample, min_area)
+
+    draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(samples, draws).map(colour_and_flip, num_parallel_calls=AUTOTUNE)
+
+
+def _eval_element(record: dict, size: int, max_instances: int) -> tuple[tf.Tensor, dict]:
+    """One record -> (image, targets + image_id + letterbox info), letterboxed."""
+    sample = _load(record)
+    image, info = letterbox_image(sample["image"], size)
+    masks = letterbox_masks(sample["masks"], size)
+    boxed = dict(sample, image=tf.cast(tf.round(image), tf.uint8), masks=masks,
+                 boxes=letterbox_boxes(sample["boxes"], info))
+    image, padded = targets.to_targets(boxed, size, max_instances)
+    return image, dict(padded, image_id=sample["image_id"], letterbox=info)
+
+
+def _eval_filler(size: int, max_instances: int, count: int) -> tf.data.Dataset:
+    """``count`` empty elements (image_id -1) that complete the last evaluation batch."""
+    proto = size // PROTO_STRIDE
+    image = tf.zeros([size, size, 3], tf.float32)
+    empty = {"boxes": tf.zeros([max_instances, 4]), "classes": -tf.ones([max_instances], tf.int32),
+             "masks": tf.zeros([max_instances, proto, proto], tf.uint8),
+             "image_id": tf.constant(-1, tf.int64), "letterbox": tf.constant([1.0, 1.0, 1.0, 0.0, 0.0])}
+    return tf.data.Dataset.from_tensors((image, empty)).repeat(count)
+
+
+def build_dataset(source, split: str, image_size: int, batch_size: int, max_instances: int = 100,
+                  training: bool = True, seed: int = 0, input_context=None,
+                  mosaic_p: float = 1.0, mosaic_enabled: tf.Variable | None = None,
+                  degrees: float = 0.0, translate: float = 0.1, scale: float = 0.5,
+                  shear: float = 0.0, fliplr: float = 0.5, hsv_h: float = 0.015,
+                  hsv_s: float = 0.7, hsv_v: float = 0.4, min_area: float = 4.0,
+                  shuffle_buffer: int = 256) -> tf.data.Dataset:
+    """Records -> batches of (images, targets) per contracts.TRAIN_IMAGES / TRAIN_TARGETS.
+
+    Args:
+        source: a prepared data directory (read by tfseg.data.prepare.load_split) or a
+            tf.data.Dataset of records (contracts.RECORD).
+        split: "train", "val", ... (ignored when ``source`` is a dataset).
+        image_size: S, divisible by 32.
+        batch_size: the global batch; with ``input_context`` each pipeline batches its share.
+        max_instances: M.
+        training: augment and shuffle (True), or letterbox only (False).
+        seed: every random choice (order, augmentation) follows it.
+        input_context: tf.distribute.InputContext: shard records across input pipelines.
+        mosaic_p ... min_area: augmentation (AugmentConfig); mosaic_enabled: close-mosaic switch.
+        shuffle_buffer: records held for shuffling.
+
+    Returns:
+        Training: dataset of (images ``[B, S, S, 3]`` float32 in [0, 1], targets dict boxes
+        ``[B, M, 4]``, classes ``[B, M]``, masks ``[B, M, S/4, S/4]``), drop_remainder.
+        Evaluation: the same targets plus image_id ``[B]`` int64 (-1 for filler elements that
+        complete the last batch; skip them) and letterbox ``[B, 5]`` float32
+        (orig_h, orig_w, scale, pad_top, pad_left): every image appears once.
+    """
+    if image_size % 32:
+        raise ValueError(f"image_size must be divisible by 32, got {image_size}")
+    records = _records(source, split)
+    if input_context is not None:
+        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    if training:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        samples = _train_samples(records, image_size, seed, mosaic_p, mosaic_enabled, degrees,
+                                 translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v, min_area)
+        batches = samples.map(lambda s: targets.to_targets(s, image_size, max_instances),
+                              num_parallel_calls=AUTOTUNE)
+    else:
+        batches = records.map(lambda r: _eval_element(r, image_size, max_instances),
+                              num_parallel_calls=AUTOTUNE)
+        batches = batches.concatenate(_eval_filler(image_size, max_instances, batch_size - 1))
+    return batches.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -1,0 +1,198 @@
+"""4-image mosaic, fused with the random affine that follows it, as a dataset transform.
+
+Each sample is first resized so its long side is S (``resize_to_fit``). A sliding window of 4
+consecutive (shuffled) samples forms a group, so every sample is decoded once yet anchors a
+mosaic of its own (the epoch keeps its length, less 3). With probability ``mosaic`` a group
+becomes a mosaic: the 4 images tile a 2S x 2S canvas around a random centre (as in YOLO), and
+the random affine maps the canvas to S x S. Otherwise the first sample alone is letterboxed
+(centred) and warped by the random affine.
+
+Memory: the canvas image is built (2S x 2S x 3 bytes), but masks never are: each tile's masks
+are cut to the part of the tile the canvas shows and warped straight to S x S by the affine
+composed with the tile's placement, so masks cost K x S x S bytes, not K x 4S^2.
+
+Close mosaic: pass ``enabled``, a boolean ``tf.Variable`` read inside the graph on every
+sample. A callback sets it to False for the last ``close_mosaic`` epochs
+(``enabled.assign(False)``); samples already prefetched (a few batches) still follow the old
+value. The dataset is not rebuilt, so ``fit`` keeps one dataset and one iterator per epoch.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfseg.contracts import LETTERBOX_PAD_VALUE
+from tfseg.ops import affine
+from tfseg.ops.letterbox import letterbox_params
+from tfseg.pipeline.augment import MIN_VISIBLE, random_affine, random_affine_matrix, warp_masks
+from tfseg.pipeline.targets import mask_areas, mask_boxes, select_instances
+
+TILES = 4
+
+
+def resize_to_fit(sample: dict, size: int) -> dict:
+    """Resize a sample so its long side is ``size`` (aspect kept, no padding).
+
+    Returns:
+        SAMPLE with image ``[h, w, 3]`` uint8 (bilinear), masks ``[K, h, w]`` (bilinear >= 0.5),
+        boxes scaled, and ``size`` ``[2]`` int32 = (h, w).
+    """
+    with tf.name_scope("resize_to_fit"):
+        height, width = tf.shape(sample["image"])[0], tf.shape(sample["image"])[1]
+        scale, new_h, new_w, _, _ = letterbox_params(height, width, size)
+        new_size = tf.stack([new_h, new_w])
+        image = tf.image.resize(tf.cast(sample["image"], tf.float32), new_size, "bilinear")
+        masks = tf.image.resize(tf.cast(tf.transpose(sample["masks"], [1, 2, 0]), tf.float32),
+                                new_size, "bilinear")  # [h, w, K]
+        return dict(sample,
+                    image=tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8),
+                    masks=tf.transpose(tf.cast(masks >= 0.5, tf.uint8), [2, 0, 1]),
+                    boxes=sample["boxes"] * scale, size=new_size)
+
+
+def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    """Resized samples -> groups of 4 consecutive ones, padded to common shapes.
+
+    Returns:
+        dataset of dicts: image ``[4, S, S, 3]`` (grey bottom/right padding), image_id ``[4]``,
+        boxes ``[4, K, 4]``, classes ``[4, K]`` (-1 padding), masks ``[4, K, S, S]``, size ``[4, 2]``.
+    """
+    shapes = {"image": [size, size, 3], "image_id": [], "boxes": [None, 4], "classes": [None],
+              "masks": [None, size, size], "size": [2]}
+    values = {"image": tf.constant(LETTERBOX_PAD_VALUE, tf.uint8),
+              "image_id": tf.constant(0, tf.int64), "boxes": 0.0,
+              "classes": tf.constant(-1, tf.int32), "masks": tf.constant(0, tf.uint8),
+              "size": tf.constant(0, tf.int32)}
+    keys = list(shapes)
+    windows = dataset.map(lambda s: {k: s[k] for k in keys}).window(TILES, shift=1, drop_remainder=True)
+    return windows.flat_map(
+        lambda w: tf.data.Dataset.zip(w).padded_batch(TILES, shapes, values))
+
+
+def mosaic_layout(sizes: tf.Tensor, centre: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Where each tile goes on the 2S x 2S canvas and which part of it shows.
+
+    Tiles 0..3 sit top-left, top-right, bottom-left and bottom-right of ``centre``, each touching
+    it with one corner, cut by the canvas border.
+
+    Args:
+        sizes: ``[4, 2]`` int32 (h, w) of each tile.
+        centre: ``[2]`` int32 (xc, yc) on the canvas.
+        size: S.
+
+    Returns:
+        canvas: ``[4, 4]`` int32 xyxy rectangles on the canvas.
+        source: ``[4, 4]`` int32 xyxy rectangles of the tiles they show (same sizes).
+    """
+    xc, yc, edge = centre[0], centre[1], 2 * size
+    canvas, source = [], []
+    for k in range(TILES):
+        h, w = sizes[k, 0], sizes[k, 1]
+        left, top = k in (0, 2), k in (0, 1)
+        x1 = tf.maximum(xc - w, 0) if left else xc
+        x2 = xc if left else tf.minimum(xc + w, edge)
+        y1 = tf.maximum(yc - h, 0) if top else yc
+        y2 = yc if top else tf.minimum(yc + h, edge)
+        sx1 = w - (x2 - x1) if left else tf.zeros_like(w)
+        sy1 = h - (y2 - y1) if top else tf.zeros_like(h)
+        canvas.append(tf.stack([x1, y1, x2, y2]))
+        source.append(tf.stack([sx1, sy1, sx1 + x2 - x1, sy1 + y2 - y1]))
+    return tf.stack(canvas), tf.stack(source)
+
+
+def _rect_indicator(rect: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """``[height, width]`` uint8: 1 inside the xyxy integer rectangle."""
+    rows = tf.range(height)
+    cols = tf.range(width)
+    inside_y = (rows >= rect[1]) & (rows < rect[3])
+    inside_x = (cols >= rect[0]) & (cols < rect[2])
+    return tf.cast(inside_y[:, None] & inside_x[None, :], tf.uint8)
+
+
+def _canvas_image(images: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, size: int) -> tf.Tensor:
+    """``[2S, 2S, 3]`` uint8 canvas: each tile's shown part at its place, grey elsewhere."""
+    edge = 2 * size
+    total = tf.zeros([edge, edge, 3], tf.int32)
+    covered = tf.zeros([edge, edge, 1], tf.int32)
+    for k in range(TILES):
+        c, s = canvas[k], source[k]
+        crop = tf.cast(images[k, s[1]:s[3], s[0]:s[2]], tf.int32)  # [h', w', 3]
+        pads = [[c[1], edge - c[3]], [c[0], edge - c[2]], [0, 0]]
+        total += tf.pad(crop, pads)
+        covered += tf.pad(tf.ones_like(crop[..., :1]), pads)
+    return tf.cast(total + (1 - covered) * LETTERBOX_PAD_VALUE, tf.uint8)
+
+
+def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
+                  shear: float) -> dict:
+    """One group of 4 -> one S x S sample: mosaic on a 2S canvas, then the random affine.
+
+    Returns:
+        SAMPLE dict: image ``[S, S, 3]`` uint8, image_id of the first tile, masks ``[K, S, S]``,
+        boxes (tight boxes of the masks), classes; instances under MIN_VISIBLE dropped.
+    """
+    with tf.name_scope("mosaic"):
+        centre_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        centre = tf.random.stateless_uniform([2], centre_seed, size // 2, size + size // 2,
+                                             dtype=tf.int32)
+        canvas, source = mosaic_layout(group["size"], centre, size)
+        matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, degrees, translate,
+                                      scale, shear)
+        image = affine.warp_image(_canvas_image(group["image"], canvas, source, size), matrix,
+                                  size, size, "bilinear", float(LETTERBOX_PAD_VALUE))
+        warped, expected = [], []
+        for k in range(TILES):
+            shown = group["masks"][k] * _rect_indicator(source[k], size, size)[None]  # [K, S, S]
+            offset = tf.cast(canvas[k, :2] - source[k, :2], tf.float32)
+            warped.append(warp_masks(shown, matrix @ affine.translation(offset[0], offset[1]), size))
+            expected.append(mask_areas(group["masks"][k]))
+        masks = tf.concat(warped, axis=0)  # [4K, S, S]
+        classes = tf.reshape(group["classes"], [-1])  # [4K]
+        visible = mask_areas(masks)
+        expected = tf.concat(expected, axis=0) * tf.abs(tf.linalg.det(matrix[:2, :2]))
+        keep = (classes >= 0) & (visible > 0) & (visible >= MIN_VISIBLE * expected)
+        sample = {"image": image, "image_id": group["image_id"][0], "masks": masks,
+                  "boxes": mask_boxes(masks), "classes": classes}
+        return select_instances(sample, keep)
+
+
+def single_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
+                  shear: float) -> dict:
+    """The first sample of a group, letterboxed (centred) and warped by the random affine."""
+    with tf.name_scope("single"):
+        sample = {"image": group["image"][0], "image_id": group["image_id"][0],
+                  "masks": group["masks"][0], "boxes": group["boxes"][0],
+                  "classes": group["classes"][0]}
+        sample = select_instances(sample, sample["classes"] >= 0)
+        h, w = group["size"][0, 0], group["size"][0, 1]
+        placement = affine.translation((size - w) // 2, (size - h) // 2)
+        return random_affine(sample, seed, size, degrees, translate, scale, shear, placement)
+
+
+def apply_mosaic(groups: tf.data.Dataset, seed: int, size: int, probability: float,
+                 enabled: tf.Variable | None = None, degrees: float = 0.0, translate: float = 0.1,
+                 scale: float = 0.5, shear: float = 0.0) -> tf.data.Dataset:
+    """Groups of 4 (from ``group_samples``) -> S x S samples, mosaic with ``probability``.
+
+    Args:
+        groups: dataset from ``group_samples``.
+        seed: int; each group draws its randomness from ``tf.data.Dataset.random(seed)``.
+        probability: chance of a mosaic (YOLO ``mosaic``).
+        enabled: optional boolean tf.Variable; False turns mosaic off (close mosaic).
+        degrees, translate, scale, shear: the random affine (see augment.random_affine_matrix).
+
+    Returns:
+        dataset of SAMPLE dicts of size S x S (no is_crowd field: crowds are gone by now).
+    """
+    params = dict(size=size, degrees=degrees, translate=translate, scale=scale, shear=shear)
+
+    def one(group, draw):
+        seeds = tf.random.experimental.stateless_split(tf.stack([draw, tf.constant(seed, tf.int64)]), 2)
+        on = tf.random.stateless_uniform([], seeds[0]) < probability
+        if enabled is not None:
+            on = on & enabled
+        return tf.cond(on, lambda: mosaic_sample(group, seeds[1], **params),
+                       lambda: single_sample(group, seeds[1], **params))
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(groups, draws).map(one, num_parallel_calls=tf.data.AUTOTUNE)
