@@ -1,0 +1,190 @@
+"""Make the reference fixtures of tests/model/ from an Ultralytics install (torch needed).
+
+Run once, in a separate environment that has ``ultralytics`` and ``torch`` (never a test
+dependency); nothing is downloaded (models are built from their YAML names):
+
+    YOLO_OFFLINE=1 /work/ultra-venv/bin/python tools/make_model_fixtures.py tests/fixtures/model
+
+Writes into the output folder:
+    reference_counts.json       parameters (the reference's count) and GFLOPs at 640 of every
+                                family and scale at 80 classes
+    scene.png                   a 160x160 RGB test scene drawn here (deterministic)
+    <model>.state.json          the reference state-dict names, shapes and dtypes, in order
+    <model>.outputs.npz         the reference's raw head outputs on scene.png with the weights
+                                of :func:`reference_like_weights` (NCHW, before decoding), and
+                                its decoded boxes, scores and mask probabilities of the top anchors
+
+The weights are made by :func:`reference_like_weights` from the names and shapes alone with
+seeded numpy, so the tests rebuild the same weights without torch. This module imports only
+numpy at the top for that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FIXTURE_SEED = 20240601
+IMAGE_SIZE = 160
+NUM_CLASSES = 3
+TOP_ANCHORS = 8
+PARITY_MODELS = {"yolov8-seg-n": "yolov8n-seg", "yolo11-seg-n": "yolo11n-seg"}
+FAMILIES = {"yolov8-seg": "yolov8{}-seg", "yolo11-seg": "yolo11{}-seg"}
+
+
+def reference_like_weights(entries: list, seed: int = FIXTURE_SEED, gain: float = 1.3) -> dict:
+    """Deterministic weights and BN statistics for a state dict, from names and shapes.
+
+    Values keep activations of order one through ~20 layers, so a parity check at 1e-4
+    compares numbers that mean something: conv weights N(0, 1/fan_in) * gain, BN scale in
+    [0.7, 1.3], shift and mean in [-0.2, 0.2], variance in [0.5, 1.5], biases in [-0.5, 0.5];
+    the DFL projection keeps its fixed ramp.
+
+    Args:
+        entries: ``[[name, shape, dtype], ...]`` in state-dict order.
+        seed: base seed; entry i uses the generator seeded with (seed, i).
+
+    Returns:
+        ``{name: np.ndarray}`` with the given shapes (float32; int64 for counters).
+    """
+    weights = {}
+    for index, (name, shape, dtype) in enumerate(entries):
+        rng = np.random.default_rng([seed, index])
+        shape = tuple(shape)
+        if dtype == "int64":
+            weights[name] = np.zeros(shape, np.int64)
+        elif name.endswith("dfl.conv.weight"):  # the fixed DFL projection 0..reg_max-1
+            weights[name] = np.arange(shape[1], dtype=np.float32).reshape(shape)
+        elif name.endswith("running_var"):
+            weights[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif name.endswith(("running_mean", "bn.bias")):
+            weights[name] = rng.uniform(-0.2, 0.2, shape).astype(np.float32)
+        elif name.endswith("bn.weight"):
+            weights[name] = rng.uniform(0.7, 1.3, shape).astype(np.float32)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            if name.endswith("upsample.weight"):  # transposed conv: [in, out, kh, kw]
+                fan_in = shape[0]
+            weights[name] = (rng.standard_normal(shape) * gain / np.sqrt(fan_in)).astype(np.float32)
+        else:
+            weights[name] = rng.uniform(-0.5, 0.5, shape).astype(np.float32)
+    return weights
+
+
+def draw_scene(size: int = IMAGE_SIZE) -> np.ndarray:
+    """A deterministic RGB scene (sky, ground, a few solid shapes, mild noise).
+
+    Returns:
+        ``[size, size, 3]`` uint8, RGB.
+    """
+    rng = np.random.default_rng(FIXTURE_SEED)
+    rows = np.linspace(0.0, 1.0, size)[:, None]
+    image = np.zeros((size, size, 3), np.float32)
+    image[...] = np.stack([90 + 100 * rows, 140 + 80 * rows, 230 - 40 * rows], -1)  # sky
+    ground = slice(int(size * 0.62), size)
+    image[ground] = (95, 120, 70)
+    yy, xx = np.mgrid[:size, :size]
+    circle = (yy - size * 0.45) ** 2 + (xx - size * 0.3) ** 2 < (size * 0.14) ** 2
+    image[circle] = (220, 60, 40)
+    image[int(size * .40):int(size * .80), int(size * .55):int(size * .85)] = (40, 60, 160)
+    image[int(size * .15):int(size * .25), int(size * .65):int(size * .95)] = (250, 240, 90)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _reference_model(reference_name: str, num_classes: int):
+    from ultralytics.nn.tasks import SegmentationModel
+
+    model = SegmentationModel(f"{reference_name}.yaml", nc=num_classes, verbose=False)
+    return model.eval()
+
+
+def record_counts(out_dir: Path) -> None:
+    """Parameters and GFLOPs at 640 of every scale at 80 classes, as the reference reports."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    counts = {}
+    for family, pattern in FAMILIES.items():
+        for scale in "nsmlx":
+            model = _reference_model(pattern.format(scale), 80)
+            counts[f"{family}-{scale}"] = {
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+                "gradients": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+                "gflops_640": round(float(get_flops(model, 640)), 2),
+            }
+            print(family, scale, counts[f"{family}-{scale}"])
+    (out_dir / "reference_counts.json").write_text(json.dumps(counts, indent=1) + "\n")
+
+
+def _raw_outputs(model, image):
+    """Run the model; return the head's raw per-level outputs and the decoded predictions."""
+    import torch
+
+    head = model.model[-1]
+    captured = {}
+    hook = head.register_forward_hook(lambda m, args, out: captured.update(features=args[0]))
+    with torch.no_grad():
+        (decoded, _), _ = model(image)
+        hook.remove()
+        features = captured["features"]
+        raw = {}
+        for i in range(len(features)):
+            raw[f"box{i}"] = head.cv2[i](features[i]).numpy()
+            raw[f"cls{i}"] = head.cv3[i](features[i]).numpy()
+            raw[f"coef{i}"] = head.cv4[i](features[i]).numpy()
+        raw["proto"] = head.proto(features[0]).numpy()
+    return raw, decoded.numpy()
+
+
+def _top_anchor_reference(raw: dict, decoded: np.ndarray, num_classes: int) -> dict:
+    """The reference's decoded boxes, scores and mask probabilities of its top anchors."""
+    scores = decoded[0, 4:4 + num_classes]  # [C, A], sigmoid
+    top = np.argsort(-scores.max(0), kind="stable")[:TOP_ANCHORS]
+    coefs = decoded[0, 4 + num_classes:, top]  # [k, 32]
+    proto = raw["proto"][0]  # [32, P, P]
+    logits = coefs @ proto.reshape(proto.shape[0], -1)
+    masks = 1.0 / (1.0 + np.exp(-logits))
+    return {"top_anchors": top, "top_boxes_xywh": decoded[0, :4, top],
+            "top_scores": scores[:, top].T, "top_masks": masks.reshape(len(top), *proto.shape[1:])}
+
+
+def record_parity(out_dir: Path) -> None:
+    """State-dict layout, scene and reference outputs of the parity models."""
+    import torch
+
+    scene = draw_scene()
+    import cv2  # ultralytics depends on opencv
+
+    cv2.imwrite(str(out_dir / "scene.png"), scene[..., ::-1])
+    image = torch.from_numpy(scene.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    for ours, reference_name in PARITY_MODELS.items():
+        model = _reference_model(reference_name, NUM_CLASSES)
+        state = model.state_dict()
+        entries = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()]
+        weights = reference_like_weights(entries)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+        raw, decoded = _raw_outputs(model, image)
+        raw.update(_top_anchor_reference(raw, decoded, NUM_CLASSES))
+        (out_dir / f"{ours}.state.json").write_text(json.dumps(entries) + "\n")
+        np.savez_compressed(out_dir / f"{ours}.outputs.npz", **raw)
+        print(ours, {k: v.shape for k, v in raw.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--skip-counts", action="store_true", help="only the parity fixtures")
+    args = parser.parse_args()
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    record_parity(args.out_dir)
+    if not args.skip_counts:
+        record_counts(args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
