@@ -58,6 +58,34 @@ def varied_records(count, seed=0):
     return out
 
 
+def assert_geometry(sample, colours=None):
+    """Each mask is non-empty, its box is its tight box, and (optionally) the image shows the
+    instance's colour on the mask's interior."""
+    masks, boxes = sample["masks"].numpy(), sample["boxes"].numpy()
+    assert masks.shape[0] == boxes.shape[0] == sample["classes"].shape[0]
+    for mask, box in zip(masks, boxes):
+        rows, cols = np.nonzero(mask)
+        assert rows.size > 0
+        np.testing.assert_array_equal(box, [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+    if colours is None:
+        return
+    image = sample["image"].numpy().astype(int)
+    for mask, cls in zip(masks, sample["classes"].numpy()):
+        # Interior: pixels whose 3x3 neighbourhood is all on (edges blend under bilinear).
+        padded = np.pad(mask, 1)
+        interior = np.ones_like(mask, bool)
+        for dy in range(3):
+            for dx in range(3):
+                interior &= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]] == 1
+        if interior.any():
+            assert np.abs(image[interior] - colours[cls]).max() <= 2
+
+
+@pytest.fixture(name="assert_geometry")
+def _assert_geometry_fixture():
+    return assert_geometry
+
+
 @pytest.fixture(name="make_record")
 def _make_record_fixture():
     return make_record

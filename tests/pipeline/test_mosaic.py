@@ -1,0 +1,76 @@
+"""Mosaic layout on hand-worked numbers; geometry of mosaic samples; the close-mosaic switch."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg.pipeline.decode import decode_record
+from tfseg.pipeline.mosaic import (_canvas_image, apply_mosaic, group_samples, mosaic_layout,
+                                   mosaic_sample, resize_to_fit)
+from tfseg.pipeline.targets import remove_crowd
+
+SOLID = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
+
+
+def test_layout_hand_worked():
+    sizes = tf.constant([[32, 32], [32, 32], [24, 32], [32, 16]])
+    canvas, source = mosaic_layout(sizes, tf.constant([20, 40]), 32)
+    np.testing.assert_array_equal(canvas, [[0, 8, 20, 40], [20, 8, 52, 40],
+                                           [0, 40, 20, 64], [20, 40, 36, 64]])
+    np.testing.assert_array_equal(source, [[12, 0, 32, 32], [0, 0, 32, 32],
+                                           [12, 0, 32, 24], [0, 0, 16, 24]])
+
+
+def test_canvas_places_each_tile():
+    images = tf.constant(np.stack([np.full([32, 32, 3], c, np.uint8) for c in SOLID]))
+    sizes = tf.constant([[32, 32], [32, 32], [24, 32], [32, 16]])
+    canvas, source = mosaic_layout(sizes, tf.constant([20, 40]), 32)
+    out = _canvas_image(images, canvas, source, 32).numpy()
+    for k, (x1, y1, x2, y2) in enumerate(canvas.numpy()):
+        assert np.all(out[y1:y2, x1:x2] == SOLID[k])
+    assert np.all(out[:8] == 114) and np.all(out[40:, 36:] == 114)
+
+
+def _groups(make_record, records_dataset, size, count=6, by_tile=True):
+    """Groups of resized samples: two rectangles per image (red, then green); classes equal
+    the image's (id - 1) % 3 when ``by_tile``, else 0 for red and 1 for green."""
+    records = []
+    for i in range(count):
+        height, width = [(48, 64), (64, 40), (64, 64)][i % 3]
+        rects = [(2, 2, width // 2, height // 2), (width // 2 + 2, height // 2 + 2, width - 2, height - 2)]
+        classes = [i % 3, i % 3] if by_tile else [0, 1]
+        records.append(make_record(i + 1, height, width, rects, classes=classes))
+    samples = records_dataset(records).map(lambda r: remove_crowd(decode_record(r)))
+    samples = samples.map(lambda s: {k: v for k, v in s.items() if k != "is_crowd"})
+    return group_samples(samples.map(lambda s: resize_to_fit(s, size)), size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mosaic_samples_keep_geometry(make_record, records_dataset, assert_geometry, seed):
+    group = next(iter(_groups(make_record, records_dataset, 64, by_tile=False)))
+    assert group["image"].shape == (4, 64, 64, 3) and group["masks"].shape[0] == 4
+    out = mosaic_sample(group, tf.constant([seed, 1]), 64, degrees=10, translate=0.1, scale=0.5, shear=2)
+    assert out["image"].shape == (64, 64, 3)
+    assert_geometry(out, {0: (220, 30, 30), 1: (30, 200, 40)})
+    image = out["image"].numpy().astype(int)
+    reds = np.all(np.abs(image - (220, 30, 30)) <= 2, axis=-1)
+    greens = np.all(np.abs(image - (30, 200, 40)) <= 2, axis=-1)
+    union = out["masks"].numpy().max(0).astype(bool) if out["masks"].shape[0] else np.zeros([64, 64], bool)
+    # Instance-coloured pixels belong to some mask (masks moved with the image), except the
+    # slivers of instances dropped for keeping under MIN_VISIBLE of their area.
+    assert np.sum((reds | greens) & ~union) <= 0.1 * np.sum(reds | greens)
+
+
+def test_switch_turns_mosaic_off(make_record, records_dataset):
+    groups = _groups(make_record, records_dataset, 64, count=8)
+    enabled = tf.Variable(True, trainable=False)
+    samples = apply_mosaic(groups, 3, 64, probability=1.0, enabled=enabled)
+
+    def classes_per_sample():
+        return [(int(s["image_id"]), set(s["classes"].numpy().tolist())) for s in samples]
+
+    mixed = [c for _, c in classes_per_sample() if len(c) > 1]
+    assert mixed, "a mosaic of tiles with different classes should mix classes"
+    enabled.assign(False)
+    for image_id, classes in classes_per_sample():
+        assert classes <= {(image_id - 1) % 3}  # single image: its own class only
