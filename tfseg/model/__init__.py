@@ -1,1 +1,13 @@
-"""tfseg.model"""
+"""tfseg.model: YOLOv8-seg and YOLO11-seg networks in Keras 3 (NHWC), every scale.
+
+Public entry points:
+    build_model(name, num_classes, image_size) -> YoloSeg     the network, raw-output contract
+    all_model_names()                                       yolov8-seg-{n..x}, yolo11-seg-{n..x}
+Weight import (tfseg.model.import_ultralytics) and the summary table (tfseg.model.summary)
+are imported from their modules where needed (they pull in more).
+"""
+
+from tfseg.model.scales import all_model_names, model_spec
+from tfseg.model.yolo_seg import YoloSeg, build_model
+
+__all__ = ["YoloSeg", "all_model_names", "build_model", "model_spec"]
