@@ -193,3 +193,39 @@ def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_conf
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
     return dataset, info
 
+
+
+def records_to_coco(data_dir: str, split: str, out_json: str) -> dict:
+    """Write prepared records back as a COCO JSON (compressed-RLE masks, source ids).
+
+    Boxes become COCO xywh, classes the source category ids; crowds keep ``iscrowd``.
+    With ``tfseg.data.yolo.coco_to_yolo`` this also exports records to YOLO-seg.
+
+    Returns:
+        {"annotation_file", "images", "instances"}.
+    """
+    import json
+
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    dataset, info = load_split(data_dir, split)
+    ids = info["category_ids"] or list(range(1, len(info["class_names"]) + 1))
+    images, annotations = [], []
+    for rec in dataset.as_numpy_iterator():
+        image_id = int(rec["image_id"])
+        images.append({"id": image_id, "file_name": rec["file_name"].decode(),
+                       "height": int(rec["height"]), "width": int(rec["width"])})
+        obj = rec["objects"]
+        for k in range(len(obj["class"])):
+            rle = mask_utils.encode(np.asfortranarray(obj["mask"][k, :, :, 0]))
+            x1, y1, x2, y2 = (float(v) for v in obj["bbox"][k])
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id,
+                "category_id": ids[int(obj["class"][k])], "iscrowd": int(obj["is_crowd"][k]),
+                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+                "area": float(obj["area"][k]), "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    categories = [{"id": int(i), "name": n} for i, n in zip(ids, info["class_names"])]
+    with open(out_json, "w") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    return {"annotation_file": str(out_json), "images": len(images), "instances": len(annotations)}
