@@ -107,8 +107,8 @@ class CocoDataset:
         return sum(len(im.instances) for im in self.images)
 
 
-class _Skip(Exception):
-    """Internal: one record is unusable (reason, field)."""
+class RecordSkip(Exception):
+    """One record is unusable: caught by the readers and counted in a SkipReport."""
 
     def __init__(self, reason: str, field_name: str | None = None):
         super().__init__(reason)
@@ -219,48 +219,48 @@ def compressed_rle_counts(counts: str) -> list[int]:
 def _validate_rle(seg: dict, height: int, width: int) -> None:
     size = seg.get("size")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(s) for s in size)):
-        raise _Skip("RLE 'size' must be [height, width]", "segmentation")
+        raise RecordSkip("RLE 'size' must be [height, width]", "segmentation")
     if size != [height, width]:
-        raise _Skip("RLE size differs from the image size", "segmentation")
+        raise RecordSkip("RLE size differs from the image size", "segmentation")
     counts = seg.get("counts")
     if isinstance(counts, str):
         try:
             runs = compressed_rle_counts(counts)
         except ValueError:
-            raise _Skip("malformed compressed RLE", "segmentation") from None
+            raise RecordSkip("malformed compressed RLE", "segmentation") from None
     elif isinstance(counts, list) and all(_is_int(c) for c in counts):
         runs = counts
     else:
-        raise _Skip("RLE 'counts' must be a string or a list of integers", "segmentation")
+        raise RecordSkip("RLE 'counts' must be a string or a list of integers", "segmentation")
     if any(r < 0 for r in runs) or sum(runs) != height * width:
-        raise _Skip("RLE run lengths do not cover the image exactly", "segmentation")
+        raise RecordSkip("RLE run lengths do not cover the image exactly", "segmentation")
 
 
 def _validate_polygons(seg: list, height: int, width: int) -> list[list[float]]:
     polygons = []
     for poly in seg:
         if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
-            raise _Skip("polygon must be a list of finite numbers", "segmentation")
+            raise RecordSkip("polygon must be a list of finite numbers", "segmentation")
         if len(poly) % 2 or len(poly) < 6:
-            raise _Skip("polygon with fewer than 3 points", "segmentation")
+            raise RecordSkip("polygon with fewer than 3 points", "segmentation")
         xs, ys = np.array(poly[0::2], float), np.array(poly[1::2], float)
         tol = OUTSIDE_TOLERANCE
         if xs.min() < -tol or ys.min() < -tol or xs.max() > width + tol or ys.max() > height + tol:
-            raise _Skip("polygon coordinates outside the image", "segmentation")
+            raise RecordSkip("polygon coordinates outside the image", "segmentation")
         polygons.append([float(v) for v in poly])
     if not polygons:
-        raise _Skip("empty segmentation", "segmentation")
+        raise RecordSkip("empty segmentation", "segmentation")
     return polygons
 
 
 def validate_segmentation(seg, height: int, width: int):
-    """A COCO segmentation checked for decoding: polygons list or RLE dict; raises _Skip."""
+    """A COCO segmentation checked for decoding: polygons list or RLE dict; raises RecordSkip."""
     if isinstance(seg, list):
         return _validate_polygons(seg, height, width)
     if isinstance(seg, dict):
         _validate_rle(seg, height, width)
         return seg
-    raise _Skip("segmentation must be polygons or an RLE dict", "segmentation")
+    raise RecordSkip("segmentation must be polygons or an RLE dict", "segmentation")
 
 
 def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
@@ -283,37 +283,37 @@ def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 def _parse_bbox(bbox, height: int, width: int) -> tuple[float, float, float, float]:
-    """COCO [x, y, w, h] -> xyxy clipped to the image; raises _Skip."""
+    """COCO [x, y, w, h] -> xyxy clipped to the image; raises RecordSkip."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-        raise _Skip("bbox must be 4 finite numbers [x, y, w, h]", "bbox")
+        raise RecordSkip("bbox must be 4 finite numbers [x, y, w, h]", "bbox")
     x, y, w, h = (float(v) for v in bbox)
     if w <= 0 or h <= 0:
-        raise _Skip("zero-area box", "bbox")
+        raise RecordSkip("zero-area box", "bbox")
     tol = OUTSIDE_TOLERANCE
     if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-        raise _Skip("box coordinates outside the image", "bbox")
+        raise RecordSkip("box coordinates outside the image", "bbox")
     x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x2, y2 = min(x + w, float(width)), min(y + h, float(height))
     if x2 <= x1 or y2 <= y1:
-        raise _Skip("zero-area box after clipping to the image", "bbox")
+        raise RecordSkip("zero-area box after clipping to the image", "bbox")
     return x1, y1, x2, y2
 
 
 def parse_annotation(ann, image: ImageEntry, class_of: dict) -> Instance:
-    """One annotation dict -> Instance for ``image``; raises _Skip with the reason."""
+    """One annotation dict -> Instance for ``image``; raises RecordSkip with the reason."""
     if not _is_int(ann.get("category_id")):
-        raise _Skip("category_id missing or not an integer", "category_id")
+        raise RecordSkip("category_id missing or not an integer", "category_id")
     if ann["category_id"] not in class_of:
-        raise _Skip("annotation points to an unknown category", "category_id")
+        raise RecordSkip("annotation points to an unknown category", "category_id")
     crowd = ann.get("iscrowd", 0)
     if crowd not in (0, 1) or (not _is_int(crowd) and not isinstance(crowd, bool)):
-        raise _Skip("iscrowd must be 0 or 1", "iscrowd")
+        raise RecordSkip("iscrowd must be 0 or 1", "iscrowd")
     if "segmentation" not in ann:
-        raise _Skip("annotation without segmentation", "segmentation")
+        raise RecordSkip("annotation without segmentation", "segmentation")
     seg = validate_segmentation(ann["segmentation"], image.height, image.width)
     area = ann.get("area")
     if area is not None and (not _is_number(area) or area < 0):
-        raise _Skip("area must be a non-negative number", "area")
+        raise RecordSkip("area must be a non-negative number", "area")
     if "bbox" in ann:
         bbox = _parse_bbox(ann["bbox"], image.height, image.width)
     else:  # some exporters omit it: the mask's tight box is the COCO definition
@@ -324,7 +324,7 @@ def parse_annotation(ann, image: ImageEntry, class_of: dict) -> Instance:
     if area is None or area == 0:
         area = float(decode_segmentation(seg, image.height, image.width).sum())
         if area == 0:
-            raise _Skip("empty mask", "segmentation")
+            raise RecordSkip("empty mask", "segmentation")
     return Instance(ann["id"], class_of[ann["category_id"]], bbox, bool(crowd), float(area), seg)
 
 
@@ -349,7 +349,7 @@ def _attach_annotations(annotations: list, images: dict, image_ids: set, class_o
             continue
         try:
             images[image_id].instances.append(parse_annotation(ann, images[image_id], class_of))
-        except _Skip as skip:
+        except RecordSkip as skip:
             skips.add(skip.reason, path, record, skip.field)
 
 
@@ -386,82 +386,3 @@ def read_coco(annotation_file: str, strict: bool = False) -> CocoDataset:
     _attach_annotations(data.get("annotations", []), images, all_ids, class_of, path, skips)
     return CocoDataset(path, list(images.values()), class_names, category_ids, skips)
 
-
-# ---------------------------------------------------------------------------------------
-# Image files and record values (run in preparation workers: no TensorFlow imported here).
-# ---------------------------------------------------------------------------------------
-
-_NATIVE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG, PNG: stored as they are
-
-
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """[H, W] 0/1 uint8 mask -> PNG bytes of a single-channel image with values 0/1."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", mask.astype(np.uint8)[:, :, None])
-    if not ok:
-        raise ValueError("PNG encoding of a mask failed")
-    return buf.tobytes()
-
-
-def read_image_file(entry: ImageEntry, images_dir: str) -> bytes:
-    """The image's bytes, checked to decode at the size the JSON states; raises _Skip.
-
-    JPEG and PNG bytes are kept as they are; other formats (BMP, TIFF, WebP...) are
-    re-encoded as PNG so that ``tf.image.decode_image`` reads every stored image.
-    """
-    import cv2
-
-    path = os.path.join(images_dir, entry.file_name)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise _Skip("image file missing or unreadable", "file_name") from None
-    # IGNORE_ORIENTATION: TensorFlow ignores EXIF rotation, and so do COCO's annotations.
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
-    if pixels is None:
-        raise _Skip("corrupt image file", "file_name")
-    if pixels.shape[:2] != (entry.height, entry.width):
-        raise _Skip("image size differs from the annotation file", "height/width")
-    if not data.startswith(_NATIVE_MAGIC):
-        data = cv2.imencode(".png", pixels)[1].tobytes()
-    return data
-
-
-def encode_entry(entry: ImageEntry, images_dir: str) -> dict:
-    """One image entry -> record values in the layout of ``tfseg.data.features``.
-
-    Masks are decoded by pycocotools and stored as per-instance PNG bytes. Raises _Skip
-    (a reason for the whole image) when the image file is unusable.
-    """
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already; no nested thread pools
-    image = read_image_file(entry, images_dir)
-    insts = entry.instances
-    return {
-        "image": image,
-        "image_id": entry.image_id,
-        "file_name": entry.file_name,
-        "height": entry.height,
-        "width": entry.width,
-        "objects": {
-            "class": np.array([i.class_index for i in insts], np.int64),
-            "bbox": np.array([i.bbox for i in insts], np.float32).reshape(-1, 4),
-            "is_crowd": np.array([i.is_crowd for i in insts], np.bool_),
-            "area": np.array([i.area for i in insts], np.float32),
-            "mask": [encode_mask_png(decode_segmentation(i.segmentation, entry.height,
-                                                         entry.width)) for i in insts],
-        },
-    }
-
-
-def encode_entry_or_skip(args: tuple[ImageEntry, str]) -> tuple[int, dict | None, str | None]:
-    """Pool-friendly ``encode_entry``: (image_id, record or None, skip reason or None)."""
-    entry, images_dir = args
-    try:
-        return entry.image_id, encode_entry(entry, images_dir), None
-    except _Skip as skip:
-        return entry.image_id, None, skip.reason

@@ -29,7 +29,7 @@ import os
 
 import tensorflow_datasets as tfds
 
-from tfseg.data import coco, features
+from tfseg.data import coco, encode, features
 from tfseg.errors import DatasetError
 
 BUILDER_NAME = "coco_segmentation"
@@ -104,10 +104,10 @@ class CocoSegmentation(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(self._num_workers) as pool:
                 # Ordered imap keeps the output deterministic; chunks amortize the IPC.
-                yield from self._collect(pool.imap(coco.encode_entry_or_skip, jobs, chunksize=8),
+                yield from self._collect(pool.imap(encode.encode_entry_or_skip, jobs, chunksize=8),
                                          split, ann_file)
         else:
-            yield from self._collect(map(coco.encode_entry_or_skip, jobs), split, ann_file)
+            yield from self._collect(map(encode.encode_entry_or_skip, jobs), split, ann_file)
 
     def _collect(self, results, split, ann_file):
         for image_id, record, reason in results:
@@ -126,7 +126,7 @@ def _beam_transform(entries, images_dir):
     beam = tfds.core.lazy_imports.apache_beam
 
     def encode(entry):
-        image_id, record, reason = coco.encode_entry_or_skip((entry, images_dir))
+        image_id, record, reason = encode.encode_entry_or_skip((entry, images_dir))
         if record is None:
             beam.metrics.Metrics.counter("tfseg", f"skipped images: {reason}").inc()
             return

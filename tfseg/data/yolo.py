@@ -192,21 +192,21 @@ def _labels_path(image_path: str) -> str:
 
 
 def _parse_label_line(line: str, num_classes: int, height: int, width: int):
-    """"c x1 y1 ..." -> (class index, flat pixel polygon); raises coco._Skip."""
+    """"c x1 y1 ..." -> (class index, flat pixel polygon); raises coco.RecordSkip."""
     parts = line.split()
     try:
         cls, values = int(parts[0]), [float(v) for v in parts[1:]]
     except ValueError:
-        raise coco._Skip("label line is not numbers", "line") from None
+        raise coco.RecordSkip("label line is not numbers", "line") from None
     if not 0 <= cls < num_classes:
-        raise coco._Skip("class index out of range", "class")
+        raise coco.RecordSkip("class index out of range", "class")
     if len(values) == 4:
-        raise coco._Skip("box-only label (detection, not segmentation)", "line")
+        raise coco.RecordSkip("box-only label (detection, not segmentation)", "line")
     if len(values) % 2 or len(values) < 6:
-        raise coco._Skip("polygon with fewer than 3 points", "line")
+        raise coco.RecordSkip("polygon with fewer than 3 points", "line")
     xy = np.asarray(values).reshape(-1, 2)
     if not np.isfinite(xy).all() or xy.min() < -0.01 or xy.max() > 1.01:
-        raise coco._Skip("normalized coordinates outside [0, 1]", "line")
+        raise coco.RecordSkip("normalized coordinates outside [0, 1]", "line")
     pixels = np.clip(xy, 0, 1) * np.array([width, height])
     return cls, [round(float(v), 3) for v in pixels.reshape(-1)]
 
@@ -255,8 +255,8 @@ def yolo_to_coco(data_yaml: str, split: str, out_json: str, strict: bool = False
                 ann = _annotation(len(annotations) + 1, image_id, spec["category_ids"][cls],
                                   polygon, height, width)
                 if ann["area"] == 0:
-                    raise coco._Skip("empty mask", "line")
-            except coco._Skip as skip:
+                    raise coco.RecordSkip("empty mask", "line")
+            except coco.RecordSkip as skip:
                 skips.add(skip.reason, label_file, f"line {n}", skip.field)
                 continue
             annotations.append(ann)
@@ -266,3 +266,30 @@ def yolo_to_coco(data_yaml: str, split: str, out_json: str, strict: bool = False
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
     return {"annotation_file": out_json, "images_dir": images_dir, "images": len(images),
             "instances": len(annotations), "skipped": skips.as_dict()}
+
+
+def prepare_yolo(data_yaml: str, output_dir: str, **prepare_args) -> dict:
+    """Prepare every split of a YOLO-seg dataset as TFDS records (``tfseg data prepare``).
+
+    Each split is converted to ``<output_dir>/coco_json/instances_<split>.json`` first, then
+    prepared like COCO data; the conversion's skips are added to the summary
+    (``splits[split]["skipped_labels"]``).
+
+    Args:
+        data_yaml: the YOLO data.yaml.
+        output_dir: TFDS data dir, as for ``prepare``.
+        **prepare_args: passed on to ``tfseg.data.prepare.prepare`` (num_workers, strict...).
+    """
+    from tfseg.data.prepare import prepare
+
+    spec = read_data_yaml(data_yaml)
+    converted = {split: yolo_to_coco(data_yaml, split,
+                                     os.path.join(output_dir, "coco_json", f"instances_{split}.json"),
+                                     strict=prepare_args.get("strict", False))
+                 for split in spec["splits"]}
+    summary = prepare([c["images_dir"] for c in converted.values()],
+                      [c["annotation_file"] for c in converted.values()], output_dir,
+                      splits=list(converted), **prepare_args)
+    for split, c in converted.items():
+        summary["splits"][split]["skipped_labels"] = c["skipped"]
+    return summary
