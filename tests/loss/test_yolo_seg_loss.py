@@ -160,3 +160,26 @@ def test_jit_compiled_matches_eager():
     for name in eager[2]:
         np.testing.assert_allclose(jitted[2][name].numpy(), eager[2][name].numpy(),
                                    rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_descending_the_gradient_lowers_every_term():
+    # Treat the raw outputs as free variables: 40 Adam steps on the total must lower each term,
+    # which a sign error or a detached term would prevent.
+    y_true, y_pred = _random_case(seed=5)
+    variables = {name: tf.Variable(value) for name, value in y_pred.items()}
+    loss_fn = YoloSegLoss(S, C)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+
+    @tf.function(jit_compile=True)
+    def step():
+        with tf.GradientTape() as tape:
+            total, terms = loss_fn(y_true, variables)
+        grads = tape.gradient(total, list(variables.values()))
+        optimizer.apply_gradients(zip(grads, variables.values()))
+        return terms
+
+    first = {name: float(value) for name, value in step().items()}
+    for _ in range(40):
+        last = step()
+    for name, value in last.items():
+        assert float(value) < 0.7 * first[name], (name, first[name], float(value))
