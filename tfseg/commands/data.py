@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfseg.commands.datasets import dataset_paths, ensure_dataset
+from tfseg.commands.datasets import dataset_paths, ensure_dataset, ensure_records
 from tfseg.config import load_config
 
 
@@ -20,4 +20,43 @@ def run(args) -> int:
         print(f"shapes dataset: {paths.root}\n  train: {paths.train_annotations}\n"
               f"  val:   {paths.val_annotations}")
         return 0
-    raise NotImplementedError(args.action)
+    if args.action == "prepare":
+        data = cfg.data
+        if data.format == "coco":
+            paths = ensure_dataset(data)
+        else:
+            paths = dataset_paths(data)
+        ensure_records(data, paths)
+        return 0
+    if args.action == "convert":
+        return _convert(cfg, args)
+    from tfseg.pipeline.view import view_command
+
+    return view_command(cfg, args.output)
+
+
+def _convert(cfg, args) -> int:
+    """COCO -> YOLO-seg (both splits) or YOLO-seg -> COCO JSON."""
+    from tfseg.data import yolo
+    from tfseg.errors import ConfigError
+
+    if not args.to:
+        raise ConfigError("data convert needs --to coco or --to yolo")
+    paths = dataset_paths(cfg.data)
+    out = Path(args.output or f"{paths.root}_{args.to}")
+    if args.to == "yolo":
+        if cfg.data.name == "shapes":
+            paths = ensure_dataset(cfg.data)
+        for split, images, annotations in (("train", paths.train_images, paths.train_annotations),
+                                           ("val", paths.val_images, paths.val_annotations)):
+            yolo.coco_to_yolo(str(images), str(annotations), str(out), split=split)
+        print(f"YOLO-seg dataset: {out} (data.yaml inside)")
+        return 0
+    if not cfg.data.data_yaml:
+        raise ConfigError("converting to COCO needs data.data_yaml (the YOLO-seg data.yaml)")
+    for split in ("train", "val"):
+        target = out / "annotations" / f"instances_{split}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yolo.yolo_to_coco(cfg.data.data_yaml, split, str(target), strict=cfg.data.strict)
+        print(f"COCO annotations ({split}): {target}")
+    return 0

@@ -53,3 +53,25 @@ def ensure_dataset(data: DataConfig, quiet: bool = False) -> DatasetPaths:
             raise ConfigError(f"dataset '{data.name}': annotation file not found: {path} "
                               f"(set data.root or data.*_annotations)")
     return paths
+
+
+def ensure_records(data: DataConfig, paths: DatasetPaths, verbose: bool = True) -> dict:
+    """Prepare the dataset's TFDS records unless they exist; returns prepare()'s summary.
+
+    Both splits (train and val) are prepared together, so their class maps agree.
+    """
+    from tfseg.data.prepare import prepare
+    from tfseg.data.yolo import prepare_yolo
+
+    workers = None if data.prepare_workers < 0 else data.prepare_workers
+    options = dict(num_workers=workers, strict=data.strict, beam_options=data.beam_options or None,
+                   overwrite=data.overwrite, verbose=verbose)
+    if data.format == "yolo":
+        if not data.data_yaml:
+            raise ConfigError("data.format is yolo: set data.data_yaml to the dataset's data.yaml")
+        yaml_path = Path(data.data_yaml)
+        yaml_path = yaml_path if yaml_path.is_absolute() else paths.root / yaml_path
+        return prepare_yolo(str(yaml_path), str(paths.records), **options)
+    return prepare([str(paths.train_images), str(paths.val_images)],
+                   [str(paths.train_annotations), str(paths.val_annotations)],
+                   str(paths.records), splits=["train", "val"], **options)

@@ -29,6 +29,11 @@ class DataConfig:
     val_images: str = "images/val"
     val_annotations: str = "annotations/instances_val.json"
     records: str = ""  # prepared TFDS records; empty: <root>/records
+    data_yaml: str = ""  # format yolo: the YOLO-seg data.yaml (relative to root)
+    prepare_workers: int = -1  # processes preparing records; -1: every CPU, 0 or 1: in process
+    strict: bool = False  # stop at the first bad record instead of counting and skipping it
+    beam_options: str = ""  # Apache Beam pipeline options: prepare on Beam (needs tfseg[beam])
+    overwrite: bool = False  # prepare records again even when they exist
     max_instances: int = 100  # M: instances per image in a training batch
     # The built-in synthetic dataset, written when name is shapes and root has no data.
     shapes_train: int = 200
