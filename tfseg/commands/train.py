@@ -1,24 +1,30 @@
-"""``tfseg train``: a new run directory (or the one being resumed), then tfseg.train.fit."""
+"""``tfseg train``: dataset and records ready, a new run directory (or the one resumed), fit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tfseg.commands.datasets import ensure_dataset
-from tfseg.config import load_config
-from tfseg.runs import new_run_dir, save_config
+from tfseg.commands.models import load_run_config, prepared_dataset
+from tfseg.commands.predict import CLASSES_FILE
+from tfseg.runs import CONFIG_FILE, new_run_dir, save_config, write_json
 
 
 def run(args) -> int:
-    cfg = load_config(args.overrides, section="train")
-    if cfg.train.resume:
-        run_dir = Path(cfg.train.resume)
+    overrides = list(args.overrides)
+    resume = next((v for k, _, v in (o.partition("=") for o in overrides)
+                   if k in ("resume", "train.resume")), "")
+    if resume:
+        # A resumed run continues with the config it was started with.
+        cfg = load_run_config([f"cfg={Path(resume) / CONFIG_FILE}", *overrides], "train")
+        run_dir = Path(resume)
     else:
-        ensure_dataset(cfg.data)
+        cfg = load_run_config(overrides, "train")
+        cfg, _, classes = prepared_dataset(cfg)
         run_dir = new_run_dir(cfg.project, "train", cfg.name)
         save_config(run_dir, cfg)
+        write_json(run_dir / CLASSES_FILE, classes)
     from tfseg.train.fit import train
 
-    result = train(cfg, run_dir)
+    train(cfg, run_dir)
     print(f"run directory: {run_dir}")
-    return 0 if result is not None else 1
+    return 0

@@ -1,0 +1,31 @@
+"""``tfseg val weights=<run dir or file>``: COCO box and mask evaluation into runs/val/<name>."""
+
+from __future__ import annotations
+
+from tfseg.commands.models import load_run_config, load_trained_model, prepared_dataset
+from tfseg.errors import ConfigError
+from tfseg.runs import new_run_dir, save_config
+
+
+def run(args) -> int:
+    cfg = load_run_config(args.overrides, "eval")
+    if not cfg.model.weights:
+        raise ConfigError("val needs weights=<run directory, .weights.h5 or .keras file>")
+    cfg, paths, classes = prepared_dataset(cfg)
+    model = load_trained_model(cfg, cfg.model.weights)
+
+    from tfseg.evaluate.loop import evaluate
+    from tfseg.pipeline.dataset import build_dataset
+
+    split = cfg.eval.split
+    annotations = paths.val_annotations if split == "val" else paths.train_annotations
+    dataset = build_dataset(str(paths.records), split, cfg.model.image_size, cfg.eval.batch,
+                            cfg.data.max_instances, training=False)
+    run_dir = new_run_dir(cfg.project, "val", cfg.name)
+    save_config(run_dir, cfg)
+    metrics = evaluate(model, dataset, annotations, classes["category_ids"],
+                       classes["class_names"], output_dir=run_dir, conf=cfg.eval.conf,
+                       iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic)
+    print(f"results: {run_dir} (box mAP50-95 {metrics['box/mAP50-95']:.4f}, "
+          f"mask mAP50-95 {metrics['mask/mAP50-95']:.4f})")
+    return 0
