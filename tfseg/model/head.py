@@ -15,7 +15,7 @@ import keras
 from keras import layers, ops
 
 from tfseg.contracts import STRIDES
-from tfseg.model.layers import ConvBNSiLU, torch_like_initializer
+from tfseg.model.layers import Block, ConvBNSiLU, torch_like_initializer
 
 REFERENCE_INPUT_SIZE = 640  # the class-bias prior is stated for 640-pixel inputs
 
@@ -28,7 +28,7 @@ def class_bias_prior(num_classes: int, stride: int) -> float:
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class HeadBranch(layers.Layer):
+class HeadBranch(Block):
     """Two feature convs and a 1x1 prediction conv with bias, for one level.
 
     Args:
@@ -72,7 +72,7 @@ class HeadBranch(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class Proto(layers.Layer):
+class Proto(Block):
     """Prototype masks: 3x3 conv, 2x transposed-conv upsampling, 3x3 conv, 1x1 conv.
 
     Args:
@@ -102,7 +102,7 @@ class Proto(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class SegmentHead(layers.Layer):
+class SegmentHead(Block):
     """Box, class and coefficient branches over three levels, flattened, plus Proto.
 
     Args:

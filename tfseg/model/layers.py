@@ -21,8 +21,24 @@ def torch_like_initializer() -> keras.initializers.Initializer:
                                               distribution="uniform")
 
 
+class Block(layers.Layer):
+    """Base of our composite layers: builds the inner layers by tracing ``call`` once on
+    symbolic inputs, since their input shapes follow from the call (Keras would otherwise
+    mark the layer built with its inner layers unbuilt when a saved model is loaded).
+    """
+
+    def build(self, input_shape):
+        def symbolic(shape):
+            if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+                return [symbolic(s) for s in shape]
+            return keras.KerasTensor(tuple(shape), dtype=self.compute_dtype)
+
+        self.compute_output_spec(symbolic(input_shape))
+        self.built = True
+
+
 @keras.saving.register_keras_serializable(package="tfseg")
-class ConvBNSiLU(layers.Layer):
+class ConvBNSiLU(Block):
     """Convolution (no bias) -> batch-norm -> SiLU, padded k // 2 on every side.
 
     Args:
@@ -68,7 +84,7 @@ class ConvBNSiLU(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class Bottleneck(layers.Layer):
+class Bottleneck(Block):
     """Two 3x3 ConvBNSiLU with an optional residual: ``x + cv2(cv1(x))``.
 
     Args:
@@ -94,7 +110,7 @@ class Bottleneck(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class C2f(layers.Layer):
+class C2f(Block):
     """YOLOv8's C2f: split a 1x1 conv in two halves, chain n inner blocks on the second,
     concatenate every intermediate and fuse with a 1x1 conv.
 
@@ -134,7 +150,7 @@ class C2f(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class C3k(layers.Layer):
+class C3k(Block):
     """CSP block with two branches (YOLO11's C3k): ``cv3([blocks(cv1(x)), cv2(x)])``.
 
     Args:
@@ -191,7 +207,7 @@ class C3k2(C2f):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class SPPF(layers.Layer):
+class SPPF(Block):
     """Spatial pyramid pooling, fast: three chained 5x5 max-pools, concatenated.
 
     Stride-1 "same" max-pooling ignores padded cells, like PyTorch's -inf padding.
@@ -221,7 +237,7 @@ class SPPF(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class Attention(layers.Layer):
+class Attention(Block):
     """Multi-head self-attention over the pixels of a feature map, plus a depthwise 3x3
     positional term on the values (YOLO11's PSA attention).
 
@@ -270,7 +286,7 @@ class Attention(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class PSABlock(layers.Layer):
+class PSABlock(Block):
     """Attention then a 1x1 feed-forward pair, each with a residual.
 
     Args:
@@ -294,7 +310,7 @@ class PSABlock(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
-class C2PSA(layers.Layer):
+class C2PSA(Block):
     """YOLO11's C2PSA: a 1x1 conv split in two halves, PSA blocks on the second, fused.
 
     Args:

@@ -1,0 +1,58 @@
+"""Shared fixtures of tests/model: the reference files and their weight generator.
+
+Exposed as one fixture, ``reference``, whose attributes are the helpers below (a conftest
+cannot be imported by name under --import-mode=importlib)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "model"
+
+
+def _fixture_tool():
+    # The generator lives in the tool that made the fixtures (pure numpy at import time),
+    # so the tests rebuild exactly the reference's weights without torch.
+    spec = importlib.util.spec_from_file_location("make_model_fixtures",
+                                                  ROOT / "tools" / "make_model_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOL = _fixture_tool()
+
+
+def reference_state(model_name: str) -> dict:
+    """The state dict the reference ran with, regenerated: ``{name: np.ndarray}``."""
+    entries = json.loads((FIXTURES / f"{model_name}.state.json").read_text())
+    return TOOL.reference_like_weights(entries)
+
+
+def reference_outputs(model_name: str) -> dict:
+    with np.load(FIXTURES / f"{model_name}.outputs.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def scene_batch() -> np.ndarray:
+    """The fixture scene as the model input: ``[1, 160, 160, 3]`` float32 RGB in [0, 1]."""
+    bgr = cv2.imread(str(FIXTURES / "scene.png"), cv2.IMREAD_COLOR)
+    return (bgr[..., ::-1].astype(np.float32) / 255.0)[None]
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """Helpers over tests/fixtures/model: state(name), outputs(name), scene(),
+    counts (the reference's parameter counts and GFLOPs), fixtures (the folder)."""
+    return types.SimpleNamespace(
+        state=reference_state, outputs=reference_outputs, scene=scene_batch,
+        fixtures=FIXTURES,
+        counts=json.loads((FIXTURES / "reference_counts.json").read_text()))
