@@ -108,8 +108,11 @@ def letterbox_masks(masks: tf.Tensor, size: int, threshold: float = 0.5) -> tf.T
         height, width = tf.shape(masks)[1], tf.shape(masks)[2]
         _, resized_h, resized_w, pad_top, pad_left = letterbox_params(height, width, size)
         channels_last = tf.transpose(tf.cast(masks, tf.float32), [1, 2, 0])  # [H, W, K]
+        # One spare channel: resize refuses images with no channels (K = 0).
+        spare = tf.zeros(tf.concat([tf.shape(channels_last)[:2], [1]], 0), channels_last.dtype)  # [H, W, 1]
+        channels_last = tf.concat([channels_last, spare], -1)
         resized = tf.image.resize(channels_last, tf.stack([resized_h, resized_w]), method="bilinear")
-        binary = tf.cast(resized >= threshold, tf.uint8)
+        binary = tf.cast(resized[..., :-1] >= threshold, tf.uint8)  # [h, w, K]
         padded = _pad_to_square(binary, pad_top, pad_left, size, 0)  # [S, S, K]
         return tf.ensure_shape(tf.transpose(padded, [2, 0, 1]), [masks.shape[0], size, size])
 

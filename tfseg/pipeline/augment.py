@@ -53,7 +53,10 @@ def warp_masks(masks: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
     """``[K, H, W]`` uint8 0/1 -> ``[K, size, size]`` under ``matrix`` (nearest, so 0/1 stays 0/1
     and uint8 keeps the memory of K full-size masks at a quarter of float32)."""
     stacked = tf.transpose(masks, [1, 2, 0])  # [H, W, K]
-    warped = affine.warp_image(stacked, matrix, size, size, "nearest", 0.0)  # [S, S, K]
+    # One spare channel: the warp refuses images with no channels (K = 0).
+    spare = tf.zeros(tf.concat([tf.shape(stacked)[:2], [1]], 0), stacked.dtype)  # [H, W, 1]
+    stacked = tf.concat([stacked, spare], axis=-1)
+    warped = affine.warp_image(stacked, matrix, size, size, "nearest", 0.0)[..., :-1]  # [S, S, K]
     return tf.transpose(warped, [2, 0, 1])
 
 

@@ -105,6 +105,9 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
     """
     if image_size % 32:
         raise ValueError(f"image_size must be divisible by 32, got {image_size}")
+    degrees, translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v, min_area, mosaic_p = (
+        float(v) for v in (degrees, translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v,
+                           min_area, mosaic_p))
     records = _records(source, split)
     if input_context is not None:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

@@ -42,8 +42,11 @@ def resize_to_fit(sample: dict, size: int) -> dict:
         scale, new_h, new_w, _, _ = letterbox_params(height, width, size)
         new_size = tf.stack([new_h, new_w])
         image = tf.image.resize(tf.cast(sample["image"], tf.float32), new_size, "bilinear")
-        masks = tf.image.resize(tf.cast(tf.transpose(sample["masks"], [1, 2, 0]), tf.float32),
-                                new_size, "bilinear")  # [h, w, K]
+        masks = tf.cast(tf.transpose(sample["masks"], [1, 2, 0]), tf.float32)  # [H, W, K]
+        # One spare channel: resize refuses images with no channels (K = 0).
+        spare = tf.zeros(tf.concat([tf.shape(masks)[:2], [1]], 0), masks.dtype)  # [H, W, 1]
+        masks = tf.concat([masks, spare], axis=-1)
+        masks = tf.image.resize(masks, new_size, "bilinear")[..., :-1]  # [h, w, K]
         return dict(sample,
                     image=tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8),
                     masks=tf.transpose(tf.cast(masks >= 0.5, tf.uint8), [2, 0, 1]),
