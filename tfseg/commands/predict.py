@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfseg.commands.models import load_run_config, load_trained_model, resolve_weights
+from tfseg.commands.models import (load_run_config, load_trained_model, prepared_dataset,
+                                   resolve_weights)
 from tfseg.errors import ConfigError
 from tfseg.runs import new_run_dir, save_config
 
@@ -25,14 +26,20 @@ def class_names_for(weights: Path, num_classes: int) -> list[str]:
 
 
 def _backend(cfg, weights: str):
-    """A Keras model, or an exported model's backend (.tflite file, SavedModel folder)."""
+    """A Keras model, or an exported model's backend (.tflite file, SavedModel folder), and
+    the class names."""
     path = Path(weights)
     if path.suffix == ".tflite" or (path / "saved_model.pb").is_file():
         from tfseg.export.backends import load_backend
 
-        return load_backend(path), path
+        backend = load_backend(path)
+        return backend, class_names_for(path, backend.num_classes)
     resolved = resolve_weights(weights)
-    return load_trained_model(cfg, weights), resolved
+    if cfg.model.num_classes:
+        return load_trained_model(cfg, weights), class_names_for(resolved, cfg.model.num_classes)
+    # Bare weights: the classes are the configured dataset's.
+    cfg, _, classes = prepared_dataset(cfg, verbose=False)
+    return load_trained_model(cfg, weights), classes["class_names"]
 
 
 def run(args) -> int:
@@ -44,8 +51,7 @@ def run(args) -> int:
                           ".tflite or SavedModel folder>")
     if not cfg.predict.source:
         raise ConfigError("predict needs source=<image, folder, glob, video file or camera index>")
-    model, weights_path = _backend(cfg, weights)
-    names = class_names_for(weights_path, cfg.model.num_classes)
+    model, names = _backend(cfg, weights)
 
     from tfseg.predict.loop import predict
 

@@ -79,6 +79,11 @@ class TrainConfig:
     box: float = 7.5  # box loss gain
     cls: float = 0.5  # class loss gain
     dfl: float = 1.5  # distribution focal loss gain
+    seg: float = 0.0  # mask loss gain; 0: the box gain, as the reference does
+    topk: int = 10  # assigner: positive anchors per ground-truth instance
+    alpha: float = 0.5  # assigner: score exponent of the alignment metric
+    beta: float = 6.0  # assigner: IoU exponent of the alignment metric
+    max_mask_anchors: int = 256  # mask loss: positives per image it covers (memory cap)
     patience: int = 50  # early stopping after this many epochs without mask mAP gain
     eval_period: int = 1  # evaluate every N epochs
     freeze: int = 0  # freeze the first N backbone stages
