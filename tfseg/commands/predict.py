@@ -62,6 +62,7 @@ def run(args) -> int:
                       max_det=options.max_det, save_json=options.save_json,
                       cutouts=options.cutouts != "none",
                       cutout_background="transparent" if options.cutouts == "alpha" else "black",
-                      mask_format=options.mask_format)
+                      mask_format=options.mask_format, agnostic=options.agnostic,
+                      save_overlays=options.save_overlays)
     print(f"results: {run_dir}")
     return 0 if summary.get("frames") else 1

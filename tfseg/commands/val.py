@@ -25,7 +25,8 @@ def run(args) -> int:
     save_config(run_dir, cfg)
     metrics = evaluate(model, dataset, annotations, classes["category_ids"],
                        classes["class_names"], output_dir=run_dir, conf=cfg.eval.conf,
-                       iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic)
+                       iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
+                       plots=cfg.eval.plots)
     print(f"results: {run_dir} (box mAP50-95 {metrics['box/mAP50-95']:.4f}, "
           f"mask mAP50-95 {metrics['mask/mAP50-95']:.4f})")
     return 0

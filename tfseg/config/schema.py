@@ -100,6 +100,7 @@ class EvalConfig:
     batch: int = 8
     agnostic: bool = False  # class-agnostic NMS
     split: str = "val"
+    plots: bool = True  # PR curves, confusion matrix and a prediction grid as PNGs
 
 
 @dataclass
@@ -111,6 +112,8 @@ class PredictConfig:
     save_json: bool = False
     mask_format: str = "rle"  # rle | polygon, for the JSON
     cutouts: str = "none"  # none | alpha | black
+    agnostic: bool = False  # class-agnostic NMS
+    save_overlays: bool = True  # overlay images / videos with masks, boxes and labels
     weights: str = ""  # .keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights
 
 
