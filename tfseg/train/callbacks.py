@@ -1,0 +1,271 @@
+"""The callbacks of a training run that Keras does not provide as they are needed.
+
+Keras' own callbacks do most of the work in tfseg/train/fit.py (BackupAndRestore, CSVLogger,
+TensorBoard, EarlyStopping, progress bars). Here:
+
+* ``NaNGuard``: Keras' TerminateOnNaN, plus a message naming the last good checkpoint and a
+  flag the saving callbacks read so a diverged state never overwrites a good one.
+* ``EMAUpdate``: one EMA step after each optimizer update; EMA state saved next to the resume
+  backup at each epoch end and restored with it.
+* ``EvaluateAndCheckpoint``: periodic COCO evaluation with the EMA weights swapped in; metrics
+  added to the epoch logs (so CSV, TensorBoard and EarlyStopping see them); ``last`` and
+  ``best`` (by mask mAP50-95) weights written atomically into ``<run>/weights/``.
+* ``CloseMosaic``: turns the pipeline's mosaic off for the last epochs.
+* ``LearningRateLog``: the current rates in the epoch logs.
+* ``ResumableCSVLogger``: Keras' CSVLogger that, on resume, drops rows of epochs that will
+  be trained again, so the history has neither gaps nor duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+EMA_STATE = "ema.npz"
+MASK_MAP = "val_mask_mAP50-95"
+
+
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """Stop at the first non-finite loss and say where the last good state is.
+
+    Args:
+        last_good: a callable returning a description of the last good checkpoint
+            (evaluated when the loss goes bad, so it names the latest one).
+    """
+
+    def __init__(self, last_good=lambda: "none written yet"):
+        super().__init__()
+        self.last_good = last_good
+        self.failed = False
+        self.message = ""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.failed or math.isfinite(float(loss)):
+            return
+        self.failed = True
+        self.message = (f"training stopped: the loss became {float(loss)} at batch {batch}. "
+                        f"Last good checkpoint: {self.last_good()}. Lower train.lr0 (or raise "
+                        "train.warmup_epochs) and resume from that checkpoint or start again.")
+        print(self.message, flush=True)
+        self.model.stop_training = True
+
+
+class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that does not back up a state whose loss went non-finite."""
+
+    def __init__(self, backup_dir: str, guard: NaNGuard, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.guard.failed:
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if not self.guard.failed:  # keep the backup of a failed run: it is where to resume
+            super().on_train_end(logs)
+
+
+class EMAUpdate(keras.callbacks.Callback):
+    """Update a ``ModelEMA`` after each optimizer update; save and restore it with the backup.
+
+    Args:
+        ema: the tfseg.train.ema.ModelEMA.
+        accumulate: batches per optimizer update (gradient accumulation).
+        backup_dir: where the resume backup lives (EMA state as ``ema.npz``, previous as
+            ``ema.npz.bkp``); None: no saving.
+        guard: the NaNGuard: no update or save once the loss went bad.
+    """
+
+    def __init__(self, ema, accumulate: int = 1, backup_dir: str | None = None,
+                 guard: NaNGuard | None = None):
+        super().__init__()
+        self.ema, self.accumulate, self.guard = ema, int(accumulate), guard
+        self.path = Path(backup_dir) / EMA_STATE if backup_dir else None
+
+    def on_train_begin(self, logs=None):
+        """Restore the EMA saved at the epoch BackupAndRestore resumes from."""
+        epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        if self.path is None or epoch == 0:
+            return
+        for candidate in (self.path, self.path.with_name(EMA_STATE + ".bkp")):
+            if candidate.is_file() and self._saved_epoch(candidate) == epoch:
+                self.ema.load(candidate)
+                return
+        print(f"warning: no EMA state for epoch {epoch} in {self.path.parent}; "
+              "the average restarts from the current weights", flush=True)
+        self.ema.load_state({**{f"shadow_{i}": np.asarray(w) for i, w in
+                                enumerate(self.model.weights)}, "updates": np.asarray(0)})
+
+    @staticmethod
+    def _saved_epoch(path: Path) -> int:
+        with np.load(path) as saved:
+            return int(saved["extra_epoch"]) if "extra_epoch" in saved.files else -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.guard is not None and self.guard.failed:
+            return
+        if int(self.model.optimizer.iterations.numpy()) % self.accumulate == 0:
+            self.ema.update()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path is None or (self.guard is not None and self.guard.failed):
+            return
+        if self.path.is_file():
+            shutil.copyfile(self.path, self.path.with_name(EMA_STATE + ".bkp"))
+        self.ema.save(self.path, epoch=epoch + 1)
+
+
+class EvaluateAndCheckpoint(keras.callbacks.Callback):
+    """Evaluate the EMA weights every ``period`` epochs; keep last and best weights.
+
+    Args:
+        evaluate_fn: ``model -> dict`` of COCO metrics (``box/mAP50-95``, ``mask/mAP50``...);
+            called with the EMA weights swapped in.
+        weights_dir: ``<run>/weights``; ``last.weights.h5`` every epoch, ``best.weights.h5``
+            when mask mAP50-95 improves (both EMA weights when an EMA is given).
+        epochs: total epochs (the last one is always evaluated).
+        period: evaluate every this many epochs; 0 only at the end.
+        ema: ModelEMA or None.
+        guard: the NaNGuard: nothing is written once the loss went bad.
+        write: False on non-chief workers (they evaluate nothing and write nothing).
+        on_evaluated: optional ``(epoch, metrics) -> None`` hook (TensorBoard images...).
+    """
+
+    def __init__(self, evaluate_fn, weights_dir: str | Path, epochs: int, period: int = 1,
+                 ema=None, guard: NaNGuard | None = None, write: bool = True,
+                 on_evaluated=None):
+        super().__init__()
+        self.evaluate_fn, self.weights_dir = evaluate_fn, Path(weights_dir)
+        self.epochs, self.period, self.ema, self.guard = epochs, period, ema, guard
+        self.write, self.on_evaluated = write, on_evaluated
+        self.last_metrics: dict[str, float] = {}
+        self.best_map = -1.0
+        self.best_epoch = -1
+        self.last_epoch = -1
+
+    def on_train_begin(self, logs=None):
+        record = self.weights_dir / "best.txt"
+        if record.is_file():  # resuming: the best so far must be beaten
+            epoch, value = record.read_text().split()
+            self.best_epoch, self.best_map = int(epoch), float(value)
+
+    def _due(self, epoch: int) -> bool:
+        last = epoch + 1 == self.epochs
+        return last or (self.period > 0 and (epoch + 1) % self.period == 0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.failed:
+            return
+        logs = logs if logs is not None else {}
+        due = self._due(epoch) or self.model.stop_training
+        with self._averaged():
+            if due and self.write:
+                metrics = {f"val_{k.replace('/', '_')}": float(v)
+                           for k, v in self.evaluate_fn(self.model).items()}
+                self.last_metrics = metrics
+                if self.on_evaluated is not None:
+                    self.on_evaluated(epoch, metrics)
+            if self.write:
+                self._save(epoch, due)
+        # Non-evaluated epochs repeat the last values, so every row has the same columns.
+        logs.update(self.last_metrics or {MASK_MAP: float("nan")})
+
+    def _averaged(self):
+        import contextlib
+        return self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
+
+    def _save(self, epoch: int, evaluated: bool) -> None:
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        save_weights_atomic(self.model, self.weights_dir / "last.weights.h5")
+        self.last_epoch = epoch
+        current = self.last_metrics.get(MASK_MAP, float("nan"))
+        if evaluated and math.isfinite(current) and current > self.best_map:
+            self.best_map, self.best_epoch = current, epoch
+            save_weights_atomic(self.model, self.weights_dir / "best.weights.h5")
+            _write_text_atomic(self.weights_dir / "best.txt", f"{epoch} {current}\n")
+
+    def describe_last(self) -> str:
+        """The last good checkpoint, for the NaN message."""
+        path = self.weights_dir / "last.weights.h5"
+        if self.last_epoch < 0 and not path.is_file():
+            return "none written yet"
+        epoch = f" (end of epoch {self.last_epoch + 1})" if self.last_epoch >= 0 else ""
+        return f"{path}{epoch}"
+
+
+class CloseMosaic(keras.callbacks.Callback):
+    """Mosaic on for the first ``epochs - close`` epochs, off for the last ``close``.
+
+    Args:
+        switch: the pipeline's ``mosaic_enabled`` tf.Variable (bool).
+        epochs: total epochs.
+        close: the last epochs without mosaic (``augment.close_mosaic``).
+    """
+
+    def __init__(self, switch, epochs: int, close: int):
+        super().__init__()
+        self.switch, self.epochs, self.close = switch, int(epochs), int(close)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        enabled = epoch < self.epochs - self.close
+        if bool(self.switch.numpy()) != enabled:
+            if not enabled:
+                print(f"close-mosaic: mosaic off from epoch {epoch + 1}", flush=True)
+            self.switch.assign(enabled)
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds ``lr`` (weights) and ``lr_bias`` at the current iteration to the epoch logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        optimizer = self.model.optimizer
+        step = optimizer.iterations
+        logs["lr"] = float(np.asarray(optimizer.learning_rate))
+        bias = getattr(optimizer, "bias_learning_rate", None)
+        logs["lr_bias"] = float(np.asarray(bias(step))) if callable(bias) else logs["lr"]
+
+
+class ResumableCSVLogger(keras.callbacks.CSVLogger):
+    """CSVLogger (append mode) that trims rows of epochs about to be trained again.
+
+    BackupAndRestore restores the epoch after the last backed-up one; a row written for an
+    epoch whose backup did not complete (a kill in between) would otherwise repeat.
+    """
+
+    def __init__(self, filename: str, write: bool = True):
+        super().__init__(filename if write else os.devnull, append=write)
+
+    def on_train_begin(self, logs=None):
+        start = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        path = Path(self.filename)
+        if self.filename != os.devnull and path.is_file():
+            with open(path, newline="") as handle:
+                rows = list(csv.reader(handle))
+            if rows:
+                kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < start]
+                _write_text_atomic(path, "".join(",".join(r) + "\n" for r in kept))
+        super().on_train_begin(logs)
+
+
+def save_weights_atomic(model, path: Path) -> Path:
+    """``model.save_weights`` to a temporary file renamed over ``path`` (never a torn file)."""
+    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,112 @@
+"""The tf.distribute strategy of a training run, the per-replica batch and input sharding.
+
+Strategies (``train.strategy``):
+
+* ``default``: one device (CPU or the first GPU).
+* ``mirrored``: ``MirroredStrategy`` over the local GPUs (all-reduce per step).
+* ``multi_worker``: ``MultiWorkerMirroredStrategy``; each worker process reads its role from
+  the ``TF_CONFIG`` environment variable (``{"cluster": {"worker": [host:port, ...]},
+  "task": {"type": "worker", "index": i}}``) and runs the same command; worker 0 is the chief
+  and the only one that writes checkpoints and logs into the run directory.
+* ``auto``: ``multi_worker`` when TF_CONFIG names more than one worker, ``mirrored`` when more
+  than one GPU is visible, ``default`` otherwise.
+
+TPUs: create ``tf.distribute.TPUStrategy(tf.distribute.cluster_resolver.TPUClusterResolver())``
+after ``tf.config.experimental_connect_to_cluster`` and ``initialize_tpu_system`` and pass it
+to ``tfseg.train.fit.train(..., strategy=...)``; the pipeline has fixed shapes and no
+``py_function``, which TPUs require; use ``train.mixed_precision`` (bfloat16 there).
+
+Batch and learning rate: ``train.batch`` is the *global* batch, split evenly across
+replicas (``per_replica_batch``). The learning rate is *not* rescaled with the replica count:
+the loss sums over the images of each batch, gradients are averaged over replicas and then
+multiplied by the replica count (tfseg/train/optim.py, ``gradient_scale``), so one update on R
+replicas equals one single-device update on the same global batch. Changing the global batch
+itself follows the recipe's rule: up to the nominal 64 images gradients are accumulated to 64
+(same update size); above it the summed loss makes the update grow linearly with the batch
+(the linear-scaling rule, built in) and the weight decay is scaled by ``batch / 64``.
+
+Input sharding: ``distributed_dataset`` hands ``build_dataset`` a ``tf.distribute.InputContext``
+per input pipeline (one per worker), which shards the records and sizes the per-replica batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from tfseg.errors import ConfigError
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+def cluster_workers() -> int:
+    """Workers named by TF_CONFIG (0 when it is unset or names no cluster)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    return len(config.get("cluster", {}).get("worker", []))
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """The strategy named by ``train.strategy`` (see the module docstring).
+
+    Raises:
+        ConfigError: unknown name, or multi_worker without a TF_CONFIG cluster.
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"train.strategy: must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    if name == "auto":
+        if cluster_workers() > 1:
+            name = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "multi_worker":
+        if cluster_workers() < 1:
+            raise ConfigError("train.strategy=multi_worker needs TF_CONFIG with a cluster of "
+                              "workers in the environment of every worker process")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def per_replica_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:
+    """The batch each replica computes.
+
+    Raises:
+        ConfigError: the global batch does not split evenly.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch < replicas or global_batch % replicas:
+        raise ConfigError(f"train.batch: the global batch {global_batch} must be a multiple of "
+                          f"the {replicas} replicas in sync")
+    return global_batch // replicas
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the process that writes checkpoints and logs (worker 0, or a single process)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """This process's worker index (0 on a single process)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
+
+
+def distributed_dataset(strategy: tf.distribute.Strategy, make_dataset):
+    """``make_dataset(input_context) -> tf.data.Dataset`` distributed over the replicas.
+
+    Each input pipeline calls ``make_dataset`` with its InputContext, so records are sharded
+    per worker and batched per replica (``build_dataset(..., input_context=...)``).
+    """
+    if strategy.num_replicas_in_sync == 1 and cluster_workers() <= 1:
+        return make_dataset(None)
+    return strategy.distribute_datasets_from_function(make_dataset)
