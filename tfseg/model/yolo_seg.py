@@ -17,11 +17,13 @@ import keras
 
 from tfseg.contracts import STRIDES
 from tfseg.errors import ConfigError
+from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.backbone import yolo11_backbone, yolov8_backbone
 from tfseg.model.head import SegmentHead
 from tfseg.model.neck import yolo11_neck, yolov8_neck
 from tfseg.model.scales import model_spec
 
+LOSS_TERMS = ("box", "seg", "cls", "dfl")  # the per-term values YoloSegLoss returns
 _FAMILIES = {
     "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
     "yolo11-seg": (yolo11_backbone, yolo11_neck, True),
@@ -65,8 +67,30 @@ class YoloSeg(keras.Model):
         self.model_name, self.num_classes, self.image_size = model_name, num_classes, image_size
         self.spec = spec
 
-    # The training engineer adds `compute_loss` here, delegating to tfseg.loss (the only
-    # place the model may import the loss from): Keras fit calls it with (x, y, y_pred).
+    # Training: Keras fit calls compute_loss with (x, y, y_pred); tfseg.loss does the work
+    # (this file is the only place the model may import the loss from).
+
+    def configure_loss(self, loss: YoloSegLoss | None = None) -> None:
+        """Set the training loss and create its per-term log metrics (``box_loss``, ...).
+
+        Call before ``compile``/``fit``, inside the strategy scope (the metrics hold
+        variables). ``loss``: a YoloSegLoss; None uses the reference gains.
+        """
+        self.yolo_loss = loss or YoloSegLoss(self.image_size, self.num_classes)
+        self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The YOLO-seg loss of targets ``y`` (TRAIN_TARGETS) and raw outputs ``y_pred``.
+
+        Returns the scalar total (summed over the batch, as tfseg.loss documents); each
+        gained term is tracked as a metric so Keras logs it per epoch.
+        """
+        if getattr(self, "yolo_loss", None) is None:
+            raise RuntimeError("YoloSeg.configure_loss() must be called before training")
+        total, terms = self.yolo_loss(y, y_pred)
+        for term, tracker in zip(LOSS_TERMS, self.loss_terms):
+            tracker.update_state(terms[term])
+        return total
 
     def get_config(self):
         return {"model_name": self.model_name, "num_classes": self.num_classes,
