@@ -1,0 +1,181 @@
+"""TFLite exports: SavedModel (ExportArchive) -> ``TFLiteConverter.from_saved_model``.
+
+Files (``<stem>`` = ``<model name>_<S>``):
+    <stem>_<mode>.tflite       end-to-end: uint8 [1, S, S, 3] -> detections (signature "detect")
+    <stem>_raw_<mode>.tflite   the network alone: uint8 [1, S, S, 3] -> raw outputs ("raw")
+
+Modes:
+    float32        no quantization.
+    float16        weights stored as float16 (dequantized at load; the GPU delegate runs fp16).
+    dynamic_int8   weights int8, activations float (dynamic-range quantization).
+    int8           network weights AND activations int8 (calibrated on representative
+                   images), post-processing float: calibrate the whole graph, then quantize
+                   with every op of the post-processing denylisted (the quantization
+                   debugger's selective quantization), so decode, NMS and masks stay float32
+                   and boxes are never rounded to 8 bits. Input uint8 and outputs float.
+                   tests/export/test_tflite.py checks the NMS inputs are float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfseg.errors import ExportError
+from tfseg.export import signatures
+from tfseg.export.savedmodel import write_archive
+
+MODES = ("float32", "float16", "dynamic_int8", "int8")
+# Name scope of the PostProcess layer inside the exported graph: every tensor whose name
+# contains it belongs to the post-processing (kept float in int8 mode).
+POSTPROCESS_SCOPE = "post_process"
+
+
+def _endpoint(model: keras.Model, post: keras.layers.Layer, image_size: int,
+              end_to_end: bool) -> tuple[str, Callable, list]:
+    spec = [tf.TensorSpec([1, image_size, image_size, 3], tf.uint8, name=signatures.INPUT_PIXELS)]
+    if end_to_end:
+        return (signatures.TFLITE_DETECT,
+                lambda images: signatures.tflite_detections(model, post, images), spec)
+    return (signatures.TFLITE_RAW, lambda images: signatures.raw_outputs(model, images), spec)
+
+
+def _representative(calibration: Callable[[], Iterable[np.ndarray]], image_size: int,
+                    key: str) -> Callable:
+    """Wrap the user's calibration images as the converter's representative dataset."""
+    def dataset():
+        count = 0
+        for image in calibration():
+            image = np.asarray(image)
+            if image.shape != (image_size, image_size, 3) or image.dtype != np.uint8:
+                raise ExportError(f"calibration image {count}: expected uint8 "
+                                  f"[{image_size}, {image_size}, 3] letterboxed pixels, "
+                                  f"got {image.dtype} {list(image.shape)}")
+            count += 1
+            yield {signatures.INPUT_PIXELS: image[None]}
+        if count == 0:
+            raise ExportError("the representative (calibration) dataset is empty: int8 "
+                              "needs at least one training image (export.calibration_images)")
+    return dataset
+
+
+def _check_calibration_nonempty(calibration: Callable | None) -> None:
+    if calibration is None:
+        raise ExportError("tflite mode int8 needs calibration images (a representative "
+                          "dataset from the training set); none was given")
+    for _ in calibration():
+        return
+    raise ExportError("the representative (calibration) dataset is empty: int8 needs at "
+                      "least one training image (export.calibration_images)")
+
+
+def _int8_selective(converter: tf.lite.TFLiteConverter, end_to_end: bool) -> bytes:
+    """Calibrate the whole graph, quantize all but the post-processing ops."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = tf.uint8
+    if not end_to_end:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
+    from tensorflow.lite.python import convert as lite_convert
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    calibrated = converter.convert()
+    denylisted = [name for name in _tensor_names(calibrated) if POSTPROCESS_SCOPE in name]
+    return lite_convert.mlir_quantize(
+        calibrated, disable_per_channel=False, fully_quantize=False,
+        denylisted_nodes=denylisted)
+
+
+def _tensor_names(model_bytes: bytes) -> list[str]:
+    from tfseg.export.structure import read_model
+    graph = read_model(model_bytes).Subgraphs(0)
+    return [graph.Tensors(i).Name().decode() for i in range(graph.TensorsLength())]
+
+
+def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, mode: str,
+                        end_to_end: bool,
+                        calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+                        image_size: int | None = None) -> bytes:
+    """Convert one signature of a SavedModel to TFLite bytes in ``mode``.
+
+    Args:
+        saved_model_dir: the SavedModel written by :func:`write_archive`.
+        signature_key: the signature to convert (it becomes the .tflite's signature key).
+        mode: one of MODES.
+        end_to_end: the signature contains the post-processing (int8 keeps it float).
+        calibration: for int8, a callable returning an iterable of uint8 ``[S, S, 3]``
+            letterboxed training images.
+        image_size: S (to check calibration images).
+
+    Returns:
+        The .tflite flatbuffer.
+
+    Raises:
+        ExportError: unknown mode; int8 without (or with an empty) calibration dataset.
+    """
+    if mode not in MODES:
+        raise ExportError(f"export.tflite_modes: unknown mode {mode!r}, expected one of {MODES}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        os.fspath(saved_model_dir), signature_keys=[signature_key])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        _check_calibration_nonempty(calibration)
+        converter.representative_dataset = _representative(calibration, image_size, signature_key)
+        return _int8_selective(converter, end_to_end)
+    return converter.convert()
+
+
+def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
+                  output_dir: str | os.PathLike, stem: str, modes: Iterable[str],
+                  raw: bool = True,
+                  calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+                  ) -> dict[str, Path]:
+    """Write the end-to-end (and raw) .tflite files for every mode.
+
+    Args:
+        model: the network.
+        post: PostProcess with the export's thresholds and N.
+        image_size: S.
+        output_dir: folder for the .tflite files.
+        stem: file name stem, e.g. ``yolov8-seg-n_640``.
+        modes: subset of MODES.
+        raw: also write the network-only files.
+        calibration: callable returning uint8 [S, S, 3] letterboxed images (int8 only).
+
+    Returns:
+        ``{"<mode>": path, "raw_<mode>": path, ...}``.
+    """
+    modes = list(modes)
+    for mode in modes:
+        if mode not in MODES:
+            raise ExportError(f"export.tflite_modes: unknown mode {mode!r}, expected one of {MODES}")
+    if "int8" in modes:
+        _check_calibration_nonempty(calibration)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    kinds = [True, False] if raw else [True]
+    with tempfile.TemporaryDirectory(prefix="tfseg-tflite-") as scratch:
+        for end_to_end in kinds:
+            key, fn, spec = _endpoint(model, post, image_size, end_to_end)
+            saved = Path(scratch) / key
+            write_archive(model, post, {key: (fn, spec)}, saved)
+            for mode in modes:
+                data = convert_saved_model(saved, key, mode, end_to_end, calibration, image_size)
+                name = mode if end_to_end else f"raw_{mode}"
+                path = output_dir / f"{stem}_{name}.tflite"
+                tmp = path.with_suffix(".tflite.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+                written[name] = path
+    return written

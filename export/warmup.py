@@ -1,0 +1,79 @@
+"""TF Serving warmup requests (``assets.extra/tf_serving_warmup_requests``) without serving protos.
+
+TF Serving replays this file at load time so the first real request does not pay for graph
+initialisation. The file is a TFRecord of ``tensorflow.serving.PredictionLog`` messages.
+tensorflow-serving-api (which defines them) is an optional dependency, so the few fields we
+need are written here in protobuf wire format, using TensorFlow's own TensorProto for the
+inputs. The field numbers come from tensorflow_serving/apis/*.proto:
+
+    PredictionLog  { PredictLog predict_log = 6; }
+    PredictLog     { PredictRequest request = 1; }
+    PredictRequest { ModelSpec model_spec = 1; map<string, TensorProto> inputs = 2; }
+    ModelSpec      { string name = 1; string signature_name = 3; }
+    map entry      { string key = 1; TensorProto value = 2; }
+
+tests/export/test_savedmodel.py parses the file back with a descriptor built from those
+definitions, so a wrong number fails a test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+_LENGTH_DELIMITED = 2
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited field (string, bytes or embedded message)."""
+    return _varint(number << 3 | _LENGTH_DELIMITED) + _varint(len(payload)) + payload
+
+
+def prediction_log(model_name: str, signature_name: str, inputs: dict[str, bytes]) -> bytes:
+    """A serialized PredictionLog holding one PredictRequest.
+
+    Args:
+        model_name: ModelSpec.name.
+        signature_name: ModelSpec.signature_name.
+        inputs: input name -> serialized TensorProto.
+
+    Returns:
+        The PredictionLog message bytes.
+    """
+    spec = _field(1, model_name.encode()) + _field(3, signature_name.encode())
+    request = _field(1, spec)
+    for key, tensor in inputs.items():
+        request += _field(2, _field(1, key.encode()) + _field(2, tensor))
+    return _field(6, _field(1, request))
+
+
+def write_warmup_requests(path: str | os.PathLike, model_name: str, signature_name: str,
+                          input_name: str, encoded_images: list[bytes]) -> None:
+    """Write one warmup request per encoded image (batch of one) as a TFRecord file.
+
+    Args:
+        path: the file to write (its folder is created).
+        model_name: the Serving model name.
+        signature_name: the signature to warm up.
+        input_name: its string input (``image_bytes``).
+        encoded_images: JPEG/PNG bytes.
+    """
+    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+    with tf.io.TFRecordWriter(os.fspath(path)) as writer:
+        for encoded in encoded_images:
+            tensor = tf.make_tensor_proto([encoded], dtype=tf.string, shape=[1])
+            writer.write(prediction_log(model_name, signature_name,
+                                        {input_name: tensor.SerializeToString()}))
