@@ -31,18 +31,19 @@ def draw_sample(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, masks
     """
     picture = image.astype(np.float32) * 255.0
     size = image.shape[0]
-    for box, cls, mask in zip(boxes, classes, masks):
-        if cls < 0:
-            continue
-        colour = PALETTE[int(cls) % len(PALETTE)]
+    valid = [(box, int(cls), mask) for box, cls, mask in zip(boxes, classes, masks) if cls >= 0]
+    for _, cls, mask in valid:  # tint in float first: cv2 draws text on uint8 only
         full = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-        picture[full] = 0.5 * picture[full] + 0.5 * colour
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(picture, (x1, y1), (x2 - 1, y2 - 1), colour.tolist(), 1)
-        label = class_names[int(cls)] if class_names and int(cls) < len(class_names) else str(int(cls))
-        cv2.putText(picture, label, (x1, max(y1 - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.3,
-                    colour.tolist(), 1, cv2.LINE_AA)
-    return np.clip(picture, 0, 255).astype(np.uint8)
+        picture[full] = 0.5 * picture[full] + 0.5 * PALETTE[cls % len(PALETTE)]
+    picture = np.ascontiguousarray(np.clip(np.round(picture), 0, 255).astype(np.uint8))
+    for box, cls, _ in valid:
+        colour = PALETTE[cls % len(PALETTE)].tolist()
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        cv2.rectangle(picture, (x1, y1), (x2 - 1, y2 - 1), colour, 1)
+        label = class_names[cls] if class_names and cls < len(class_names) else str(cls)
+        cv2.putText(picture, label, (x1, max(y1 - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1,
+                    cv2.LINE_AA)
+    return picture
 
 
 def write_grid(dataset, path: str, num_batches: int = 1, columns: int = 4,
