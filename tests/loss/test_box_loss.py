@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseg.loss.box_loss import (boxes_to_distances, ciou_loss, distances_to_boxes,
-                                 distribution_focal_loss, expected_distances)
+from tfseg.loss.box_loss import ciou_loss, distribution_focal_loss
+from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
+from tfseg.ops.dfl import dfl_expectation as expected_distances
 
 
 def test_distances_and_boxes_round_trip():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfseg.loss import YoloSegLoss
-from tfseg.loss.box_loss import boxes_to_distances
+from tfseg.ops.boxes import boxes_to_distances
 from tfseg.ops.anchors import anchor_points
 
 S, A, P, C = 64, 84, 16, 2  # 64 px input: 8x8 + 4x4 + 2x2 = 84 anchors; prototypes 16x16

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfseg.contracts import num_anchors
-from tfseg.postprocess.decode import best_class, decode_boxes, dfl_expectation
+from tfseg.ops.dfl import dfl_expectation
+from tfseg.postprocess.decode import best_class, decode_boxes
 
 REG_MAX = 16
 PEAK = 60.0  # a logit this far above the rest makes the softmax one-hot to float precision

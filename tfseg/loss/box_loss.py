@@ -15,50 +15,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfseg.ops.boxes import ciou
+from tfseg.ops.dfl import per_side
 
 # Targets stay just below the last bin so the upper neighbour bin exists.
 _DFL_TARGET_MARGIN = 0.01
-
-
-def expected_distances(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
-    """DFL expectation: softmax over the bins, weighted by the bin index.
-
-    Args:
-        box_logits: ``[B, A, 4 * reg_max]`` float32 logits, sides (l, t, r, b) outermost.
-        reg_max: bins per side.
-
-    Returns:
-        ``[B, A, 4]`` float32 distances in stride units.
-    """
-    logits = _per_side(box_logits, reg_max)  # [B, A, 4, R]
-    bins = tf.range(reg_max, dtype=logits.dtype)  # [R]
-    return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * bins, axis=-1)  # [B, A, 4]
-
-
-def distances_to_boxes(points: tf.Tensor, distances: tf.Tensor) -> tf.Tensor:
-    """(l, t, r, b) distances from anchor centres -> xyxy boxes.
-
-    Args:
-        points: ``[A, 2]`` anchor centres (x, y).
-        distances: ``[B, A, 4]`` in the same units as ``points``.
-
-    Returns:
-        ``[B, A, 4]`` xyxy.
-    """
-    return tf.concat([points - distances[..., :2], points + distances[..., 2:]], axis=-1)
-
-
-def boxes_to_distances(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
-    """xyxy boxes -> (l, t, r, b) distances from anchor centres; inverse of the above.
-
-    Args:
-        points: ``[A, 2]`` anchor centres (x, y).
-        boxes: ``[B, A, 4]`` xyxy in the same units.
-
-    Returns:
-        ``[B, A, 4]`` distances (negative when the centre is outside the box).
-    """
-    return tf.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)
 
 
 def ciou_loss(pred_boxes: tf.Tensor, target_boxes: tf.Tensor, weights: tf.Tensor,
@@ -96,17 +56,11 @@ def distribution_focal_loss(box_logits: tf.Tensor, target_distances: tf.Tensor,
     Returns:
         Scalar float32.
     """
-    log_probs = tf.nn.log_softmax(_per_side(box_logits, reg_max), axis=-1)  # [B, A, 4, R]
+    log_probs = tf.nn.log_softmax(per_side(box_logits, reg_max), axis=-1)  # [B, A, 4, R]
     target = tf.clip_by_value(target_distances, 0.0, reg_max - 1 - _DFL_TARGET_MARGIN)
     bins = tf.range(reg_max, dtype=tf.float32)  # [R]
     # Triangular ("tent") weights: 1 - |t - i| on the two bins around t, 0 elsewhere.
     bin_weights = tf.maximum(1.0 - tf.abs(target[..., None] - bins), 0.0)  # [B, A, 4, R]
-    per_side = -tf.reduce_sum(bin_weights * log_probs, axis=-1)  # [B, A, 4]
-    per_anchor = tf.reduce_mean(per_side, axis=-1)  # [B, A]
+    side_losses = -tf.reduce_sum(bin_weights * log_probs, axis=-1)  # [B, A, 4]
+    per_anchor = tf.reduce_mean(side_losses, axis=-1)  # [B, A]
     return tf.reduce_sum(per_anchor * weights) / normalizer
-
-
-def _per_side(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
-    """[B, A, 4 * R] -> [B, A, 4, R]."""
-    shape = tf.shape(box_logits)
-    return tf.reshape(box_logits, [shape[0], shape[1], 4, reg_max])

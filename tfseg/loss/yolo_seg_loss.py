@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE, REG_MAX
 from tfseg.loss.assigner import assign
-from tfseg.loss.box_loss import (boxes_to_distances, ciou_loss, distances_to_boxes,
-                                 distribution_focal_loss, expected_distances)
+from tfseg.loss.box_loss import ciou_loss, distribution_focal_loss
+from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
+from tfseg.ops.dfl import dfl_expectation
 from tfseg.loss.mask_loss import mask_loss
 from tfseg.ops.anchors import anchor_points
 
@@ -76,7 +77,7 @@ class YoloSegLoss:
             gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, M]
             points, strides = anchor_points(self.image_size)  # [A, 2], [A, 1]
 
-            distances = expected_distances(raw["box_logits"], self.reg_max)  # [B, A, 4] strides
+            distances = dfl_expectation(raw["box_logits"], self.reg_max)  # [B, A, 4] strides
             pred_boxes = distances_to_boxes(points, distances * strides)  # [B, A, 4] pixels
             target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
                             gt_classes, self.topk, self.alpha, self.beta)

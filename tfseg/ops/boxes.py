@@ -98,3 +98,29 @@ def ciou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
     v = (4.0 / math.pi**2) * tf.square(tf.atan(wb / hb) - tf.atan(wa / ha))
     alpha = tf.stop_gradient(v / (v - overlap + (1.0 + _EPS)))
     return overlap - (rho_sq / diagonal_sq + v * alpha)
+
+
+def distances_to_boxes(points: tf.Tensor, distances: tf.Tensor) -> tf.Tensor:
+    """(left, top, right, bottom) distances from anchor points -> xyxy boxes.
+
+    Args:
+        points: ``[A, 2]`` anchor points (x, y).
+        distances: ``[..., A, 4]`` in the same units as ``points``.
+
+    Returns:
+        ``[..., A, 4]`` xyxy.
+    """
+    _check_last_dim(distances, "distances")
+    return tf.concat([points - distances[..., :2], points + distances[..., 2:]], axis=-1)
+
+
+def boxes_to_distances(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """xyxy boxes -> (left, top, right, bottom) distances from anchor points; the inverse of
+    ``distances_to_boxes`` (negative where a point lies outside its box).
+
+    Args:
+        points: ``[A, 2]`` anchor points (x, y).
+        boxes: ``[..., A, 4]`` xyxy in the same units.
+    """
+    _check_last_dim(boxes)
+    return tf.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)

@@ -10,24 +10,7 @@ import tensorflow as tf
 
 from tfseg.ops import boxes as box_ops
 from tfseg.ops.anchors import anchor_points
-
-
-def dfl_expectation(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
-    """Expected distance per side from the distribution focal loss bins.
-
-    Args:
-        box_logits: ``[B, A, 4 * reg_max]`` float32, logits per side in the order
-            (left, top, right, bottom), ``reg_max`` bins each.
-        reg_max: number of bins per side.
-
-    Returns:
-        ``[B, A, 4]`` float32 distances in units of the anchor's stride, in [0, reg_max - 1].
-    """
-    batch, anchors = tf.shape(box_logits)[0], tf.shape(box_logits)[1]
-    logits = tf.reshape(box_logits, [batch, anchors, 4, reg_max])  # [B, A, 4, reg_max]
-    probabilities = tf.nn.softmax(logits, axis=-1)
-    bins = tf.range(reg_max, dtype=probabilities.dtype)  # [reg_max]: 0, 1, ..., reg_max - 1
-    return tf.reduce_sum(probabilities * bins, axis=-1)  # [B, A, 4]
+from tfseg.ops.dfl import dfl_expectation
 
 
 def decode_boxes(box_logits: tf.Tensor, image_size: int, reg_max: int) -> tf.Tensor:
@@ -47,9 +30,7 @@ def decode_boxes(box_logits: tf.Tensor, image_size: int, reg_max: int) -> tf.Ten
     with tf.name_scope("decode_boxes"):
         points, strides = anchor_points(image_size)  # [A, 2], [A, 1]
         distances = dfl_expectation(box_logits, reg_max) * strides  # [B, A, 4] pixels
-        top_left = points - distances[..., :2]
-        bottom_right = points + distances[..., 2:]
-        boxes = tf.concat([top_left, bottom_right], axis=-1)  # [B, A, 4]
+        boxes = box_ops.distances_to_boxes(points, distances)  # [B, A, 4]
         return box_ops.clip(boxes, image_size, image_size)
 
 
