@@ -130,3 +130,24 @@ def test_shards_are_disjoint_and_cover(records_dataset, make_record):
         seen.append(set(ids))
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == set(range(1, 9))
+
+
+def test_prepared_shapes_records(tmp_path):
+    """The real path: shapes writer -> TFDS records -> build_dataset (train and eval)."""
+    import json
+
+    from tfseg.data.prepare import prepare
+    from tfseg.data.shapes import write_shapes
+
+    paths = write_shapes(str(tmp_path / "shapes"), num_train=6, num_val=3, seed=1, min_size=64,
+                         max_size=96)
+    records = str(tmp_path / "records")
+    prepare([paths["train_images"], paths["val_images"]],
+            [paths["train_annotations"], paths["val_annotations"]], records,
+            splits=["train", "val"], num_workers=1, verbose=False)
+    for images, targets in build_dataset(records, "train", SIZE, BATCH, M, training=True, **AUG):
+        assert_batch_contract(images, targets)
+    val_ids = {a["id"] for a in json.load(open(paths["val_annotations"]))["images"]}
+    seen = [i for _, t in build_dataset(records, "val", SIZE, BATCH, M, training=False)
+            for i in t["image_id"].numpy() if i >= 0]
+    assert sorted(seen) == sorted(val_ids)
