@@ -1,0 +1,66 @@
+"""ModelEMA against the hand formula, BN statistics included; swap and save/restore."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tfseg.train.ema import ModelEMA, ramped_decay
+
+
+def _model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False),
+                              keras.layers.BatchNormalization()])
+    model.layers[0].kernel.assign(np.zeros((2, 1), np.float32))
+    return model
+
+
+def test_ramped_decay_formula():
+    assert ramped_decay(2000) == pytest.approx(0.9999 * (1 - math.exp(-1)))
+    assert ramped_decay(1) == pytest.approx(0.9999 * (1 - math.exp(-1 / 2000)))
+    assert float(ramped_decay(np.float32(4000.0))) == pytest.approx(0.9999 * (1 - math.exp(-2)), rel=1e-6)
+
+
+def test_ema_of_a_known_sequence_equals_the_hand_formula():
+    model = _model()
+    kernel, moving_mean = model.layers[0].kernel, model.layers[1].moving_mean
+    ema = ModelEMA(model, decay=0.9, tau=1.0)  # d(1) = 0.9 (1 - e^-1) = 0.568909, d(2) = 0.778200
+    kernel.assign(np.ones((2, 1), np.float32))
+    moving_mean.assign([3.0])
+    ema.update()
+    kernel.assign(np.full((2, 1), 2.0, np.float32))
+    ema.update()
+    by_name = {w.path: s.numpy() for w, s in zip(model.weights, ema.shadows)}
+    s1 = 0.431091 * 1.0                      # 0.568909 * 0 + (1 - 0.568909) * 1
+    s2 = 0.778200 * s1 + (1 - 0.778200) * 2  # = 0.779075
+    assert by_name[kernel.path] == pytest.approx(np.full((2, 1), 0.779075), abs=1e-5)
+    assert s2 == pytest.approx(0.779075, abs=1e-5)
+    # BN moving mean: 0 -> 3 before update 1, then held at 3.
+    m1 = 0.431091 * 3.0
+    assert by_name[moving_mean.path] == pytest.approx([0.778200 * m1 + 0.2218 * 3.0], abs=1e-4)
+    assert int(ema.updates.numpy()) == 2
+
+
+def test_swapped_in_uses_the_average_then_restores_the_raw_weights(tmp_path):
+    model = _model()
+    ema = ModelEMA(model, decay=0.9, tau=1.0)
+    model.layers[0].kernel.assign(np.ones((2, 1), np.float32))
+    ema.update()
+    with ema.swapped_in(model):
+        assert model.layers[0].kernel.numpy() == pytest.approx(np.full((2, 1), 0.431091), abs=1e-5)
+    assert model.layers[0].kernel.numpy() == pytest.approx(np.ones((2, 1)))
+
+    ema.save(tmp_path / "ema.npz", epoch=3)
+    other = ModelEMA(_model())
+    assert other.load(tmp_path / "ema.npz") == {"epoch": 3}
+    assert int(other.updates.numpy()) == 1
+    assert other.shadows[0].numpy() == pytest.approx(ema.shadows[0].numpy())
+
+
+def test_loading_a_state_of_another_model_fails_clearly():
+    ema = ModelEMA(_model())
+    state = ema.state()
+    state["shadow_0"] = np.zeros((3, 1), np.float32)
+    with pytest.raises(ValueError, match="saved shape"):
+        ema.load_state(state)

@@ -1,0 +1,115 @@
+"""Parameter groups, kernel-only decay, bias rates and the "auto" rule of tfseg.train.optim."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg.train.optim import (GroupedAdamW, NesterovSGD, make_optimizer, parameter_group)
+from tfseg.train.schedule import WarmupDecay
+
+
+def _model():
+    model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2D(3, 3, use_bias=True),
+                              keras.layers.BatchNormalization(), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    for v in model.trainable_variables:
+        v.assign(np.ones(v.shape, np.float32))
+    return model
+
+
+def _step(optimizer, model, gradient_value=0.0):
+    grads = [tf.fill(v.shape, gradient_value) for v in model.trainable_variables]
+    optimizer.apply(grads, model.trainable_variables)
+    return {v.path: v.numpy() for v in model.trainable_variables}
+
+
+def test_groups_of_the_real_model_put_decay_on_kernels_only():
+    from tfseg.model.yolo_seg import build_model
+
+    model = build_model("yolov8-seg-n", 3, 64)
+    groups = {}
+    for v in model.trainable_variables:
+        groups.setdefault(parameter_group(v), set()).add(v.name)
+    assert groups["decay"] == {"kernel"}
+    assert groups["bias"] == {"bias", "beta"}
+    assert groups["no_decay"] == {"gamma"}
+    assert not any("batch_norm" in v.path or "bn" in v.path.split("/")[-2]
+                   for v in model.trainable_variables if parameter_group(v) == "decay")
+
+
+def test_sgd_decays_kernels_only_coupled_through_nesterov_momentum():
+    model = _model()
+    sgd = NesterovSGD(learning_rate=0.1, momentum=0.5, kernel_decay=0.5)
+    after = _step(sgd, model, gradient_value=0.0)
+    for path, value in after.items():
+        if path.endswith("kernel"):  # g = 0.5 w; b = g; w -= 0.1 (g + 0.5 b) = 0.075 w
+            assert value == pytest.approx(np.full(value.shape, 0.925)), path
+        else:                        # biases, beta, gamma: zero gradient, no decay
+            assert value == pytest.approx(np.ones(value.shape)), path
+
+
+def test_adamw_decays_kernels_only_decoupled():
+    model = _model()
+    adamw = GroupedAdamW(learning_rate=0.1, kernel_decay=0.5)
+    after = _step(adamw, model, gradient_value=0.0)
+    for path, value in after.items():
+        expected = 0.95 if path.endswith("kernel") else 1.0  # w -= 0.1 * 0.5 * w
+        assert value == pytest.approx(np.full(value.shape, expected), abs=1e-6), path
+
+
+def test_biases_follow_their_own_warmup_rate():
+    model = _model()
+    weights = WarmupDecay(0.01, 1.0, epochs=1, steps_per_epoch=1, warmup_steps=10)
+    biases = WarmupDecay(0.01, 1.0, epochs=1, steps_per_epoch=1, warmup_steps=10, warmup_start=0.1)
+    sgd = NesterovSGD(learning_rate=weights, bias_learning_rate=biases, momentum=0.0,
+                      kernel_decay=0.0)
+    after = _step(sgd, model, gradient_value=1.0)  # iteration 0: weights' rate 0, biases' 0.1
+    for v in model.trainable_variables:
+        expected = 0.9 if parameter_group(v) == "bias" else 1.0
+        assert after[v.path] == pytest.approx(np.full(v.shape, expected)), v.path
+
+
+def test_gradient_scale_then_global_clip():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].kernel.assign([[0.0]])
+    sgd = NesterovSGD(learning_rate=1.0, momentum=0.0, kernel_decay=0.0, gradient_scale=4.0)
+    _step(sgd, model, 1.0)  # gradient 1 * 4
+    assert model.layers[0].kernel.numpy()[0, 0] == pytest.approx(-4.0)
+    clipped = NesterovSGD(learning_rate=1.0, momentum=0.0, kernel_decay=0.0, gradient_scale=4.0,
+                          global_clipnorm=2.0)
+    model.layers[0].kernel.assign([[0.0]])
+    _step(clipped, model, 1.0)  # norm 4 clipped to 2
+    assert model.layers[0].kernel.numpy()[0, 0] == pytest.approx(-2.0)
+
+
+def _make(name, steps, batch, epochs, nc=3):
+    return make_optimizer(name, lr0=0.02, lrf=0.01, momentum=0.937, weight_decay=5e-4,
+                          warmup_epochs=3, warmup_bias_lr=0.1, cosine=False, epochs=epochs,
+                          steps_per_epoch=steps, batch=batch, num_classes=nc)
+
+
+def test_auto_picks_adamw_with_class_count_rate_for_short_runs():
+    optimizer, choice = _make("auto", steps=10, batch=16, epochs=10)  # ceil(160 / 64) * 10 = 30
+    assert isinstance(optimizer, GroupedAdamW)
+    assert choice.lr0 == pytest.approx(0.001429)  # round(0.002 * 5 / (4 + 3), 6)
+    assert choice.momentum == 0.9 and choice.warmup_bias_lr == 0.0
+    assert choice.accumulate == 4 and choice.weight_decay == pytest.approx(5e-4)
+
+
+def test_auto_picks_sgd_for_long_runs_and_explicit_names_keep_lr0():
+    optimizer, choice = _make("auto", steps=10_000, batch=64, epochs=2)  # 20000 > 10000
+    assert isinstance(optimizer, NesterovSGD) and choice.lr0 == 0.01 and choice.momentum == 0.9
+    optimizer, choice = _make("SGD", steps=10, batch=24, epochs=1)
+    assert isinstance(optimizer, NesterovSGD) and choice.lr0 == 0.02
+    assert choice.accumulate == 3 and choice.weight_decay == pytest.approx(5e-4 * 72 / 64)
+    with pytest.raises(ValueError, match="train.optimizer"):
+        _make("rmsprop", steps=10, batch=16, epochs=1)
+
+
+def test_optimizer_config_round_trip():
+    optimizer, _ = _make("sgd", steps=10, batch=16, epochs=5)
+    again = NesterovSGD.from_config(optimizer.get_config())
+    assert float(again.bias_learning_rate(3)) == pytest.approx(float(optimizer.bias_learning_rate(3)))
+    assert float(again.momentum(3)) == pytest.approx(float(optimizer.momentum(3)))
+    assert again.kernel_decay == optimizer.kernel_decay
