@@ -1,1 +1,156 @@
-"""tfseg.export: SavedModel (TF Serving) and TFLite exports. Depends on tfseg, never the reverse."""
+"""tfseg.export: SavedModel (TF Serving) and TFLite exports. Depends on tfseg, never the reverse.
+
+Entry points:
+    export(...)              plain arguments -> files (what ``tfseg export`` calls via api.py)
+    check_gpu(path)          GPU-delegate partition report (``tfseg export --check-gpu``)
+    inspect_tflite(path)     structure facts of a .tflite
+
+Layout written under ``output_dir``:
+    metadata.json                          class names, input, outputs, thresholds, conventions
+    <serving_name>/<version>/              SavedModel for TF Serving (+ assets.extra warmup)
+    models.config                          TF Serving --model_config_file example
+    <model>_<S>_<mode>.tflite              end-to-end (signature "detect"), metadata inside
+    <model>_<S>_raw_<mode>.tflite          network only (signature "raw"), metadata inside
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from tfseg.errors import ExportError
+from tfseg.export.gpu_rules import check_gpu
+from tfseg.export.structure import inspect_tflite
+
+FORMATS = ("savedmodel", "tflite")
+
+__all__ = ["export", "check_gpu", "inspect_tflite", "FORMATS"]
+
+
+def _load_model(model, weights, model_name: str, num_classes: int, image_size: int):
+    """The Keras network from a model object or a weights file (.keras / .weights.h5)."""
+    import keras
+
+    from tfseg.model import build_model
+
+    if model is not None:
+        return model
+    if not weights:
+        raise ExportError("nothing to export: no trained weights given (weights=<run dir, "
+                          ".weights.h5 or .keras>); a freshly initialised network is not an export")
+    path = Path(weights)
+    if not path.is_file():
+        raise ExportError(f"weights file not found: {path}")
+    if path.suffix == ".keras":
+        return keras.saving.load_model(str(path))
+    network = build_model(model_name, num_classes, image_size)
+    try:
+        network.load_weights(str(path))
+    except (ValueError, KeyError, OSError) as err:
+        raise ExportError(f"weights {path} do not fit {model_name} with {num_classes} classes "
+                          f"at {image_size}: {err}") from None
+    return network
+
+
+def _check_arguments(image_size: int, num_classes: int, formats, class_names, category_ids):
+    if not isinstance(image_size, int) or image_size < 32 or image_size % 32:
+        raise ExportError(f"export image size must be a positive multiple of 32, got {image_size!r}")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"export.formats: unknown {unknown or 'empty'}, expected some of {FORMATS}")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ExportError(f"{len(class_names)} class names for {num_classes} classes")
+    if category_ids is not None and len(category_ids) != num_classes:
+        raise ExportError(f"{len(category_ids)} category ids for {num_classes} classes")
+
+
+def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = None,
+           model_name: str = "yolov8-seg-n", num_classes: int | None = None,
+           image_size: int = 640, class_names: list[str] | None = None,
+           category_ids: list[int] | None = None,
+           formats: Iterable[str] = FORMATS, tflite_modes: Iterable[str] = ("float32",),
+           raw: bool = True, score_threshold: float = 0.25, iou_threshold: float = 0.45,
+           max_detections: int = 100, agnostic: bool = False, serving_name: str = "tfseg",
+           serving_version: int = 1,
+           calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+           warmup_images: list[bytes] | None = None) -> dict[str, Path]:
+    """Export a trained network to SavedModel (TF Serving) and/or TFLite.
+
+    Args:
+        output_dir: export folder (created).
+        model: a built Keras YoloSeg (takes precedence over ``weights``).
+        weights: .keras or .weights.h5 file of a trained run.
+        model_name: ``yolov8-seg-n`` ... (to build the network for ``.weights.h5``).
+        num_classes: C (default: the model's).
+        image_size: S, a multiple of 32.
+        class_names / category_ids: C names and source category ids (default: class<i>, i).
+        formats: some of ("savedmodel", "tflite").
+        tflite_modes: some of ("float32", "float16", "dynamic_int8", "int8").
+        raw: also write the network-only .tflite files.
+        score_threshold, iou_threshold, max_detections, agnostic: PostProcess options.
+        serving_name, serving_version: TF Serving model name and version folder.
+        calibration: callable returning uint8 ``[S, S, 3]`` letterboxed training images
+            (int8 only); :func:`tfseg.export.api.calibration_images` makes one from records.
+        warmup_images: encoded images for the TF Serving warmup file (default: one grey
+            PNG of S x S).
+
+    Returns:
+        ``{"metadata": path, "savedmodel": version folder, "tflite_<mode>": path,
+        "tflite_raw_<mode>": path, ...}``.
+
+    Raises:
+        ExportError: no weights, S not a multiple of 32, unknown format or mode, an empty
+            calibration set, an existing Serving version.
+    """
+    from tfseg.export import metadata as meta
+    from tfseg.postprocess import PostProcess
+
+    formats = [f.strip() for f in formats if f.strip()]
+    tflite_modes = [m.strip() for m in tflite_modes if m.strip()]
+    if num_classes is None and model is not None:
+        num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        raise ExportError("num_classes is needed to export from a weights file")
+    _check_arguments(image_size, num_classes, formats, class_names, category_ids)
+    network = _load_model(model, weights, model_name, num_classes, image_size)
+    input_size = network.inputs[0].shape[1]
+    if input_size != image_size:
+        raise ExportError(f"the model takes {input_size} px inputs, not the requested {image_size}")
+    class_names = list(class_names or [f"class{i}" for i in range(num_classes)])
+    category_ids = list(category_ids if category_ids is not None else range(num_classes))
+    info = meta.build_metadata(model_name, num_classes, image_size, class_names, category_ids,
+                               score_threshold, iou_threshold, max_detections, agnostic)
+    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = {"metadata": meta.write_json(info, output_dir / "metadata.json")}
+    if "tflite" in formats:
+        written.update(_export_tflite(network, post, image_size, output_dir, model_name,
+                                      tflite_modes, raw, calibration, info))
+    if "savedmodel" in formats:
+        from tfseg.export.savedmodel import export_savedmodel
+
+        written["savedmodel"] = export_savedmodel(
+            network, post, image_size, output_dir, serving_name, serving_version,
+            warmup_images if warmup_images is not None else [_grey_png(image_size)],
+            extra_files={"assets.extra/metadata.json": meta.to_json(info)})
+    return written
+
+
+def _export_tflite(network, post, image_size, output_dir, model_name, modes, raw, calibration,
+                   info) -> dict[str, Path]:
+    from tfseg.export.tflite import export_tflite
+
+    files = export_tflite(network, post, image_size, output_dir, f"{model_name}_{image_size}",
+                          modes, raw=raw, calibration=calibration, metadata=info)
+    return {f"tflite_{name}": path for name, path in files.items()}
+
+
+def _grey_png(size: int) -> bytes:
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", np.full((size, size, 3), 114, np.uint8))
+    return encoded.tobytes()

@@ -117,6 +117,7 @@ def export_savedmodel(model: keras.Model, post: keras.layers.Layer, image_size: 
                                   name, signatures.SERVING_BYTES, signatures.INPUT_BYTES,
                                   warmup_images)
         for file_name, text in (extra_files or {}).items():
+            (staging / "sm" / file_name).parent.mkdir(parents=True, exist_ok=True)
             (staging / "sm" / file_name).write_text(text)
         os.replace(staging / "sm", target)
     finally:

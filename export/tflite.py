@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfseg.errors import ExportError
 from tfseg.export import signatures
+from tfseg.export.metadata import embed_in_tflite
 from tfseg.export.savedmodel import write_archive
 
 MODES = ("float32", "float16", "dynamic_int8", "int8")
@@ -91,6 +92,19 @@ def _int8_selective(converter: tf.lite.TFLiteConverter, end_to_end: bool) -> byt
         denylisted_nodes=denylisted)
 
 
+def _check_calibratable(float_model: bytes) -> None:
+    """Refuse int8 calibration of a graph with a WHILE loop: TF 2.21's calibrator crashes
+    the process (segmentation fault) on it. The loop comes from ``tf.map_fn`` over the batch
+    in tfseg.postprocess.nms.batched_nms; with a static batch it can be unrolled."""
+    from tfseg.export.structure import inspect_tflite
+
+    if "WHILE" in inspect_tflite(float_model).op_names:
+        raise ExportError(
+            "tflite mode int8 (end-to-end) cannot be calibrated: the post-processing graph "
+            "holds a WHILE loop (tf.map_fn over the batch in tfseg.postprocess.nms), on which "
+            "the TFLite calibrator crashes; export raw int8 (the network alone) or float modes")
+
+
 def _tensor_names(model_bytes: bytes) -> list[str]:
     from tfseg.export.structure import read_model
     graph = read_model(model_bytes).Subgraphs(0)
@@ -139,7 +153,7 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
                   output_dir: str | os.PathLike, stem: str, modes: Iterable[str],
                   raw: bool = True,
                   calibration: Callable[[], Iterable[np.ndarray]] | None = None,
-                  ) -> dict[str, Path]:
+                  metadata: dict | None = None) -> dict[str, Path]:
     """Write the end-to-end (and raw) .tflite files for every mode.
 
     Args:
@@ -151,6 +165,7 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
         modes: subset of MODES.
         raw: also write the network-only files.
         calibration: callable returning uint8 [S, S, 3] letterboxed images (int8 only).
+        metadata: the export metadata, embedded in every file (with ``tflite_file`` added).
 
     Returns:
         ``{"<mode>": path, "raw_<mode>": path, ...}``.
@@ -170,9 +185,13 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
             key, fn, spec = _endpoint(model, post, image_size, end_to_end)
             saved = Path(scratch) / key
             write_archive(model, post, {key: (fn, spec)}, saved)
+            if end_to_end and "int8" in modes:
+                _check_calibratable(convert_saved_model(saved, key, "float32", True))
             for mode in modes:
                 data = convert_saved_model(saved, key, mode, end_to_end, calibration, image_size)
                 name = mode if end_to_end else f"raw_{mode}"
+                if metadata is not None:
+                    data = embed_in_tflite(data, {**metadata, "tflite_file": name})
                 path = output_dir / f"{stem}_{name}.tflite"
                 tmp = path.with_suffix(".tflite.tmp")
                 tmp.write_bytes(data)

@@ -51,3 +51,68 @@ class KerasBackend:
 
     def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self._detect(tf.constant(images, tf.uint8)).items()}
+
+
+# SavedModel and TFLite backends (added by the export stage). They read what the export
+# wrote (tfseg.export: signatures "serving_pixels" and "detect"), so predict runs the very
+# files users deploy; they depend on TensorFlow / ai-edge-litert only, not on tfseg.export.
+
+class SavedModelBackend:
+    """A tfseg SavedModel's ``serving_pixels`` signature (letterboxed uint8 -> DETECTIONS).
+
+    Args:
+        path: the version folder (``<name>/<version>``) holding saved_model.pb.
+        signature: the signature to call.
+
+    Thresholds and N are those chosen at export time.
+    """
+
+    def __init__(self, path, signature: str = "serving_pixels"):
+        loaded = tf.saved_model.load(str(path))
+        self._loaded = loaded  # keep the trackable alive with its function
+        self._fn = loaded.signatures[signature]
+        spec = self._fn.structured_input_signature[1]
+        shape = next(iter(spec.values())).shape
+        self.image_size = int(shape[1])
+        self._input = next(iter(spec))
+        self.num_classes = None  # not stored in the graph: read the export's metadata.json
+
+    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._fn(**{self._input: tf.constant(images, tf.uint8)})
+        return {k: v.numpy() for k, v in out.items() if k != "letterbox"}
+
+
+class TFLiteBackend:
+    """An end-to-end .tflite (signature ``detect``) run by ai-edge-litert's signature runner.
+
+    Outputs are read by name (the flatbuffer's output order differs from the signature's),
+    and the boxes are turned back from normalized [ymin, xmin, ymax, xmax] into the
+    contract's xyxy input pixels. The file takes one image at a time; a batch is looped.
+
+    Args:
+        path: the .tflite file.
+        num_threads: CPU threads for the interpreter.
+        signature: signature key.
+    """
+
+    def __init__(self, path, num_threads: int = 2, signature: str = "detect"):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._runner = self._interpreter.get_signature_runner(signature)
+        details = self._runner.get_input_details()
+        self._input = next(iter(details))
+        self.image_size = int(details[self._input]["shape"][1])
+        self.num_classes = None  # in the file's tfseg_metadata (tfseg.export.metadata)
+
+    def _one(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._runner(**{self._input: image[None]})
+        # [ymin, xmin, ymax, xmax] -> [xmin, ymin, xmax, ymax]: the same pair swap both ways.
+        boxes = tf.gather(tf.constant(out["boxes"]), [1, 0, 3, 2], axis=-1).numpy()
+        return {"boxes": boxes * float(self.image_size), "scores": out["scores"],
+                "classes": out["classes"].astype(np.int32), "masks": out["masks"],
+                "num_detections": out["num_detections"].astype(np.int32)}
+
+    def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [self._one(np.asarray(image, np.uint8)) for image in images]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
