@@ -30,9 +30,25 @@ def run(args) -> int:
         return 0
     if args.action == "convert":
         return _convert(cfg, args)
-    from tfseg.pipeline.view import view_command
+    return _view(cfg, args.output)
 
-    return view_command(cfg, args.output)
+
+def _view(cfg, output: str | None) -> int:
+    """A PNG grid of augmented training batches, as the model sees them."""
+    from tfseg.commands.models import prepared_dataset
+    from tfseg.config.factory import augment_arguments
+    from tfseg.pipeline.dataset import build_dataset
+    from tfseg.pipeline.view import write_grid
+
+    cfg, paths, classes = prepared_dataset(cfg, verbose=False)
+    batch = min(cfg.train.batch, 16)
+    dataset = build_dataset(str(paths.records), "train", cfg.model.image_size, batch,
+                            cfg.data.max_instances, training=True, seed=cfg.train.seed,
+                            **augment_arguments(cfg))
+    path = write_grid(dataset, output or "augmented_batches.png", num_batches=1,
+                      class_names=classes["class_names"])
+    print(f"augmented batch of {batch} images: {path}")
+    return 0
 
 
 def _convert(cfg, args) -> int:
