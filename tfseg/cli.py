@@ -44,6 +44,13 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     elif name == "benchmark":
         parser.add_argument("target", choices=["data", "train", "model", "postprocess", "export"],
                             help="what to measure")
+        parser.add_argument("--sizes", type=int, nargs="+", default=[320, 640],
+                            help="input sizes (default: 320 640)")
+        parser.add_argument("--batch", type=int, default=8, help="batch size (data, train)")
+        parser.add_argument("--runs", type=int, default=20, help="timed repetitions or batches")
+        parser.add_argument("--threads", type=int, default=2,
+                            help="TensorFlow threads (default 2; 0: TensorFlow's choice)")
+        parser.add_argument("--output", help="also write the results to this JSON file")
     elif name == "import-weights":
         parser.add_argument("checkpoint", help="Ultralytics state dict (.pt saved with "
                                                "torch.save(state_dict), or .safetensors)")

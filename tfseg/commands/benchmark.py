@@ -1,0 +1,27 @@
+"""``tfseg benchmark <target>``: prints one JSON line per measurement; --output saves them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+from tfseg.runs import write_json
+
+
+def run(args) -> int:
+    threads = args.threads
+    if threads:  # the figures quoted in the README use 2 threads, as on the reference machine
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    module = importlib.import_module(f"tfseg.benchmarks.{args.target}")
+    results = []
+    for result in module.run(args.sizes, args.batch, args.runs):
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    if args.output:
+        write_json(args.output, results)
+    return 0
