@@ -78,20 +78,20 @@ class EMAUpdate(keras.callbacks.Callback):
 
     Args:
         ema: the tfseg.train.ema.ModelEMA.
-        accumulate: batches per optimizer update (gradient accumulation).
         backup_dir: where the resume backup lives (EMA state as ``ema.npz``, previous as
             ``ema.npz.bkp``); None: no saving.
         guard: the NaNGuard: no update or save once the loss went bad.
     """
 
-    def __init__(self, ema, accumulate: int = 1, backup_dir: str | None = None,
-                 guard: NaNGuard | None = None):
+    def __init__(self, ema, backup_dir: str | None = None, guard: NaNGuard | None = None):
         super().__init__()
-        self.ema, self.accumulate, self.guard = ema, int(accumulate), guard
+        self.ema, self.guard = ema, guard
+        self._seen_updates = 0
         self.path = Path(backup_dir) / EMA_STATE if backup_dir else None
 
     def on_train_begin(self, logs=None):
         """Restore the EMA saved at the epoch BackupAndRestore resumes from."""
+        self._seen_updates = int(self.model.optimizer.iterations.numpy())
         epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
         if self.path is None or epoch == 0:
             return
@@ -112,7 +112,9 @@ class EMAUpdate(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.guard is not None and self.guard.failed:
             return
-        if int(self.model.optimizer.iterations.numpy()) % self.accumulate == 0:
+        updates = int(self.model.optimizer.iterations.numpy())  # optimizer updates so far
+        if updates != self._seen_updates:
+            self._seen_updates = updates
             self.ema.update()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -229,7 +231,7 @@ class LearningRateLog(keras.callbacks.Callback):
         if logs is None:
             return
         optimizer = self.model.optimizer
-        step = optimizer.iterations
+        step = optimizer._iterations  # batches seen: what the schedules are functions of
         logs["lr"] = float(np.asarray(optimizer.learning_rate))
         bias = getattr(optimizer, "bias_learning_rate", None)
         logs["lr_bias"] = float(np.asarray(bias(step))) if callable(bias) else logs["lr"]

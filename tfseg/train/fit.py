@@ -56,7 +56,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
         verbose: Keras progress display (``"auto"``, 0, 1, 2).
 
     Returns:
-        {"epochs_trained", "steps", "stopped" ("completed" | "early_stopping" | "nan"),
+        {"epochs_trained", "batches", "updates" (optimizer updates), "stopped" ("completed" | "early_stopping" | "nan"),
         "message", "best_epoch", "best_mask_map", "last_weights", "best_weights",
         "optimizer", "seconds", "metrics" (last epoch logs)}.
 
@@ -66,6 +66,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.resume:
         cfg = _resumed_config(cfg, run_dir)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -99,7 +100,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     train_data = distributed_dataset(strategy, lambda context: _train_dataset(
         cfg, data_dir, mosaic_switch, context))
     ema = ModelEMA(model) if cfg.train.ema else None
-    callbacks, guard, checkpoints = _callbacks(cfg, run_dir, model, ema, choice.accumulate,
+    callbacks, guard, checkpoints = _callbacks(cfg, run_dir, model, ema,
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)
     history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
@@ -204,21 +205,24 @@ def freeze_layers(model: keras.Model, count: int) -> list[str]:
 
 def _train_dataset(cfg: RunConfig, data_dir: Path, mosaic_switch, context):
     aug = cfg.augment
-    data = build_dataset(str(data_dir), "train", cfg.model.image_size, cfg.train.batch,
+    # Repeat the records, not the batches: the mosaic groups samples in sliding windows, so a
+    # single pass yields fewer samples than records, and a small set may yield no batch.
+    records, _ = load_split(str(data_dir), "train")
+    return build_dataset(records.repeat(), "train", cfg.model.image_size, cfg.train.batch,
                          cfg.data.max_instances, training=True, seed=cfg.train.seed,
                          input_context=context, mosaic_p=aug.mosaic, mosaic_enabled=mosaic_switch,
                          degrees=aug.degrees, translate=aug.translate, scale=aug.scale,
                          shear=aug.shear, fliplr=aug.fliplr, hsv_h=aug.hsv_h, hsv_s=aug.hsv_s,
                          hsv_v=aug.hsv_v, min_area=aug.min_area)
-    return data.repeat()  # fit counts steps_per_epoch; the pipeline never runs dry
 
 
-def _callbacks(cfg, run_dir, model, ema, accumulate, mosaic_switch, data_dir, val_json, info,
+def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info,
                strategy, chief):
     """Callbacks in the order they must run at each epoch end: back up, EMA, evaluate and
     checkpoint (adds val metrics to the logs), lr, then the loggers and early stopping."""
     backup = run_dir / "backup" if chief else run_dir / "backup" / f"worker{worker_index(strategy)}"
     checkpoints = None
+    tensorboard = chief and _tensorboard_available()
     guard = NaNGuard(last_good=lambda: checkpoints.describe_last())
 
     def evaluate_fn(weights_model):
@@ -231,21 +235,32 @@ def _callbacks(cfg, run_dir, model, ema, accumulate, mosaic_switch, data_dir, va
 
     checkpoints = EvaluateAndCheckpoint(evaluate_fn, run_dir / WEIGHTS_DIR, cfg.train.epochs,
                                         cfg.train.eval_period, ema, guard, write=chief,
-                                        on_evaluated=_prediction_images(run_dir) if chief else None)
+                                        on_evaluated=_prediction_images(run_dir) if tensorboard else None)
     callbacks = [guard, GuardedBackupAndRestore(str(backup), guard, double_checkpoint=True)]
     if ema is not None:
-        callbacks.append(EMAUpdate(ema, accumulate, str(backup), guard))
+        callbacks.append(EMAUpdate(ema, str(backup), guard))
     callbacks += [checkpoints,
                   CloseMosaic(mosaic_switch, cfg.train.epochs, cfg.augment.close_mosaic),
                   LearningRateLog(),
                   ResumableCSVLogger(str(run_dir / "results.csv"), write=chief)]
-    if chief:
+    if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False, update_freq="epoch"))
     if cfg.train.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping("val_mask_mAP50-95", mode="max",
                                                        patience=cfg.train.patience))
     return callbacks, guard, checkpoints
+
+
+def _tensorboard_available() -> bool:
+    """TensorBoard logs need the ``tensorboard`` package (tf.summary has no writer without it)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        print("note: the tensorboard package is not installed; no TensorBoard logs "
+              "(results.csv has the same scalars)", flush=True)
+        return False
+    return True
 
 
 def _prediction_images(run_dir: Path):
@@ -273,7 +288,8 @@ def _summary(history, model, guard, checkpoints, choice, start) -> dict:
     else:
         stopped, message = "completed", ""
     weights = checkpoints.weights_dir
-    return {"epochs_trained": len(history.epoch), "steps": int(model.optimizer.iterations.numpy()),
+    return {"epochs_trained": len(history.epoch), "batches": int(model.optimizer._iterations.numpy()),
+            "updates": int(model.optimizer.iterations.numpy()),
             "stopped": stopped, "message": message, "best_epoch": checkpoints.best_epoch + 1,
             "best_mask_map": checkpoints.best_map, "last_weights": str(weights / "last.weights.h5"),
             "best_weights": str(weights / "best.weights.h5"),

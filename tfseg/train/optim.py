@@ -56,10 +56,13 @@ class _ParameterGroups:
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
 
+    # Schedules read ``_iterations`` (batches seen), as Keras does for ``learning_rate``;
+    # ``iterations`` counts optimizer updates when gradients are accumulated.
+
     def _rate_for(self, variable, learning_rate):
         """The bias schedule's rate for bias variables, the optimizer's rate otherwise."""
         if self.bias_learning_rate is not None and parameter_group(variable) == "bias":
-            return self.bias_learning_rate(self.iterations)
+            return self.bias_learning_rate(self._iterations)
         return learning_rate
 
     def _decays(self, variable) -> bool:
@@ -106,7 +109,7 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
 
     def _momentum_now(self):
         if callable(self.momentum):
-            return self.momentum(self.iterations)
+            return self.momentum(self._iterations)
         return self.momentum
 
     def update_step(self, gradient, variable, learning_rate):
