@@ -150,12 +150,9 @@ def _strip_prefix(state: dict) -> dict:
     return dict(state)
 
 
-def _mismatch_hint(name: str, expected: tuple, got: tuple, model: YoloSeg) -> str:
+def _mismatch_hint(name: str, got: tuple, model: YoloSeg) -> str:
     head_index = max(LAYER_INDEX[model.spec.family])
-    if name.startswith(f"{head_index}.cv3.") and name.endswith(".2.bias"):
-        return (f"; the checkpoint has {got[0]} classes, the model {model.num_classes}: "
-                f"build it with num_classes={got[0]}")
-    if name.startswith(f"{head_index}.cv3.") and name.endswith(".2.weight"):
+    if name.startswith(f"{head_index}.cv3.") and name.split(".")[-2] == "2":  # class prediction
         return (f"; the checkpoint has {got[0]} classes, the model {model.num_classes}: "
                 f"build it with num_classes={got[0]}")
     return f"; the checkpoint is not {model.model_name} (another scale or family?)"
@@ -210,7 +207,7 @@ def apply_state_dict(model: YoloSeg, state: dict) -> int:
         expected = _reference_shape(tuple(variable.shape), layout)
         if array.shape != expected:
             raise WeightsError(f"tensor model.{name}: shape {list(array.shape)}, model expects "
-                               f"{list(expected)}{_mismatch_hint(name, expected, array.shape, model)}")
+                               f"{list(expected)}{_mismatch_hint(name, array.shape, model)}")
         assignments.append((variable, _to_keras_layout(array.astype(np.float32), layout)))
     for variable, value in assignments:  # only after every check passed: all or nothing
         variable.assign(value)
