@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import tensorflow as tf
 
 from tfseg.ops.boxes import pairwise_iou
 
@@ -30,7 +31,7 @@ def match_by_iou(boxes_a: np.ndarray, classes_a: np.ndarray, boxes_b: np.ndarray
     """
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return []
-    iou = pairwise_iou(np.asarray(boxes_a, np.float32), np.asarray(boxes_b, np.float32)).numpy()
+    iou = pairwise_iou(tf.constant(boxes_a, tf.float32), tf.constant(boxes_b, tf.float32)).numpy()
     iou = np.where(np.asarray(classes_a)[:, None] == np.asarray(classes_b)[None, :], iou, -1.0)
     pairs, used_a, used_b = [], set(), set()
     for flat in np.argsort(-iou, axis=None, kind="stable"):

@@ -151,7 +151,7 @@ def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, 
 
 def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
                   output_dir: str | os.PathLike, stem: str, modes: Iterable[str],
-                  raw: bool = True,
+                  raw: bool = True, end_to_end: bool = True,
                   calibration: Callable[[], Iterable[np.ndarray]] | None = None,
                   metadata: dict | None = None) -> dict[str, Path]:
     """Write the end-to-end (and raw) .tflite files for every mode.
@@ -163,7 +163,8 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
         output_dir: folder for the .tflite files.
         stem: file name stem, e.g. ``yolov8-seg-n_640``.
         modes: subset of MODES.
-        raw: also write the network-only files.
+        raw: write the network-only files.
+        end_to_end: write the end-to-end files.
         calibration: callable returning uint8 [S, S, 3] letterboxed images (int8 only).
         metadata: the export metadata, embedded in every file (with ``tflite_file`` added).
 
@@ -179,17 +180,17 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    kinds = [True, False] if raw else [True]
+    kinds = [kind for kind, wanted in ((True, end_to_end), (False, raw)) if wanted]
     with tempfile.TemporaryDirectory(prefix="tfseg-tflite-") as scratch:
-        for end_to_end in kinds:
-            key, fn, spec = _endpoint(model, post, image_size, end_to_end)
+        for full in kinds:
+            key, fn, spec = _endpoint(model, post, image_size, full)
             saved = Path(scratch) / key
             write_archive(model, post, {key: (fn, spec)}, saved)
-            if end_to_end and "int8" in modes:
+            if full and "int8" in modes:
                 _check_calibratable(convert_saved_model(saved, key, "float32", True))
             for mode in modes:
-                data = convert_saved_model(saved, key, mode, end_to_end, calibration, image_size)
-                name = mode if end_to_end else f"raw_{mode}"
+                data = convert_saved_model(saved, key, mode, full, calibration, image_size)
+                name = mode if full else f"raw_{mode}"
                 if metadata is not None:
                     data = embed_in_tflite(data, {**metadata, "tflite_file": name})
                 path = output_dir / f"{stem}_{name}.tflite"

@@ -1,0 +1,101 @@
+"""The edge between the CLI's config and :func:`tfseg.export.export` (plain arguments).
+
+    export_from_config(cfg, model, classes, output_dir) -> list of written paths
+    calibration_images(records, image_size, count)      -> int8 representative images
+    check_gpu_main(path, end_to_end=None)               -> exit code; prints the report
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from tfseg.export import export
+from tfseg.export.gpu_rules import check_gpu
+
+
+def calibration_images(records: str, image_size: int, count: int,
+                       split: str = "train") -> Callable[[], Iterator[np.ndarray]]:
+    """Letterboxed training images for int8 calibration, from prepared records.
+
+    Uses the evaluation branch of tfseg.pipeline.dataset (letterbox, no augmentation), so
+    calibration sees what the deployed model sees.
+
+    Args:
+        records: prepared records folder (DataConfig.records).
+        image_size: S.
+        count: images to yield (the first ``count`` of the split).
+        split: the split to read.
+
+    Returns:
+        A callable returning an iterator of uint8 ``[S, S, 3]`` arrays.
+    """
+    def images() -> Iterator[np.ndarray]:
+        from tfseg.pipeline.dataset import build_dataset
+
+        dataset = build_dataset(records, split, image_size, batch_size=1, training=False)
+        for batch_images, targets in itertools.islice(dataset, count):
+            if int(targets["image_id"][0]) < 0:  # filler element completing the last batch
+                continue
+            yield np.round(batch_images[0].numpy() * 255.0).clip(0, 255).astype(np.uint8)
+    return images
+
+
+def export_from_config(cfg, model, classes: dict, output_dir: str | Path) -> list[Path]:
+    """``tfseg export``: unpack RunConfig sections into :func:`tfseg.export.export`.
+
+    Args:
+        cfg: RunConfig (model, data, export sections).
+        model: the trained Keras network, or None to load ``cfg.model.weights``.
+        classes: {"class_names": [...], "category_ids": [...]}.
+        output_dir: the export folder.
+
+    Returns:
+        The written paths (metadata, SavedModel version folder, .tflite files).
+    """
+    options = cfg.export
+    modes = [m for m in options.tflite_modes.split(",") if m.strip()]
+    calibration = None
+    if "int8" in modes and options.calibration_images > 0 and cfg.data.records:
+        calibration = calibration_images(cfg.data.records, cfg.model.image_size,
+                                         options.calibration_images)
+    written = export(
+        output_dir, model=model, weights=cfg.model.weights or None, model_name=cfg.model.name,
+        num_classes=cfg.model.num_classes or len(classes["class_names"]),
+        image_size=cfg.model.image_size, class_names=classes["class_names"],
+        category_ids=classes["category_ids"], formats=options.formats.split(","),
+        tflite_modes=modes, score_threshold=options.conf, iou_threshold=options.iou,
+        max_detections=options.max_det, agnostic=options.agnostic,
+        serving_name=options.serving_name, serving_version=options.serving_version,
+        calibration=calibration)
+    return list(written.values())
+
+
+def check_gpu_main(path: str | Path, end_to_end: bool | None = None) -> int:
+    """Print the GPU-delegate report of a .tflite; exit code 1 if our layout rule breaks.
+
+    Args:
+        path: the .tflite file.
+        end_to_end: which rule to apply; None: end-to-end if the file has NMS or a loop.
+
+    Returns:
+        0 if the file keeps the rule (raw: only the input cast off the GPU; end-to-end: one
+        CPU partition after the network), else 1.
+    """
+    report = check_gpu(path)
+    if end_to_end is None:
+        end_to_end = any(name.startswith(("NON_MAX_SUPPRESSION", "WHILE"))
+                         for name in report.op_names)
+    print(report)
+    problems = report.problems(end_to_end)
+    kind = "end-to-end" if end_to_end else "raw"
+    if problems:
+        print(f"{kind} rule broken by {len(problems)} op(s) before the NMS tail:")
+        for line in problems:
+            print(f"  {line}")
+        return 1
+    print(f"{kind} rule holds: the network runs on the GPU as one partition")
+    return 0

@@ -1,0 +1,107 @@
+"""TFLite exports against Keras + PostProcess on real (shapes) images, matched by IoU."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg.errors import ExportError
+from tfseg.export.parity import compare_batches
+from tfseg.predict.backends import TFLiteBackend
+
+
+def _run_backend(path, images):
+    return TFLiteBackend(path, num_threads=2).detect(images)
+
+
+def test_float32_end_to_end_matches_keras(exported, letterboxed, keras_detections, settings):
+    candidate = _run_backend(exported["tflite_float32"], letterboxed[0])
+    assert keras_detections["num_detections"].sum() >= 10, "the fixture must detect something"
+    # A score within 1e-4 of the threshold may fall either side: ignore such unmatched rows.
+    report = compare_batches(keras_detections, candidate, min_iou=0.9, score_margin=settings.conf + 1e-4)
+    assert report.unmatched_reference == 0 and report.unmatched_candidate == 0, str(report)
+    assert report.matched >= keras_detections["num_detections"].sum() - 2, str(report)
+    assert report.max_box_diff < 1e-4 * settings.size, str(report)  # normalized 1e-4 of the input side
+    assert report.max_score_diff < 1e-4, str(report)
+    assert report.min_mask_iou > 0.99, str(report)
+
+
+def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, keras_detections, settings):
+    """float16 weights: boxes within 0.5 px, scores within 0.01, masks IoU > 0.95."""
+    candidate = _run_backend(exported["tflite_float16"], letterboxed[0])
+    report = compare_batches(keras_detections, candidate, min_iou=0.8, score_margin=settings.conf + 0.01)
+    assert report.unmatched_reference + report.unmatched_candidate <= 2, str(report)
+    assert report.max_box_diff < 0.5, str(report)
+    assert report.max_score_diff < 0.01, str(report)
+    assert report.min_mask_iou > 0.95, str(report)
+
+
+def test_raw_float32_equals_the_network(exported, network, letterboxed):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(exported["tflite_raw_float32"]),
+                         num_threads=2).get_signature_runner("raw")
+    image = letterboxed[0][:1]
+    got = runner(images=image)
+    want = network(tf.cast(image, tf.float32) / 255.0, training=False)
+    for name in ("box_logits", "class_logits", "mask_coefficients", "prototypes"):
+        np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-4,
+                                   err_msg=name)
+
+
+def test_end_to_end_boxes_are_normalized_yxyx(exported, letterboxed, keras_detections, settings):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(exported["tflite_float32"]),
+                         num_threads=2).get_signature_runner("detect")
+    out = runner(images=letterboxed[0][:1])
+    n = int(out["num_detections"][0])
+    boxes = out["boxes"][0, :n]
+    assert n > 0 and boxes.min() >= 0.0 and boxes.max() <= 1.0
+    assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])
+    # Row 0 has the top score in both; its xyxy pixels are the yxyx normalized ones swapped.
+    np.testing.assert_allclose(boxes[0, [1, 0, 3, 2]] * settings.size, keras_detections["boxes"][0, 0],
+                               atol=1e-2)
+    assert not out["boxes"][0, n:].any() and not out["masks"][0, n:].any()
+
+
+def _calibration(images):
+    return lambda: iter(list(images))
+
+
+@pytest.mark.slow
+def test_int8_network_quantized_and_close_to_float(network, post, letterboxed, tmp_path, settings):
+    """int8 raw: int8 convolutions, uint8 input, float outputs near the float network's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfseg.export.structure import inspect_tflite
+    from tfseg.export.tflite import export_tflite
+
+    files = export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], raw=True,
+                          calibration=_calibration(letterboxed[0]), end_to_end=False)
+    facts = inspect_tflite(files["raw_int8"])
+    graph = facts.subgraphs[0]
+    conv_types = {graph.tensors[op.outputs[0]].dtype for op in graph.operators
+                  if op.name == "CONV_2D"}
+    assert conv_types == {"INT8"}
+    assert facts.weight_bytes < 0.4 * network.count_params() * 4  # int8 weights, not float
+    runner = Interpreter(model_path=str(files["raw_int8"])).get_signature_runner("raw")
+    got = runner(images=letterboxed[0][:1])["prototypes"]
+    want = network(tf.cast(letterboxed[0][:1], tf.float32) / 255.0)["prototypes"].numpy()
+    # Quantized, so not equal; but correlated far beyond chance.
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
+
+
+def test_empty_calibration_set_is_an_export_error(network, post, tmp_path, settings):
+    from tfseg.export.tflite import export_tflite
+
+    with pytest.raises(ExportError, match="empty"):
+        export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], calibration=lambda: iter([]))
+    with pytest.raises(ExportError, match="calibration"):
+        export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], calibration=None)
+
+
+def test_unknown_mode_is_an_export_error(network, post, tmp_path, settings):
+    from tfseg.export.tflite import export_tflite
+
+    with pytest.raises(ExportError, match="bfloat8"):
+        export_tflite(network, post, settings.size, tmp_path, "n", ["bfloat8"])
