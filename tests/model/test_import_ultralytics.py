@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from keras.ops import convert_to_numpy
 
 from tfseg.errors import WeightsError
 from tfseg.model import build_model
@@ -26,7 +25,7 @@ def model():
 
 
 def _weights(model):
-    return [convert_to_numpy(w) for w in model.weights]
+    return [w.numpy() for w in model.weights]
 
 
 def test_name_table_covers_every_reference_tensor_once(model, state):
@@ -52,10 +51,10 @@ def test_import_from_npz_writes_weights_with_reference_outputs(tmp_path, state, 
 def test_layouts_oihw_to_hwio_depthwise_and_transposed(model, state):
     apply_state_dict(model, state)
     stem = state["model.0.conv.weight"]  # [16, 3, 3, 3] OIHW
-    kernel = convert_to_numpy(model.get_layer("stem").conv.kernel)  # [3, 3, 3, 16] HWIO
+    kernel = model.get_layer("stem").conv.kernel.numpy()  # [3, 3, 3, 16] HWIO
     assert kernel[1, 2, 0, 5] == stem[5, 0, 1, 2]
     up = state["model.22.proto.upsample.weight"]  # [in, out, kh, kw]
-    transposed = convert_to_numpy(model.get_layer("head").proto.upsample.kernel)  # [kh, kw, out, in]
+    transposed = model.get_layer("head").proto.upsample.kernel.numpy()  # [kh, kw, out, in]
     assert transposed[0, 1, 3, 7] == up[7, 3, 0, 1]
 
 

@@ -71,9 +71,9 @@ def test_attention_matches_the_formula_in_numpy():
     layer(x)
     for conv in (layer.qkv, layer.proj, layer.pe):
         _identity_bn(conv)
-    qkv_w = np.asarray(layer.qkv.conv.kernel)[0, 0]  # [4, 2 + 2 + 4]
-    proj_w = np.asarray(layer.proj.conv.kernel)[0, 0]
-    pe_w = np.asarray(layer.pe.conv.kernel)[:, :, :, 0]  # [3, 3, 4]
+    qkv_w = layer.qkv.conv.kernel.numpy()[0, 0]  # [4, 2 + 2 + 4]
+    proj_w = layer.proj.conv.kernel.numpy()[0, 0]
+    pe_w = layer.pe.conv.kernel.numpy()[:, :, :, 0]  # [3, 3, 4]
     flat = x.reshape(4, 4)
     qkv = flat @ qkv_w
     q, k, v = qkv[:, :2], qkv[:, 2:4], qkv[:, 4:]
