@@ -32,6 +32,10 @@ def match_by_iou(boxes_a: np.ndarray, classes_a: np.ndarray, boxes_b: np.ndarray
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return []
     iou = pairwise_iou(tf.constant(boxes_a, tf.float32), tf.constant(boxes_b, tf.float32)).numpy()
+    # Boxes clipped to nothing (a detection in the letterbox padding, mapped to the original
+    # image) have no IoU with anything; identical ones still match.
+    same = np.abs(np.asarray(boxes_a)[:, None] - np.asarray(boxes_b)[None]).max(-1) < 1e-3
+    iou = np.where(same, 1.0, iou)
     iou = np.where(np.asarray(classes_a)[:, None] == np.asarray(classes_b)[None, :], iou, -1.0)
     pairs, used_a, used_b = [], set(), set()
     for flat in np.argsort(-iou, axis=None, kind="stable"):

@@ -1,0 +1,115 @@
+"""What a phone app does with the end-to-end .tflite, in plain numpy (no tfseg, no TensorFlow).
+
+    python tools/tflite_app_example.py model_float32.tflite image.jpg [--out overlay.png]
+
+Steps, as an Android/iOS app would write them:
+  1. decode the image (here cv2) to RGB uint8;
+  2. letterbox it to S x S: scale = min(S/h, S/w), bilinear resize to round(h*scale) x
+     round(w*scale), pad with grey 114, image centred (pad_top = (S - new_h) // 2, ...);
+  3. run the signature "detect" by NAME (the flatbuffer's output order is not the
+     signature's): input "images" uint8 [1, S, S, 3]; outputs "boxes" [1, N, 4] normalized
+     [ymin, xmin, ymax, xmax] of the letterboxed input, "scores" [1, N], "classes" [1, N],
+     "masks" [1, N, S/4, S/4] probabilities, "num_detections" [1];
+  4. map boxes back: x = (x_norm * S - pad_left) / scale, y likewise with pad_top;
+  5. place each mask: for every original pixel inside the box, sample the mask at
+     ((x + 0.5) * scale + pad_left) / 4 - 0.5 (bilinear), threshold at 0.5.
+The geometry is the same as tfseg.postprocess.host (which the Python predict uses); this
+file restates it without tfseg so an app developer can read it in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+PROTO_STRIDE = 4
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
+    """``[H, W, 3]`` uint8 -> (``[S, S, 3]`` uint8, (scale, pad_top, pad_left))."""
+    height, width = rgb.shape[:2]
+    scale = min(size / height, size / width)
+    new_h, new_w = min(round(height * scale), size), min(round(width * scale), size)
+    resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas, (scale, top, left)
+
+
+def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2) -> dict:
+    """Run the "detect" signature on one letterboxed image; outputs by name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=model_path, num_threads=num_threads).get_signature_runner("detect")
+    return runner(images=image[None])
+
+
+def boxes_to_original(boxes_norm: np.ndarray, size: int, scale: float, top: int, left: int,
+                      height: int, width: int) -> np.ndarray:
+    """``[n, 4]`` normalized yxyx of the input -> ``[n, 4]`` xyxy original pixels, clipped."""
+    ymin, xmin, ymax, xmax = (boxes_norm[:, i] * size for i in range(4))
+    boxes = np.stack([(xmin - left) / scale, (ymin - top) / scale,
+                      (xmax - left) / scale, (ymax - top) / scale], axis=1)
+    return np.clip(boxes, 0, [width, height, width, height])
+
+
+def mask_to_original(mask: np.ndarray, box: np.ndarray, scale: float, top: int, left: int,
+                     height: int, width: int) -> np.ndarray:
+    """One ``[P, P]`` mask -> ``[H, W]`` bool on the original image, inside its box."""
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    full = np.zeros((height, width), bool)
+    if x1 <= x0 or y1 <= y0:
+        return full
+    step = scale / PROTO_STRIDE
+    to_proto = np.array([[step, 0, ((x0 + 0.5) * scale + left) / PROTO_STRIDE - 0.5],
+                         [0, step, ((y0 + 0.5) * scale + top) / PROTO_STRIDE - 0.5]])
+    warped = cv2.warpAffine(mask.astype(np.float32), to_proto, (x1 - x0, y1 - y0),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    cols, rows = np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5
+    inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))
+    full[y0:y1, x0:x1] = (warped > 0.5) & inside
+    return full
+
+
+def detect_image(model_path: str, rgb: np.ndarray, size: int) -> list[dict]:
+    """Detections of one RGB image in original pixels: box, score, class, mask."""
+    height, width = rgb.shape[:2]
+    boxed, (scale, top, left) = letterbox(rgb, size)
+    out = run_detect(model_path, boxed)
+    n = int(out["num_detections"][0])
+    boxes = boxes_to_original(out["boxes"][0, :n], size, scale, top, left, height, width)
+    return [{"box": boxes[i].tolist(), "score": float(out["scores"][0, i]),
+             "class": int(out["classes"][0, i]),
+             "mask": mask_to_original(out["masks"][0, i], boxes[i], scale, top, left, height,
+                                      width)} for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("image")
+    parser.add_argument("--out", help="write an overlay PNG here")
+    args = parser.parse_args()
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=args.model).get_signature_runner("detect").get_input_details()
+    size = int(details["images"]["shape"][1])
+    rgb = cv2.cvtColor(cv2.imread(args.image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    detections = detect_image(args.model, rgb, size)
+    print(json.dumps([{k: v for k, v in d.items() if k != "mask"} | {"mask_pixels": int(d["mask"].sum())}
+                      for d in detections], indent=1))
+    if args.out:
+        overlay = rgb.copy()
+        for d in detections:
+            overlay[d["mask"]] = (0.5 * overlay[d["mask"]] + (0, 127, 0)).astype(np.uint8)
+        cv2.imwrite(args.out, cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+
+
+if __name__ == "__main__":
+    main()
