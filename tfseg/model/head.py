@@ -151,12 +151,14 @@ class SegmentHead(Block):
         def run(branches):
             return self._flatten([b(f, training=training) for b, f in zip(branches, features)])
 
-        return {
+        outputs = {
             "box_logits": run(self.box_branches),
             "class_logits": run(self.class_branches),
             "mask_coefficients": run(self.mask_branches),
             "prototypes": self.proto(features[0], training=training),
         }
+        # The contract is float32 even when the layers compute in float16 (mixed precision).
+        return {name: ops.cast(value, "float32") for name, value in outputs.items()}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
