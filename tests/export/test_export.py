@@ -1,0 +1,92 @@
+"""The export() entry: bad input gives ExportError; backends and the app example read exports."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg.errors import ExportError
+from tfseg.export import export
+
+
+def test_no_weights_is_an_export_error(tmp_path):
+    with pytest.raises(ExportError, match="no trained weights"):
+        export(tmp_path, model=None, weights=None, num_classes=3, image_size=128)
+    with pytest.raises(ExportError, match="not found"):
+        export(tmp_path, weights=str(tmp_path / "missing.weights.h5"), num_classes=3,
+               image_size=128)
+
+
+@pytest.mark.parametrize("size", [100, 0, 48])
+def test_size_not_a_multiple_of_32_is_an_export_error(tmp_path, size):
+    with pytest.raises(ExportError, match="multiple of 32"):
+        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=size)
+
+
+def test_unknown_format_and_class_count_mismatch(tmp_path):
+    with pytest.raises(ExportError, match="onnx"):
+        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=128,
+               formats=["onnx"])
+    with pytest.raises(ExportError, match="2 class names for 3 classes"):
+        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=128,
+               class_names=["a", "b"])
+
+
+def test_weights_of_another_model_are_an_export_error(tmp_path, network):
+    path = tmp_path / "n.weights.h5"
+    network.save_weights(str(path))
+    with pytest.raises(ExportError, match="do not fit"):
+        export(tmp_path / "out", weights=str(path), model_name="yolov8-seg-n", num_classes=5,
+               image_size=128, formats=["tflite"])
+
+
+def test_load_backend_reads_metadata_and_matches_keras(exported, letterboxed, keras_detections):
+    from tfseg.export.backends import load_backend
+    from tfseg.export.parity import compare_batches
+
+    for key in ("tflite_float32", "savedmodel"):
+        backend = load_backend(exported[key])
+        assert backend.num_classes == 3 and backend.class_names[0] == "circle"
+        assert backend.image_size == 128
+        report = compare_batches(keras_detections, backend.detect(letterboxed[0]), min_iou=0.9)
+        assert report.unmatched_reference == 0 and report.max_score_diff < 1e-4, (key, report)
+    with pytest.raises(ExportError, match="raw"):
+        load_backend(exported["tflite_raw_float32"])
+
+
+def test_app_example_places_masks_like_the_host_postprocess(exported, image_files):
+    """tools/tflite_app_example.py (numpy only) agrees with tfseg.postprocess.host."""
+    import importlib.util
+    from pathlib import Path
+
+    import cv2
+
+    from tfseg.postprocess.host import to_original
+    from tfseg.predict.backends import TFLiteBackend
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "tflite_app_example.py"
+    spec = importlib.util.spec_from_file_location("tflite_app_example", tool)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    path = next(p for p in image_files if p.suffix == ".png")
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    got = app.detect_image(str(exported["tflite_float32"]), rgb, 128)
+    boxed, (scale, top, left) = app.letterbox(rgb, 128)
+    info = np.array([[rgb.shape[0], rgb.shape[1], scale, top, left]], np.float32)
+    want = to_original(TFLiteBackend(exported["tflite_float32"]).detect(boxed[None]), info)[0]
+    assert len(got) >= len(want) > 0
+    kept = [d for d in got if d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1]]
+    np.testing.assert_allclose([d["box"] for d in kept], want.boxes, atol=1e-3)
+    for i, d in enumerate(kept):
+        assert np.array_equal(d["mask"], want.full_mask(i))
+
+
+def test_tfseg_export_imports_from_a_fresh_process():
+    result = subprocess.run([sys.executable, "-c", "import tfseg.export, tfseg.export.api; "
+                             "print(tfseg.export.FORMATS)"], capture_output=True, text=True,
+                            timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "savedmodel" in result.stdout
