@@ -27,8 +27,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tfseg.errors import ConfigError
+
 EMA_STATE = "ema.npz"
 MASK_MAP = "val_mask_mAP50-95"
+# The evaluation metrics put into the epoch logs: always the same columns (CSVLogger fixes its
+# columns at the first row), NaN until the first evaluation.
+METRIC_KEYS = tuple(f"val_{kind}_{name}" for kind in ("box", "mask") for name in
+                    ("mAP50-95", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "AR100"))
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -63,6 +69,16 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir: str, guard: NaNGuard, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.guard = guard
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        if epoch > 0 and int(self.model.optimizer._iterations.numpy()) == 0:
+            # Keras only warns when the saved optimizer does not fit; a silent restart of the
+            # schedule and moments would not be a resume.
+            raise ConfigError(f"train.resume: the optimizer state in {self.backup_dir} does not "
+                              "match this run's optimizer (was the optimizer, batch or gradient "
+                              "accumulation changed?)")
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.guard.failed:
@@ -170,15 +186,16 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         due = self._due(epoch) or self.model.stop_training
         with self._averaged():
             if due and self.write:
-                metrics = {f"val_{k.replace('/', '_')}": float(v)
-                           for k, v in self.evaluate_fn(self.model).items()}
+                found = {f"val_{k.replace('/', '_')}": float(v)
+                         for k, v in self.evaluate_fn(self.model).items()}
+                metrics = {k: found.get(k, float("nan")) for k in METRIC_KEYS}
                 self.last_metrics = metrics
                 if self.on_evaluated is not None:
                     self.on_evaluated(epoch, metrics)
             if self.write:
                 self._save(epoch, due)
         # Non-evaluated epochs repeat the last values, so every row has the same columns.
-        logs.update(self.last_metrics or {MASK_MAP: float("nan")})
+        logs.update(self.last_metrics or dict.fromkeys(METRIC_KEYS, float("nan")))
 
     def _averaged(self):
         import contextlib

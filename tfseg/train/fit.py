@@ -45,7 +45,7 @@ from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
 
 
 def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy | None = None,
-          verbose: int | str = "auto") -> dict:
+          verbose: int | str = "auto", extra_callbacks: list | None = None) -> dict:
     """Train a YoloSeg per ``cfg`` into ``run_dir``.
 
     Args:
@@ -54,6 +54,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
         strategy: a tf.distribute strategy to use instead of ``cfg.train.strategy``
             (e.g. a TPUStrategy, see tfseg/train/strategy.py).
         verbose: Keras progress display (``"auto"``, 0, 1, 2).
+        extra_callbacks: Keras callbacks run after tfseg's own (user hooks).
 
     Returns:
         {"epochs_trained", "batches", "updates" (optimizer updates), "stopped" ("completed" | "early_stopping" | "nan"),
@@ -104,7 +105,8 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)
     history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=verbose if chief else 0)
+                        callbacks=callbacks + list(extra_callbacks or []),
+                        verbose=verbose if chief else 0)
     summary = _summary(history, model, guard, checkpoints, choice, start)
     if chief:
         write_json(run_dir / "train_summary.json", summary)
@@ -118,6 +120,10 @@ def _resumed_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
         raise ConfigError(f"train.resume: {run_dir} has no {CONFIG_FILE}; is it a run directory?")
     resumed = load_config([f"cfg={saved}"], section="train")
     resumed.train.resume = str(run_dir)
+    # Keys not (yet) in TrainConfig cannot come back from config.yaml: carry them over.
+    for key in ("nominal_batch",):
+        if hasattr(cfg.train, key) and not hasattr(resumed.train, key):
+            setattr(resumed.train, key, getattr(cfg.train, key))
     return resumed
 
 
