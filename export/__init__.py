@@ -57,10 +57,12 @@ def _load_model(model, weights, model_name: str, num_classes: int, image_size: i
 
 def _check_arguments(image_size: int, num_classes: int, formats, class_names, category_ids):
     if not isinstance(image_size, int) or image_size < 32 or image_size % 32:
-        raise ExportError(f"export image size must be a positive multiple of 32, got {image_size!r}")
+        raise ExportError("export image size must be a positive multiple of 32, "
+                          f"got {image_size!r}")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise ExportError(f"export.formats: unknown {unknown or 'empty'}, expected some of {FORMATS}")
+        raise ExportError(f"export.formats: unknown {unknown or 'empty'}, "
+                          f"expected some of {FORMATS}")
     if class_names is not None and len(class_names) != num_classes:
         raise ExportError(f"{len(class_names)} class names for {num_classes} classes")
     if category_ids is not None and len(category_ids) != num_classes:

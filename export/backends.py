@@ -15,7 +15,8 @@ from tfseg.predict.backends import SavedModelBackend, TFLiteBackend
 
 
 def _savedmodel_metadata(path: Path) -> dict | None:
-    for candidate in (path / "assets.extra" / "metadata.json", path.parent.parent / "metadata.json"):
+    for candidate in (path / "assets.extra" / "metadata.json",
+                      path.parent.parent / "metadata.json"):
         if candidate.is_file():
             return json.loads(candidate.read_text())
     return None

@@ -174,7 +174,8 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
     modes = list(modes)
     for mode in modes:
         if mode not in MODES:
-            raise ExportError(f"export.tflite_modes: unknown mode {mode!r}, expected one of {MODES}")
+            raise ExportError(f"export.tflite_modes: unknown mode {mode!r}, "
+                              f"expected one of {MODES}")
     if "int8" in modes:
         _check_calibration_nonempty(calibration)
     output_dir = Path(output_dir)

@@ -80,7 +80,8 @@ def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads:
     network = build_model(model_name, 80, size)
     post = PostProcess(score_threshold=0.0, iou_threshold=0.7, max_detections=100)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    calibration = lambda: (rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8))  # noqa: E731
+    def calibration():
+        return (rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8))
     rows = []
     for mode in modes:
         for end_to_end in (False, True):
@@ -113,7 +114,8 @@ def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'export':<16}{'size':>6} {'mode':<14}{'median ms':>10}{'p90 ms':>9}{'dets':>6}{'MB':>7}"]
+    lines = [f"{'export':<16}{'size':>6} {'mode':<14}{'median ms':>10}{'p90 ms':>9}"
+             f"{'dets':>6}{'MB':>7}"]
     for r in rows:
         if "error" in r:
             lines.append(f"{r['kind']:<16}{r['size']:>6} {r['mode']:<14}  n/a: {r['error']}")

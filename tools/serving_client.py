@@ -38,7 +38,8 @@ def rest_request(image_bytes: list[bytes], signature: str = "serving_default") -
                           for b in image_bytes]}
 
 
-def predict_rest(url: str, model: str, image_bytes: list[bytes], timeout: float = 30.0) -> list[dict]:
+def predict_rest(url: str, model: str, image_bytes: list[bytes],
+                 timeout: float = 30.0) -> list[dict]:
     """POST to ``<url>/v1/models/<model>:predict``; returns one dict of arrays per image.
 
     Raises:
@@ -55,7 +56,8 @@ def predict_rest(url: str, model: str, image_bytes: list[bytes], timeout: float 
     return [valid_rows({k: np.asarray(v) for k, v in p.items()}) for p in predictions]
 
 
-def predict_grpc(target: str, model: str, image_bytes: list[bytes], timeout: float = 30.0) -> list[dict]:
+def predict_grpc(target: str, model: str, image_bytes: list[bytes],
+                 timeout: float = 30.0) -> list[dict]:
     """The same request over gRPC (PredictionService.Predict)."""
     import grpc
     import tensorflow as tf

@@ -45,7 +45,8 @@ def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2) -> dict
     """Run the "detect" signature on one letterboxed image; outputs by name."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=model_path, num_threads=num_threads).get_signature_runner("detect")
+    interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+    runner = interpreter.get_signature_runner("detect")
     return runner(images=image[None])
 
 
@@ -102,8 +103,9 @@ def main() -> None:
     size = int(details["images"]["shape"][1])
     rgb = cv2.cvtColor(cv2.imread(args.image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     detections = detect_image(args.model, rgb, size)
-    print(json.dumps([{k: v for k, v in d.items() if k != "mask"} | {"mask_pixels": int(d["mask"].sum())}
-                      for d in detections], indent=1))
+    summary = [{k: v for k, v in d.items() if k != "mask"} | {"mask_pixels": int(d["mask"].sum())}
+               for d in detections]
+    print(json.dumps(summary, indent=1))
     if args.out:
         overlay = rgb.copy()
         for d in detections:

@@ -76,7 +76,8 @@ def test_grey_and_rgba_png_become_rgb(loaded, letterboxed, settings):
         encode(rgb[..., ::-1]), encode(cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)), encode(grey)]))
     scores = out["scores"].numpy()
     np.testing.assert_allclose(scores[0], scores[1], atol=1e-6)
-    np.testing.assert_allclose(out["letterbox"].numpy()[2], [40, 90, settings.size / 90, 35, 0], atol=1e-5)
+    np.testing.assert_allclose(out["letterbox"].numpy()[2], [40, 90, settings.size / 90, 35, 0],
+                               atol=1e-5)
 
 
 def test_bytes_that_are_not_an_image_fail_the_request_only(loaded, image_files):
@@ -123,7 +124,8 @@ def _prediction_log_class():
     for module in (tensor_pb2,):
         for dep in _file_and_deps(module.DESCRIPTOR):
             pool.Add(dep)
-    proto = descriptor_pb2.FileDescriptorProto(name="serving_test.proto", package="tensorflow.serving",
+    proto = descriptor_pb2.FileDescriptorProto(name="serving_test.proto",
+                                               package="tensorflow.serving",
                                                dependency=[tensor_pb2.DESCRIPTOR.name],
                                                syntax="proto3")
     F = descriptor_pb2.FieldDescriptorProto

@@ -26,7 +26,8 @@ def test_weight_bytes_match_the_network(exported, network, key):
     params = network.count_params()
     # BatchNorm folds into the convolutions, so the file holds a little less than all params.
     bytes_per_weight = 2 if key.endswith("float16") else 4
-    assert 0.9 * params * bytes_per_weight < facts.weight_bytes < 1.1 * params * bytes_per_weight + 100_000
+    expected = params * bytes_per_weight
+    assert 0.9 * expected < facts.weight_bytes < 1.1 * expected + 100_000
 
 
 def test_signatures_and_io_names(exported):
@@ -49,9 +50,9 @@ def test_end_to_end_shapes_and_dtypes(exported, settings):
     assert inputs["images"]["dtype"].__name__ == "uint8"
     shapes = {k: (v["shape"].tolist(), v["dtype"].__name__) for k, v in outputs.items()}
     p = settings.size // 4
-    assert shapes == {"boxes": ([1, settings.max_det, 4], "float32"), "scores": ([1, settings.max_det], "float32"),
-                      "classes": ([1, settings.max_det], "int32"),
-                      "masks": ([1, settings.max_det, p, p], "float32"),
+    n = settings.max_det
+    assert shapes == {"boxes": ([1, n, 4], "float32"), "scores": ([1, n], "float32"),
+                      "classes": ([1, n], "int32"), "masks": ([1, n, p, p], "float32"),
                       "num_detections": ([1], "int32")}
 
 
@@ -65,7 +66,8 @@ def test_metadata_inside_every_file_and_beside(exported, settings):
     beside = json.loads(exported["metadata"].read_text())
     assert beside["class_names"] == ["circle", "rectangle", "triangle"]
     assert beside["category_ids"] == [1, 3, 7] and beside["num_classes"] == settings.classes
-    assert beside["input"]["size"] == settings.size and beside["thresholds"]["max_detections"] == settings.max_det
+    assert beside["input"]["size"] == settings.size
+    assert beside["thresholds"]["max_detections"] == settings.max_det
     assert "ymin" in beside["outputs"]["tflite detect"]["boxes"]["meaning"]
     for key in FILES:
         inside = read_tflite_metadata(exported[key])

@@ -17,18 +17,21 @@ def test_float32_end_to_end_matches_keras(exported, letterboxed, keras_detection
     candidate = _run_backend(exported["tflite_float32"], letterboxed[0])
     assert keras_detections["num_detections"].sum() >= 10, "the fixture must detect something"
     # A score within 1e-4 of the threshold may fall either side: ignore such unmatched rows.
-    report = compare_batches(keras_detections, candidate, min_iou=0.9, score_margin=settings.conf + 1e-4)
+    report = compare_batches(keras_detections, candidate, min_iou=0.9,
+                             score_margin=settings.conf + 1e-4)
     assert report.unmatched_reference == 0 and report.unmatched_candidate == 0, str(report)
     assert report.matched >= keras_detections["num_detections"].sum() - 2, str(report)
-    assert report.max_box_diff < 1e-4 * settings.size, str(report)  # normalized 1e-4 of the input side
+    assert report.max_box_diff < 1e-4 * settings.size, str(report)  # 1e-4 normalized
     assert report.max_score_diff < 1e-4, str(report)
     assert report.min_mask_iou > 0.99, str(report)
 
 
-def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, keras_detections, settings):
+def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, keras_detections,
+                                                     settings):
     """float16 weights: boxes within 0.5 px, scores within 0.01, masks IoU > 0.95."""
     candidate = _run_backend(exported["tflite_float16"], letterboxed[0])
-    report = compare_batches(keras_detections, candidate, min_iou=0.8, score_margin=settings.conf + 0.01)
+    report = compare_batches(keras_detections, candidate, min_iou=0.8,
+                             score_margin=settings.conf + 0.01)
     assert report.unmatched_reference + report.unmatched_candidate <= 2, str(report)
     assert report.max_box_diff < 0.5, str(report)
     assert report.max_score_diff < 0.01, str(report)
@@ -59,7 +62,8 @@ def test_end_to_end_boxes_are_normalized_yxyx(exported, letterboxed, keras_detec
     assert n > 0 and boxes.min() >= 0.0 and boxes.max() <= 1.0
     assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])
     # Row 0 has the top score in both; its xyxy pixels are the yxyx normalized ones swapped.
-    np.testing.assert_allclose(boxes[0, [1, 0, 3, 2]] * settings.size, keras_detections["boxes"][0, 0],
+    np.testing.assert_allclose(boxes[0, [1, 0, 3, 2]] * settings.size,
+                               keras_detections["boxes"][0, 0],
                                atol=1e-2)
     assert not out["boxes"][0, n:].any() and not out["masks"][0, n:].any()
 
@@ -95,7 +99,8 @@ def test_empty_calibration_set_is_an_export_error(network, post, tmp_path, setti
     from tfseg.export.tflite import export_tflite
 
     with pytest.raises(ExportError, match="empty"):
-        export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], calibration=lambda: iter([]))
+        export_tflite(network, post, settings.size, tmp_path, "n", ["int8"],
+                      calibration=lambda: iter([]))
     with pytest.raises(ExportError, match="calibration"):
         export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], calibration=None)
 
@@ -105,3 +110,27 @@ def test_unknown_mode_is_an_export_error(network, post, tmp_path, settings):
 
     with pytest.raises(ExportError, match="bfloat8"):
         export_tflite(network, post, settings.size, tmp_path, "n", ["bfloat8"])
+
+
+@pytest.mark.slow
+def test_int8_end_to_end_keeps_post_processing_float(exported, network, post, letterboxed,
+                                                     tmp_path, settings):
+    """int8 network, float NMS: or, while the post-processing holds a WHILE loop (tf.map_fn
+    in tfseg.postprocess.nms), a clear ExportError instead of the calibrator's crash."""
+    from tfseg.export.structure import inspect_tflite
+    from tfseg.export.tflite import export_tflite
+
+    calibration = _calibration(letterboxed[0])
+    if "WHILE" in inspect_tflite(exported["tflite_float32"]).op_names:
+        with pytest.raises(ExportError, match="WHILE"):
+            export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], raw=False,
+                          calibration=calibration)
+        return
+    files = export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], raw=False,
+                          calibration=calibration)
+    graph = inspect_tflite(files["int8"]).subgraphs[0]
+    dtypes = {op.name: {graph.tensors[i].dtype for i in op.outputs} for op in graph.operators}
+    assert dtypes["CONV_2D"] == {"INT8"}
+    nms = next(op for op in graph.operators if op.name == "NON_MAX_SUPPRESSION_V5")
+    assert [graph.tensors[i].dtype for i in nms.inputs[:2]] == ["FLOAT32", "FLOAT32"]
+    assert dtypes["SOFTMAX"] == {"FLOAT32"}  # the DFL decode stays float
