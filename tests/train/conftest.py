@@ -43,3 +43,9 @@ def tiny_config(root: Path, **overrides) -> dict:
 def make_config():
     """``tiny_config`` as a fixture (test modules cannot import this conftest)."""
     return tiny_config
+
+
+@pytest.fixture
+def run_config():
+    """``apply_config`` as a fixture: dotted keys -> RunConfig."""
+    return apply_config

@@ -1,0 +1,32 @@
+"""Convergence: the smallest model overfits 8 shapes images to a high mask mAP50.
+
+Measured on the 2-core machine (15 epochs x 20 steps of 8 images at 64 px, AdamW 0.01, no
+augmentation, no XLA): mask mAP50 0.92 after 10 epochs and 1.0 after 15, ~80 s of training.
+An untrained model scores 0. The bar (0.7) leaves room for run-to-run noise.
+"""
+
+import csv
+import math
+
+import pytest
+
+from tfseg.train.fit import train
+
+
+@pytest.mark.slow
+def test_yolov8_seg_n_overfits_a_tiny_shapes_set(shapes_root, tmp_path, make_config, run_config):
+    cfg = run_config(make_config(shapes_root, **{
+        "train.epochs": 15, "train.steps_per_epoch": 20, "train.eval_period": 15}))
+    summary = train(cfg, tmp_path / "run", verbose=0)
+
+    assert summary["stopped"] == "completed" and summary["updates"] == 300
+    metrics = summary["metrics"]
+    assert metrics["val_mask_mAP50"] >= 0.7, metrics
+    assert metrics["val_box_mAP50"] >= 0.7, metrics
+    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(15))
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    assert math.isfinite(last) and last < 0.5 * first  # the loss at least halves
+    for term in ("box_loss", "seg_loss", "cls_loss", "dfl_loss", "lr"):
+        assert term in rows[-1]
+    assert (tmp_path / "run" / "weights" / "best.weights.h5").is_file()
