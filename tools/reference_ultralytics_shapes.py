@@ -14,6 +14,9 @@ Subcommands:
               random init, validating every epoch, and print the table.
     report    print the table of an existing (possibly still running) run directory.
 
+``--data-yaml`` trains on an already converted YOLO-seg data.yaml instead (no tfseg call:
+for a machine without tfseg); ``--device 0`` trains on a GPU (the recorded yardstick is CPU).
+
 Example (the measurement recorded in the report)::
 
     /work/ultra-venv/bin/python tools/reference_ultralytics_shapes.py train \\
@@ -170,8 +173,8 @@ def _write_final(trainer) -> None:
 
 
 def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, batch: int,
-          workers: int, threads: int, seed: int) -> Path:
-    """Train YOLOv8n-seg from its YAML (random init) on CPU; returns the run directory."""
+          workers: int, threads: int, seed: int, device: str = "cpu") -> Path:
+    """Train YOLOv8n-seg from its YAML (random init); returns the run directory."""
     import torch
 
     torch.set_num_threads(threads)
@@ -182,7 +185,7 @@ def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, ba
     model = YOLO("yolov8n-seg.yaml")  # built from the architecture YAML: no weights loaded
     _timing_callbacks(model, threads)
     model.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-                device="cpu", plots=False, amp=False, seed=seed, deterministic=True, val=True,
+                device=device, plots=False, amp=False, seed=seed, deterministic=True, val=True,
                 project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False)
     return workdir / "runs" / name
 
@@ -244,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=100)
     parser.add_argument("--min-size", type=int, default=240)
     parser.add_argument("--max-size", type=int, default=400)
+    parser.add_argument("--data-yaml", type=Path, help="train on this YOLO-seg data.yaml as is")
+    parser.add_argument("--device", default="cpu", help="cpu (the yardstick) or a GPU index")
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
@@ -251,14 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "report":
         print(report(run_dir))
         return 0
-    data_yaml = prepare_dataset(workdir, args.tfseg, args.train_images, args.val_images,
-                                args.min_size, args.max_size, args.seed)
+    data_yaml = args.data_yaml or prepare_dataset(
+        workdir, args.tfseg, args.train_images, args.val_images, args.min_size, args.max_size,
+        args.seed)
     if args.action == "prepare":
         return 0
     offline_environment(workdir)
     start = time.time()
     run_dir = train(data_yaml, workdir, args.name, args.epochs, args.imgsz, args.batch,
-                    args.workers, args.threads, args.seed)
+                    args.workers, args.threads, args.seed, args.device)
     print(f"\nwall time (train + per-epoch val + final val): {time.time() - start:.0f} s")
     print(report(run_dir))
     return 0
