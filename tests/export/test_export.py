@@ -90,3 +90,28 @@ def test_tfseg_export_imports_from_a_fresh_process():
                             timeout=120, cwd="/")
     assert result.returncode == 0, result.stderr[-1000:]
     assert "savedmodel" in result.stdout
+
+
+def test_calibration_images_are_letterboxed_training_images(tmp_path):
+    """int8 calibration reads prepared records through the pipeline's letterbox: each image
+    equals (within one grey level) our letterbox of one of the training files."""
+    from pathlib import Path
+
+    from tfseg.data.prepare import prepare
+    from tfseg.data.shapes import write_shapes
+    from tfseg.export.api import calibration_images
+    from tfseg.ops.letterbox import letterbox_image
+
+    shapes = write_shapes(str(tmp_path / "shapes"), num_train=4, num_val=1, min_size=64,
+                          max_size=160, seed=5)
+    prepare(shapes["train_images"], [shapes["train_annotations"]], str(tmp_path / "records"),
+            num_workers=0, verbose=False)
+    images = list(calibration_images(str(tmp_path / "records"), 128, 3)())
+    assert len(images) == 3 and all(i.shape == (128, 128, 3) and i.dtype == np.uint8
+                                    for i in images)
+    references = []
+    for path in sorted(Path(shapes["train_images"]).iterdir()):
+        decoded = tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
+        references.append(tf.round(letterbox_image(decoded, 128)[0]).numpy())
+    for image in images:
+        assert min(np.abs(image - ref).max() for ref in references) <= 1.0
