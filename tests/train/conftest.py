@@ -39,6 +39,17 @@ def tiny_config(root: Path, **overrides) -> dict:
     return config
 
 
+def apply_config(config: dict):
+    """A RunConfig with the dotted keys set."""
+    from tfseg.config.schema import RunConfig
+
+    cfg = RunConfig()
+    for dotted, value in config.items():
+        section, key = dotted.split(".")
+        setattr(getattr(cfg, section), key, value)
+    return cfg
+
+
 @pytest.fixture
 def make_config():
     """``tiny_config`` as a fixture (test modules cannot import this conftest)."""

@@ -104,9 +104,19 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     callbacks, guard, checkpoints = _callbacks(cfg, run_dir, model, ema,
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)
-    history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                        callbacks=callbacks + list(extra_callbacks or []),
-                        verbose=verbose if chief else 0)
+    if strategy.extended._in_multi_worker_mode():
+        # Keras 3.15 "symbolically builds" a model that holds a strategy by all-reducing the
+        # first batch (MEAN) across workers, which fails on the integer targets. Without the
+        # attribute Keras defers the build to the first trace and takes the strategy from
+        # the scope fit runs in.
+        model._distribute_strategy = None
+        # Metric results are the same on every replica (their states are all-reduced);
+        # "auto" would sum scalars over an axis they do not have.
+        model.distribute_reduction_method = "first"
+    with strategy.scope():
+        history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
+                            callbacks=callbacks + list(extra_callbacks or []),
+                            verbose=verbose if chief else 0)
     summary = _summary(history, model, guard, checkpoints, choice, start)
     if chief:
         write_json(run_dir / "train_summary.json", summary)
