@@ -41,9 +41,7 @@ def _load_model(model, weights, model_name: str, num_classes: int, image_size: i
     if not weights:
         raise ExportError("nothing to export: no trained weights given (weights=<run dir, "
                           ".weights.h5 or .keras>); a freshly initialised network is not an export")
-    path = Path(weights)
-    if not path.is_file():
-        raise ExportError(f"weights file not found: {path}")
+    path = _weights_file(Path(weights))
     if path.suffix == ".keras":
         return keras.saving.load_model(str(path))
     network = build_model(model_name, num_classes, image_size)
@@ -53,6 +51,21 @@ def _load_model(model, weights, model_name: str, num_classes: int, image_size: i
         raise ExportError(f"weights {path} do not fit {model_name} with {num_classes} classes "
                           f"at {image_size}: {err}") from None
     return network
+
+
+def _weights_file(path: Path) -> Path:
+    """A weights file from a file path or a run directory (its best, else last, weights)."""
+    from tfseg.runs import WEIGHTS_DIR
+
+    if path.is_dir():
+        for name in ("best.weights.h5", "last.weights.h5"):
+            if (path / WEIGHTS_DIR / name).is_file():
+                return path / WEIGHTS_DIR / name
+        raise ExportError(f"run directory {path} holds no weights "
+                          f"({WEIGHTS_DIR}/best.weights.h5 or last.weights.h5): train first")
+    if not path.is_file():
+        raise ExportError(f"weights file not found: {path}")
+    return path
 
 
 def _check_arguments(image_size: int, num_classes: int, formats, class_names, category_ids):
@@ -84,7 +97,7 @@ def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = N
     Args:
         output_dir: export folder (created).
         model: a built Keras YoloSeg (takes precedence over ``weights``).
-        weights: .keras or .weights.h5 file of a trained run.
+        weights: .keras or .weights.h5 file, or a run directory (best, else last, weights).
         model_name: ``yolov8-seg-n`` ... (to build the network for ``.weights.h5``).
         num_classes: C (default: the model's).
         image_size: S, a multiple of 32.

@@ -18,6 +18,9 @@ def test_no_weights_is_an_export_error(tmp_path):
     with pytest.raises(ExportError, match="not found"):
         export(tmp_path, weights=str(tmp_path / "missing.weights.h5"), num_classes=3,
                image_size=128)
+    (tmp_path / "run" / "weights").mkdir(parents=True)
+    with pytest.raises(ExportError, match="holds no weights"):
+        export(tmp_path / "out", weights=str(tmp_path / "run"), num_classes=3, image_size=128)
 
 
 @pytest.mark.parametrize("size", [100, 0, 48])
