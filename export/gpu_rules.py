@@ -4,7 +4,8 @@
 NMS and Flex included, so it proves nothing (DESIGN.md). This module applies the delegate's
 published per-op rules (tensorflow/lite/tools/versioning/gpu_compatibility.cc and the rank
 limit of the delegate's model builder, restated here in our own words) to the ops of the main
-subgraph, then groups consecutive ops into GPU and CPU partitions in execution order.
+subgraph, then splits it into GPU and CPU node subsets following the data dependencies, as
+TFLite's partitioner does.
 
 Rules applied (an op the table does not list is not run by the delegate, e.g.
 NON_MAX_SUPPRESSION_V4/V5, TOPK_V2, ARG_MAX, ARG_MIN, WHILE, UNPACK, GATHER_ND):
@@ -19,8 +20,10 @@ NON_MAX_SUPPRESSION_V4/V5, TOPK_V2, ARG_MAX, ARG_MIN, WHILE, UNPACK, GATHER_ND):
   - MUL of two equal-rank tensors each smaller than the other in some dimension (an outer
     product, which the delegate does not broadcast).
 
-The delegate's default ``max_delegated_partitions`` is 1: only the largest GPU partition is
+The delegate's default ``max_delegated_partitions`` is 1: only the largest GPU subset is
 delegated and everything else runs on the CPU, which ``effective_partitions`` reports.
+The report is a static reading of published rules, not a run on a device: a driver may still
+refuse an op the rules allow.
 """
 
 from __future__ import annotations
@@ -126,99 +129,144 @@ def op_verdict(op: Operator, graph: Subgraph) -> str | None:
 
 @dataclass
 class Partition:
-    """A run of consecutive ops (execution order) on one device."""
+    """Ops that run together on one device (a node subset, as the delegate forms them)."""
     device: str  # "GPU" or "CPU"
-    first: int
-    last: int
+    indices: list[int]
     ops: list[str]
     reasons: list[str]
 
+    @property
+    def first(self) -> int:
+        return min(self.indices)
+
+    @property
+    def last(self) -> int:
+        return max(self.indices)
+
     def __str__(self) -> str:
         names = sorted(set(self.ops))
-        text = f"{self.device} ops {self.first}-{self.last} ({len(self.ops)}): {', '.join(names)}"
+        text = (f"{self.device} {len(self.ops)} ops (indices {self.first}-{self.last}): "
+                f"{', '.join(names)}")
         if self.reasons:
-            text += "\n    not on GPU: " + "; ".join(sorted(set(self.reasons)))
+            text += "\n    not on GPU: " + "; ".join(self.reasons)
         return text
 
 
 def partitions(facts: ModelFacts) -> list[Partition]:
-    """Consecutive GPU / CPU runs over the main subgraph's ops, with the CPU reasons."""
+    """Split the main subgraph into GPU / CPU node subsets, dependencies first.
+
+    As TFLite's partitioner does: starting from the graph inputs and constants, take every
+    ready op of the current kind (repeatedly, as their outputs make more ops ready), close
+    the subset, switch kind. An op independent of a CPU op (e.g. the prototype convolutions
+    beside NMS) therefore joins the GPU subset even if it comes later in the file's order.
+    """
     graph = facts.subgraphs[0]
+    verdicts = {op.index: op_verdict(op, graph) for op in graph.operators}
+    ready = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const} | {-1}
+    remaining = [op for op in graph.operators]
     result: list[Partition] = []
-    for op in graph.operators:
-        reason = op_verdict(op, graph)
-        device = "CPU" if reason else "GPU"
-        if not result or result[-1].device != device:
-            result.append(Partition(device, op.index, op.index, [], []))
-        part = result[-1]
-        part.last = op.index
-        part.ops.append(op.name)
-        if reason:
-            part.reasons.append(f"op {op.index} {reason}")
+    device = "GPU"
+    while remaining:
+        taken = _take_ready(remaining, ready, verdicts, device)
+        if taken:
+            result.append(Partition(device, [op.index for op in taken], [op.name for op in taken],
+                                    [f"op {op.index} {verdicts[op.index]}" for op in taken
+                                     if verdicts[op.index]]))
+        elif not any(set(op.inputs) <= ready for op in remaining):
+            raise ValueError("graph has ops whose inputs are never produced")
+        device = "CPU" if device == "GPU" else "GPU"
     return result
 
 
+def _take_ready(remaining: list[Operator], ready: set[int], verdicts: dict, device: str
+                ) -> list[Operator]:
+    """Remove and return, in file order, every op of ``device`` that becomes ready."""
+    taken, progress = [], True
+    while progress:
+        progress = False
+        for op in list(remaining):
+            on_gpu = verdicts[op.index] is None
+            if (on_gpu == (device == "GPU")) and set(op.inputs) <= ready:
+                remaining.remove(op)
+                ready.update(op.outputs)
+                taken.append(op)
+                progress = True
+    return sorted(taken, key=lambda op: op.index)
+
+
 def effective_partitions(parts: list[Partition]) -> list[Partition]:
-    """Partitions as the delegate runs them by default: the largest GPU run, the rest CPU."""
+    """Partitions as the delegate runs them by default: the largest GPU subset, the rest CPU."""
     gpu = [p for p in parts if p.device == "GPU"]
-    if not gpu:
-        return [Partition("CPU", parts[0].first, parts[-1].last,
-                          [o for p in parts for o in p.ops], [])] if parts else []
-    largest = max(gpu, key=lambda p: len(p.ops))
+    largest = max(gpu, key=lambda p: len(p.ops)) if gpu else None
     merged: list[Partition] = []
     for part in parts:
         device = "GPU" if part is largest else "CPU"
         if merged and merged[-1].device == device == "CPU":
-            merged[-1].last = part.last
+            merged[-1].indices += part.indices
             merged[-1].ops += part.ops
             merged[-1].reasons += part.reasons
         else:
-            merged.append(Partition(device, part.first, part.last, list(part.ops),
+            merged.append(Partition(device, list(part.indices), list(part.ops),
                                     list(part.reasons)))
     return merged
 
 
-def _reasons_by_index(part: Partition) -> list[tuple[int, str]]:
-    """(op index, reason) of a partition's CPU ops; reasons start with "op <index> "."""
-    return [(int(r.split()[1]), r) for r in part.reasons]
+def _downstream(graph: Subgraph, starts: list[int]) -> set[int]:
+    """Indices of ``starts`` and every op that consumes, transitively, their outputs."""
+    produced, found = set(), set(starts)
+    for index in starts:
+        produced.update(graph.operators[index].outputs)
+    for op in graph.operators:  # the file order is a topological order
+        if op.index not in found and produced & set(op.inputs):
+            found.add(op.index)
+            produced.update(op.outputs)
+    return found
 
 
 @dataclass
 class GpuReport:
     path: str
+    graph: Subgraph
     parts: list[Partition]
     effective: list[Partition]
 
     @property
-    def cpu_partitions(self) -> list[Partition]:
-        return [p for p in self.parts if p.device == "CPU"]
+    def op_names(self) -> list[str]:
+        return [op.name for op in self.graph.operators]
 
     def problems(self, end_to_end: bool) -> list[str]:
         """What breaks our layout rule, op by op (empty if it holds).
 
-        raw: every op but the single uint8 -> float input CAST runs on the GPU.
-        end-to-end: the same for every op before the NMS tail, which starts at the first
-        NON_MAX_SUPPRESSION op (or the WHILE loop that holds it): one CPU partition after
-        the network, whatever runs after NMS.
+        raw: every op but the uint8 -> float input CAST runs on the GPU.
+        end-to-end: the same for every op outside the NMS tail (the CPU subset holding
+        NMS, or the WHILE loop around it, and everything downstream of it).
         """
-        ops = [o for p in self.parts for o in range(p.first, p.last + 1)]
-        verdicts = {i: r for p in self.parts for i, r in _reasons_by_index(p)}
-        tail = len(ops)
+        tail: set[int] = set()
         if end_to_end:
-            tail = next((i for i in ops if self.op_names[i] in _TAIL_STARTS), len(ops))
-        return [verdicts[i] for i in ops[:tail]
-                if verdicts.get(i) and not (i == 0 and self.op_names[i] == "CAST")]
-
-    @property
-    def op_names(self) -> list[str]:
-        return [o for p in self.parts for o in p.ops]
+            # The tail: the CPU subset holding NMS (ops that only feed NMS run with it)
+            # and everything downstream of it.
+            starts = {op.index for op in self.graph.operators if op.name in _TAIL_STARTS}
+            for part in self.parts:
+                if part.device == "CPU" and starts & set(part.indices):
+                    starts |= set(part.indices)
+            tail = _downstream(self.graph, sorted(starts))
+        input_casts = {op.index for op in self.graph.operators
+                       if op.name == "CAST" and set(op.inputs) <= set(self.graph.inputs)}
+        return [reason for part in self.parts if part.device == "CPU"
+                for index, reason in zip(_cpu_indices(part), part.reasons)
+                if index not in tail and index not in input_casts]
 
     def __str__(self) -> str:
-        lines = [f"GPU delegate report for {self.path}", "partitions (execution order):"]
+        lines = [f"GPU delegate report for {self.path}", "partitions (dependency order):"]
         lines += [f"  {p}" for p in self.parts]
         lines.append("as delegated by default (max_delegated_partitions=1):")
-        lines += [f"  {p.device} ops {p.first}-{p.last} ({len(p.ops)} ops)" for p in self.effective]
+        lines += [f"  {p.device} {len(p.ops)} ops" for p in self.effective]
         return "\n".join(lines)
+
+
+def _cpu_indices(part: Partition) -> list[int]:
+    """Op indices of a CPU partition's reasons (each reason starts with "op <index> ")."""
+    return [int(reason.split()[1]) for reason in part.reasons]
 
 
 def check_gpu(path: str | os.PathLike | bytes) -> GpuReport:
@@ -233,4 +281,4 @@ def check_gpu(path: str | os.PathLike | bytes) -> GpuReport:
     facts = inspect_tflite(path)
     parts = partitions(facts)
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else os.fspath(path)
-    return GpuReport(name, parts, effective_partitions(parts))
+    return GpuReport(name, facts.subgraphs[0], parts, effective_partitions(parts))
