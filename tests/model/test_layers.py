@@ -108,3 +108,11 @@ def test_layer_config_and_keras_file_round_trip(make, tmp_path):
     path = tmp_path / "layer.keras"
     model.save(path)
     np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x)), expected, rtol=1e-6)
+
+
+def test_nearest_upsample_repeats_every_pixel_twice_per_axis():
+    from tfseg.model.layers import NearestUpsample2x
+
+    x = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
+    expected = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(np.asarray(NearestUpsample2x()(x)), expected)

@@ -338,3 +338,23 @@ class C2PSA(Block):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "repeats": self.repeats,
                 "expansion": self.expansion}
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class NearestUpsample2x(layers.Layer):
+    """2x nearest-neighbour upsampling as one image resize.
+
+    Keras' UpSampling2D repeats rows and columns through rank-5 reshapes and tiles, which the
+    TFLite GPU delegate does not run (rank above 4); a nearest resize lowers to
+    RESIZE_NEAREST_NEIGHBOR, which it does, and gives the same pixels (output i reads input
+    i // 2).
+    """
+
+    def call(self, x):
+        height, width = x.shape[1], x.shape[2]
+        return ops.image.resize(x, (2 * height, 2 * width), interpolation="nearest",
+                                data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, 2 * height, 2 * width, channels)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from tfseg.model.layers import C2f, C3k2, ConvBNSiLU
+from tfseg.model.layers import C2f, C3k2, ConvBNSiLU, NearestUpsample2x
 from tfseg.model.scales import ModelSpec
 
 
@@ -28,10 +28,10 @@ def _pan(features: dict, spec: ModelSpec, make_block) -> list:
         ``[P3, P4, P5]`` outputs at strides 8, 16, 32.
     """
     ch = spec.channels
-    x = layers.UpSampling2D(2, interpolation="nearest", name="up_p4")(features["p5"])
+    x = NearestUpsample2x(name="up_p4")(features["p5"])
     x = layers.Concatenate(name="cat_p4")([x, features["p4"]])
     top_down_p4 = make_block(512, "top_down_p4", False)(x)
-    x = layers.UpSampling2D(2, interpolation="nearest", name="up_p3")(top_down_p4)
+    x = NearestUpsample2x(name="up_p3")(top_down_p4)
     x = layers.Concatenate(name="cat_p3")([x, features["p3"]])
     out_p3 = make_block(256, "out_p3", False)(x)
     x = ConvBNSiLU(ch(256), 3, 2, name="down_p3")(out_p3)
