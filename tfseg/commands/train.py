@@ -25,6 +25,6 @@ def run(args) -> int:
         write_json(run_dir / CLASSES_FILE, classes)
     from tfseg.train.fit import train
 
-    train(cfg, run_dir)
+    result = train(cfg, run_dir)
     print(f"run directory: {run_dir}")
-    return 0
+    return 1 if result.get("stopped") == "nan" else 0

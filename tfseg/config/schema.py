@@ -74,6 +74,7 @@ class TrainConfig:
     cosine: bool = False  # cosine decay instead of linear
     ema: bool = True  # keep an exponential moving average of the weights for eval and export
     clip_norm: float = 10.0  # global gradient-norm clipping; 0 disables
+    nominal_batch: int = 64  # accumulate gradients to this many images per update; 0: off
     mixed_precision: bool = False
     jit_compile: bool = True
     box: float = 7.5  # box loss gain

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from tfseg.config.load import load_config
+from tfseg.config.paths import dataset_paths
 from tfseg.config.schema import RunConfig
 from tfseg.data.prepare import load_split, prepare
 from tfseg.errors import ConfigError, WeightsError
@@ -39,7 +40,7 @@ from tfseg.train.callbacks import (CloseMosaic, EMAUpdate, EvaluateAndCheckpoint
                                    GuardedBackupAndRestore, LearningRateLog, NaNGuard,
                                    ResumableCSVLogger)
 from tfseg.train.ema import ModelEMA
-from tfseg.train.optim import NOMINAL_BATCH, make_optimizer, precision_policy
+from tfseg.train.optim import make_optimizer, precision_policy
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
                                   per_replica_batch, worker_index)
 
@@ -92,7 +93,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
             cosine=cfg.train.cosine, epochs=cfg.train.epochs, steps_per_epoch=steps,
             batch=cfg.train.batch, num_classes=num_classes, clip_norm=cfg.train.clip_norm,
             replicas=strategy.num_replicas_in_sync,
-            nominal_batch=getattr(cfg.train, "nominal_batch", NOMINAL_BATCH))
+            nominal_batch=cfg.train.nominal_batch)
         model.compile(optimizer=optimizer, jit_compile=_use_xla(cfg.train.jit_compile))
     if chief:
         print(f"optimizer: {choice}", flush=True)
@@ -138,31 +139,17 @@ def _resumed_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
         raise ConfigError(f"train.resume: {run_dir} has no {CONFIG_FILE}; is it a run directory?")
     resumed = load_config([f"cfg={saved}"], section="train")
     resumed.train.resume = str(run_dir)
-    # Keys not (yet) in TrainConfig cannot come back from config.yaml: carry them over.
-    for key in ("nominal_batch",):
-        if hasattr(cfg.train, key) and not hasattr(resumed.train, key):
-            setattr(resumed.train, key, getattr(cfg.train, key))
     return resumed
 
 
 def _dataset_files(cfg: RunConfig) -> tuple[Path, Path]:
-    """(prepared records dir, val annotation JSON), prepared on first use.
-
-    Paths follow the CLI's rule (tfseg/commands/datasets.py): relative to ``data.root``,
-    which defaults to ``datasets/<name>``.
-    """
-    root = Path(cfg.data.root or Path("datasets") / cfg.data.name).expanduser().resolve()
-
-    def under(path: str) -> Path:
-        return Path(path) if Path(path).is_absolute() else root / path
-
-    records = under(cfg.data.records or "records")
-    val_json = under(cfg.data.val_annotations)
-    if not records.exists():
-        prepare([str(under(cfg.data.train_images)), str(under(cfg.data.val_images))],
-                [str(under(cfg.data.train_annotations)), str(val_json)], str(records),
+    """(prepared records dir, val annotation JSON), the records prepared on first use."""
+    paths = dataset_paths(cfg.data)
+    if not paths.records.exists():
+        prepare([str(paths.train_images), str(paths.val_images)],
+                [str(paths.train_annotations), str(paths.val_annotations)], str(paths.records),
                 splits=["train", "val"])
-    return records, val_json
+    return paths.records, paths.val_annotations
 
 
 def _train_info(cfg: RunConfig, data_dir: Path) -> dict:
