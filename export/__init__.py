@@ -55,12 +55,12 @@ def _load_model(model, weights, model_name: str, num_classes: int, image_size: i
 
 def _weights_file(path: Path) -> Path:
     """A weights file from a file path or a run directory (its best, else last, weights)."""
-    from tfseg.runs import WEIGHTS_DIR
+    from tfseg.runs import WEIGHTS_DIR, run_weights
 
     if path.is_dir():
-        for name in ("best.weights.h5", "last.weights.h5"):
-            if (path / WEIGHTS_DIR / name).is_file():
-                return path / WEIGHTS_DIR / name
+        found = run_weights(path)
+        if found:
+            return found
         raise ExportError(f"run directory {path} holds no weights "
                           f"({WEIGHTS_DIR}/best.weights.h5 or last.weights.h5): train first")
     if not path.is_file():

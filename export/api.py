@@ -67,7 +67,7 @@ def export_from_config(cfg, model, classes: dict, output_dir: str | Path) -> lis
         num_classes=cfg.model.num_classes or len(classes["class_names"]),
         image_size=cfg.model.image_size, class_names=classes["class_names"],
         category_ids=classes["category_ids"], formats=options.formats.split(","),
-        tflite_modes=modes, score_threshold=options.conf, iou_threshold=options.iou,
+        tflite_modes=modes, raw=options.raw, score_threshold=options.conf, iou_threshold=options.iou,
         max_detections=options.max_det, agnostic=options.agnostic,
         serving_name=options.serving_name, serving_version=options.serving_version,
         calibration=calibration)

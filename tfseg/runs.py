@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -86,6 +85,10 @@ def latest_run(project: str | Path, verb: str) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def natural_key(path: Path) -> tuple:
-    """Sort key putting ``train2`` before ``train10``."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+def run_weights(run_dir: str | Path) -> Path | None:
+    """The weights a run directory offers: its best, else its last; None if it has neither."""
+    for name in ("best.weights.h5", "last.weights.h5"):
+        candidate = Path(run_dir) / WEIGHTS_DIR / name
+        if candidate.is_file():
+            return candidate
+    return None

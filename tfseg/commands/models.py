@@ -8,7 +8,7 @@ from pathlib import Path
 from tfseg.commands.datasets import DatasetPaths, ensure_dataset, ensure_records
 from tfseg.config import RunConfig, load_config
 from tfseg.errors import ConfigError
-from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR
+from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, run_weights
 
 
 def load_run_config(overrides: list[str], section: str) -> RunConfig:
@@ -28,9 +28,9 @@ def resolve_weights(path: str) -> Path:
     """A weights file from a path that may be a run directory (best, else last weights)."""
     candidate = Path(path)
     if candidate.is_dir():
-        for name in ("best.weights.h5", "last.weights.h5"):
-            if (candidate / WEIGHTS_DIR / name).is_file():
-                return candidate / WEIGHTS_DIR / name
+        found = run_weights(candidate)
+        if found:
+            return found
         raise ConfigError(f"run directory {candidate} holds no weights "
                           f"({WEIGHTS_DIR}/best.weights.h5 or last.weights.h5)")
     if not candidate.is_file():

@@ -121,6 +121,7 @@ class PredictConfig:
 @dataclass
 class ExportConfig:
     formats: str = "savedmodel,tflite"  # comma-separated: savedmodel, tflite
+    raw: bool = True  # also write the network-only .tflite (apps with their own post-processing)
     tflite_modes: str = "float32"  # comma-separated: float32, float16, dynamic_int8, int8
     conf: float = 0.25
     iou: float = 0.45
