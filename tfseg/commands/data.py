@@ -16,7 +16,7 @@ def run(args) -> int:
             data.root = args.output
         if dataset_paths(data).train_annotations.is_file():
             print(f"already there: {dataset_paths(data).root} (delete it to write it again)")
-        paths = ensure_dataset(data)
+        paths = ensure_dataset(data, generate=True)
         print(f"shapes dataset: {paths.root}\n  train: {paths.train_annotations}\n"
               f"  val:   {paths.val_annotations}")
         return 0

@@ -9,15 +9,16 @@ from tfseg.config.schema import DataConfig
 from tfseg.errors import ConfigError
 
 
-def ensure_dataset(data: DataConfig, quiet: bool = False) -> DatasetPaths:
-    """The dataset's paths, writing ``shapes`` first when it is the dataset and is missing.
+def ensure_dataset(data: DataConfig, quiet: bool = False, generate: bool = False) -> DatasetPaths:
+    """The dataset's paths, writing ``shapes`` first when it is the dataset and is missing
+    from its default folder (or anywhere, with ``generate``: ``tfseg data shapes --output``).
 
     Raises:
         ConfigError: a dataset other than shapes whose annotation files are missing.
     """
     paths = dataset_paths(data)
     complete = paths.train_annotations.is_file() and paths.val_annotations.is_file()
-    if not complete and data.name == "shapes":
+    if not complete and data.name == "shapes" and (generate or not data.root):
         from tfseg.data.shapes import write_shapes
 
         if not quiet:
