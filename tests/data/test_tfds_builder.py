@@ -54,9 +54,16 @@ def test_record_keys_dtypes_and_empty_images(prepared_shapes):
     assert empty[0]["objects"]["bbox"].shape == (0, 4)
 
 
-def test_record_keys_follow_the_contract():
+def test_feature_spec_stores_exactly_the_contract_keys_and_dtypes():
     from tfseg.contracts import RECORD
-    assert tuple(RECORD) == RECORD_KEYS
+    from tfseg.data.features import record_features
+
+    features = record_features(["a", "b"])
+    flat = {k: v for k, v in features.items() if k != "objects"}
+    flat.update({f"objects/{k}": v for k, v in features["objects"].feature.items()})
+    assert set(flat) == set(RECORD)
+    for name, spec in flat.items():
+        assert str(spec.tf_dtype.name) == RECORD[name].dtype, name
 
 
 def test_metadata_and_summary(shapes_dataset, prepared_shapes):

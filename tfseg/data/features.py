@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-# Names of RECORD in tfseg/contracts.py; tests/data/test_features.py checks they agree.
-RECORD_KEYS = ("image", "image_id", "file_name", "height", "width", "objects/class",
-               "objects/bbox", "objects/is_crowd", "objects/area", "objects/mask")
+from tfseg.contracts import RECORD
+
+RECORD_KEYS = tuple(RECORD)  # flat names; "objects/..." are nested under "objects" on disk
 
 
 def record_features(class_names: list[str]) -> tfds.features.FeaturesDict:
