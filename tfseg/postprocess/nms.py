@@ -42,26 +42,35 @@ def nms_one_image(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
         boxes, classes, coefficients = _gather_rows((boxes, classes, coefficients), top)
     offset_boxes = boxes
     if not agnostic:
-        offset_boxes = boxes + classes[:, None] * float(image_size + 1)  # [A, 4]
+        # A reshape, not classes[:, None]: that lowers to a STRIDED_SLICE of a rank-2 tensor.
+        offset_boxes = boxes + tf.reshape(classes, [-1, 1]) * float(image_size + 1)  # [A, 4]
     keep, kept_scores, num_valid = tf.raw_ops.NonMaxSuppressionV5(
         boxes=offset_boxes, scores=scores, max_output_size=max_detections,
         iou_threshold=iou_threshold, score_threshold=score_threshold, soft_nms_sigma=0.0,
         pad_to_max_output_size=True)  # keep: [N] int32, padded with 0
     valid = tf.cast(tf.range(max_detections) < num_valid, tf.float32)  # [N]
+    valid_rows = tf.reshape(valid, [-1, 1])  # [N, 1]; valid[:, None] is a rank-2 STRIDED_SLICE
     kept_boxes, kept_classes, kept_coefficients = _gather_rows(
         (boxes, classes, coefficients), keep)
     return {
-        "boxes": kept_boxes * valid[:, None],
+        "boxes": kept_boxes * valid_rows,
         "scores": kept_scores * valid,
         "classes": tf.cast(kept_classes * valid, tf.int32),
-        "coefficients": kept_coefficients * valid[:, None],
+        "coefficients": kept_coefficients * valid_rows,
         "num_detections": tf.cast(num_valid, tf.int32),
     }
 
 
 def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
                 coefficients: tf.Tensor, **kwargs) -> dict[str, tf.Tensor]:
-    """:func:`nms_one_image` over a batch (``tf.map_fn``, so B may be dynamic).
+    """:func:`nms_one_image` over a batch.
+
+    With a static batch size B the loop is unrolled: each image is split off with
+    ``tf.split`` + ``tf.reshape`` (SPLIT / RESHAPE, which the GPU delegate runs; ``x[i]`` or
+    ``tf.unstack`` would give shrink-axis STRIDED_SLICE / UNPACK) and the results are
+    concatenated. ``tf.map_fn`` would lower to a TFLite WHILE loop, which the GPU delegate
+    does not run and TF 2.21's int8 calibrator crashes on. Only a dynamic B (the SavedModel
+    signature over encoded bytes) keeps ``tf.map_fn``.
 
     Args:
         boxes: ``[B, A, 4]`` float32 xyxy input pixels.
@@ -74,8 +83,31 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
         dict with boxes ``[B, N, 4]``, scores ``[B, N]``, classes ``[B, N]`` int32,
         coefficients ``[B, N, K]`` and num_detections ``[B]`` int32.
     """
+    inputs = (boxes, scores, classes, coefficients)
+    with tf.name_scope("nms"):
+        if boxes.shape[0] is None:
+            return _nms_map_fn(inputs, kwargs)
+        return _nms_unrolled(inputs, int(boxes.shape[0]), kwargs)
+
+
+def _nms_unrolled(inputs: tuple[tf.Tensor, ...], batch: int, kwargs: dict
+                  ) -> dict[str, tf.Tensor]:
+    """One :func:`nms_one_image` per image of a static batch, concatenated on axis 0."""
+    per_input = [tf.split(t, batch, axis=0) for t in inputs]  # each: B x [1, A, ...]
+    results = []
+    for image in zip(*per_input):
+        # [1, A, ...] -> [A, ...]: a RESHAPE drops the batch axis (trailing dims are static).
+        args = [tf.reshape(t, [-1, *t.shape[2:]]) for t in image]
+        results.append(nms_one_image(*args, **kwargs))
+    # Each [N, ...] -> [1, N, ...] (a RESHAPE, not EXPAND_DIMS), then [B, N, ...].
+    return {key: tf.concat([tf.reshape(r[key], [1, *r[key].shape]) for r in results], axis=0)
+            for key in results[0]}
+
+
+def _nms_map_fn(inputs: tuple[tf.Tensor, ...], kwargs: dict) -> dict[str, tf.Tensor]:
+    """:func:`nms_one_image` over a dynamic batch with ``tf.map_fn``."""
     n = kwargs["max_detections"]
-    k = coefficients.shape[-1]
+    k = inputs[3].shape[-1]
     signature = {
         "boxes": tf.TensorSpec([n, 4], tf.float32),
         "scores": tf.TensorSpec([n], tf.float32),
@@ -83,6 +115,5 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
         "coefficients": tf.TensorSpec([n, k], tf.float32),
         "num_detections": tf.TensorSpec([], tf.int32),
     }
-    with tf.name_scope("nms"):
-        return tf.map_fn(lambda args: nms_one_image(*args, **kwargs),
-                         (boxes, scores, classes, coefficients), fn_output_signature=signature)
+    return tf.map_fn(lambda args: nms_one_image(*args, **kwargs), inputs,
+                     fn_output_signature=signature)
