@@ -17,11 +17,14 @@ from tfseg.commands.models import load_trained_model, prepared_dataset, resolve_
 from tfseg.config import load_config
 from tfseg.runs import new_run_dir, save_config, write_json
 
-# What the demo trains: small enough for a CPU, big enough to learn the shapes.
-FULL = ["imgsz=256", "epochs=30", "batch=16", "shapes_train=200", "shapes_val=40",
-        "close_mosaic=5", "warmup_epochs=2", "patience=100"]
-QUICK = ["imgsz=128", "epochs=6", "batch=8", "shapes_train=48", "shapes_val=12",
-         "close_mosaic=2", "warmup_epochs=1", "patience=100", "shapes_max_size=128"]
+# What the demo trains: small enough for a CPU, big enough to learn the shapes. A gradient
+# update every step (nominal_batch=0) and AdamW at a higher rate than the recipe's, since a
+# demo has a few hundred steps where a real run has tens of thousands.
+_DEMO = ["nominal_batch=0", "optimizer=adamw", "lr0=0.003", "warmup_epochs=1", "patience=100"]
+FULL = [*_DEMO, "imgsz=256", "epochs=20", "batch=16", "shapes_train=200", "shapes_val=40",
+        "shapes_min_size=160", "shapes_max_size=256", "close_mosaic=5", "eval_period=5"]
+QUICK = [*_DEMO, "imgsz=128", "epochs=10", "steps_per_epoch=20", "batch=8", "shapes_train=48",
+         "shapes_val=12", "shapes_max_size=128", "close_mosaic=3", "eval_period=5"]
 
 
 @dataclass
