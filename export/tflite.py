@@ -10,10 +10,12 @@ Modes:
     dynamic_int8   weights int8, activations float (dynamic-range quantization).
     int8           network weights AND activations int8 (calibrated on representative
                    images), post-processing float: calibrate the whole graph, then quantize
-                   with every op of the post-processing denylisted (the quantization
-                   debugger's selective quantization), so decode, NMS and masks stay float32
-                   and boxes are never rounded to 8 bits. Input uint8 and outputs float.
-                   tests/export/test_tflite.py checks the NMS inputs are float32.
+                   with every op of the post-processing (and of the signature after it)
+                   denylisted and stripped of its calibration statistics, so decode, NMS
+                   and masks stay float32 and boxes are never rounded to 8 bits. Input
+                   uint8 and outputs float. Needs a graph without a WHILE loop (TF 2.21's
+                   calibrator crashes on one): tfseg.postprocess.nms unrolls the batch.
+                   tests/export/test_tflite.py checks that nothing after NMS is quantized.
 """
 
 from __future__ import annotations
@@ -86,29 +88,54 @@ def _int8_selective(converter: tf.lite.TFLiteConverter, end_to_end: bool) -> byt
     from tensorflow.lite.python import convert as lite_convert
     converter._experimental_calibrate_only = True  # pylint: disable=protected-access
     calibrated = converter.convert()
-    denylisted = [name for name in _tensor_names(calibrated) if POSTPROCESS_SCOPE in name]
+    names = _postprocess_tensor_names(calibrated)
     return lite_convert.mlir_quantize(
-        calibrated, disable_per_channel=False, fully_quantize=False,
-        denylisted_nodes=denylisted)
+        _drop_statistics(calibrated, names), disable_per_channel=False, fully_quantize=False,
+        denylisted_nodes=sorted(names))
 
 
-def _check_calibratable(float_model: bytes) -> None:
-    """Refuse int8 calibration of a graph with a WHILE loop: TF 2.21's calibrator crashes
-    the process (segmentation fault) on it. The loop comes from ``tf.map_fn`` over the batch
-    in tfseg.postprocess.nms.batched_nms; with a static batch it can be unrolled."""
+def _postprocess_tensor_names(model_bytes: bytes) -> set[str]:
+    """Output tensor names of the post-processing ops of a calibrated .tflite.
+
+    An op is post-processing if it is in the PostProcess layer's name scope or consumes,
+    transitively, such an op's output: the signature's own ops after the layer (yxyx
+    boxes, normalization) and the ops whose outputs were renamed to the signature's output
+    names carry no scope, and quantizing them would round boxes, scores and masks to 8 bits.
+
+    Args:
+        model_bytes: the calibrated (still float) .tflite.
+
+    Returns:
+        The tensor names (also the quantizer's node names of single-output ops).
+    """
     from tfseg.export.structure import inspect_tflite
 
-    if "WHILE" in inspect_tflite(float_model).op_names:
-        raise ExportError(
-            "tflite mode int8 (end-to-end) cannot be calibrated: the post-processing graph "
-            "holds a WHILE loop (tf.map_fn over the batch in tfseg.postprocess.nms), on which "
-            "the TFLite calibrator crashes; export raw int8 (the network alone) or float modes")
+    graph = inspect_tflite(model_bytes).subgraphs[0]
+    names = {t.index: t.name for t in graph.tensors}
+    produced: set[int] = set()
+    for op in graph.operators:  # the file order is a topological order
+        if produced & set(op.inputs) or any(POSTPROCESS_SCOPE in names[i] for i in op.outputs):
+            produced.update(op.outputs)
+    return {names[i] for i in produced}
 
 
-def _tensor_names(model_bytes: bytes) -> list[str]:
-    from tfseg.export.structure import read_model
-    graph = read_model(model_bytes).Subgraphs(0)
-    return [graph.Tensors(i).Name().decode() for i in range(graph.TensorsLength())]
+def _drop_statistics(model_bytes: bytes, names: set[str]) -> bytes:
+    """The calibrated .tflite without the min/max statistics of the tensors in ``names``.
+
+    The quantizer's node denylist matches single-name ops only: a multi-output op (UNPACK,
+    SPLIT) has a fused name and would still be quantized between two denylisted ops. A
+    tensor without statistics gets no quantize/dequantize pair, so it stays float.
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    for tensor in model.subgraphs[0].tensors:
+        if tensor.name.decode() in names:
+            tensor.quantization = None
+    builder = flatbuffers.Builder(len(model_bytes))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, mode: str,
@@ -187,8 +214,6 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
             key, fn, spec = _endpoint(model, post, image_size, full)
             saved = Path(scratch) / key
             write_archive(model, post, {key: (fn, spec)}, saved)
-            if full and "int8" in modes:
-                _check_calibratable(convert_saved_model(saved, key, "float32", True))
             for mode in modes:
                 data = convert_saved_model(saved, key, mode, full, calibration, image_size)
                 name = mode if full else f"raw_{mode}"

@@ -112,25 +112,65 @@ def test_unknown_mode_is_an_export_error(network, post, tmp_path, settings):
         export_tflite(network, post, settings.size, tmp_path, "n", ["bfloat8"])
 
 
+def _downstream_ops(graph, start):
+    """Ops consuming, transitively, the outputs of op ``start`` (file order is topological)."""
+    produced, found = set(graph.operators[start].outputs), []
+    for op in graph.operators[start + 1:]:
+        if produced & set(op.inputs):
+            produced.update(op.outputs)
+            found.append(op)
+    return found
+
+
+def test_float32_end_to_end_has_no_loop_and_keeps_the_gpu_layout(exported):
+    """NMS unrolled over the static batch: no WHILE loop (the GPU delegate does not run one,
+    the int8 calibrator crashes on one); the network is one GPU partition after the input
+    cast, NMS opens the CPU tail, and the NMS code adds no CPU op of its own after it."""
+    from tfseg.export.gpu_rules import check_gpu, op_verdict
+
+    report = check_gpu(exported["tflite_float32"])
+    names = report.op_names
+    assert "WHILE" not in names and names.count("NON_MAX_SUPPRESSION_V5") == 1
+    assert report.problems(end_to_end=True) == []
+    parts = report.parts
+    assert [p.device for p in parts[:3]] == ["CPU", "GPU", "CPU"]
+    assert parts[0].ops == ["CAST"]
+    assert parts[1].ops.count("CONV_2D") == names.count("CONV_2D")  # the whole network
+    assert parts[2].ops == ["NON_MAX_SUPPRESSION_V5"]
+    graph = report.graph
+    nms = names.index("NON_MAX_SUPPRESSION_V5")
+    # The rows kept by NMS (gathers, padding masks) run on the GPU: no shrink-axis or rank-2
+    # STRIDED_SLICE from [:, None] after NMS in the NMS code.
+    nms_cpu_ops = [f"{op.index} {op.name}: {op_verdict(op, graph)}"
+                   for op in _downstream_ops(graph, nms) if op_verdict(op, graph)
+                   and any("/nms/" in graph.tensors[i].name for i in op.outputs)]
+    assert nms_cpu_ops == []
+
+
 @pytest.mark.slow
 def test_int8_end_to_end_keeps_post_processing_float(exported, network, post, letterboxed,
-                                                     tmp_path, settings):
-    """int8 network, float NMS: or, while the post-processing holds a WHILE loop (tf.map_fn
-    in tfseg.postprocess.nms), a clear ExportError instead of the calibrator's crash."""
+                                                     keras_detections, tmp_path, settings):
+    """int8 network, float post-processing: int8 convolutions, float32 NMS inputs and
+    decode, nothing quantized after NMS; detections close to the float network's."""
     from tfseg.export.structure import inspect_tflite
     from tfseg.export.tflite import export_tflite
 
-    calibration = _calibration(letterboxed[0])
-    if "WHILE" in inspect_tflite(exported["tflite_float32"]).op_names:
-        with pytest.raises(ExportError, match="WHILE"):
-            export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], raw=False,
-                          calibration=calibration)
-        return
     files = export_tflite(network, post, settings.size, tmp_path, "n", ["int8"], raw=False,
-                          calibration=calibration)
+                          calibration=_calibration(letterboxed[0]))
     graph = inspect_tflite(files["int8"]).subgraphs[0]
+    names = [op.name for op in graph.operators]
+    assert "WHILE" not in names
     dtypes = {op.name: {graph.tensors[i].dtype for i in op.outputs} for op in graph.operators}
     assert dtypes["CONV_2D"] == {"INT8"}
-    nms = next(op for op in graph.operators if op.name == "NON_MAX_SUPPRESSION_V5")
-    assert [graph.tensors[i].dtype for i in nms.inputs[:2]] == ["FLOAT32", "FLOAT32"]
+    nms = names.index("NON_MAX_SUPPRESSION_V5")
+    assert [graph.tensors[i].dtype for i in graph.operators[nms].inputs[:2]] == ["FLOAT32",
+                                                                                 "FLOAT32"]
     assert dtypes["SOFTMAX"] == {"FLOAT32"}  # the DFL decode stays float
+    after = _downstream_ops(graph, nms)
+    assert not {"QUANTIZE", "DEQUANTIZE"} & {op.name for op in after}
+    assert {graph.tensors[i].dtype for op in after for i in op.outputs} <= {
+        "FLOAT32", "INT32", "BOOL"}
+    candidate = _run_backend(files["int8"], letterboxed[0])
+    report = compare_batches(keras_detections, candidate, min_iou=0.5,
+                             score_margin=settings.conf + 0.05)
+    assert report.matched >= 0.8 * keras_detections["num_detections"].sum(), str(report)

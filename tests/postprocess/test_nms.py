@@ -83,3 +83,31 @@ def test_nothing_above_threshold_gives_all_padding():
     out = run(batch=[inputs(["E", "E"])])
     assert out["num_detections"].tolist() == [0]
     assert not np.any(out["boxes"]) and not np.any(out["scores"])
+
+
+def test_dynamic_batch_gives_the_same_survivors():
+    """A batch of unknown size (the SavedModel bytes signature) takes the tf.map_fn path."""
+    batch = [inputs(), inputs(["E", "D", "C", "E", "E"])]
+    stacked = [np.stack(parts) for parts in zip(*batch)]
+    specs = [tf.TensorSpec([None, *part.shape[1:]], tf.float32) for part in stacked]
+
+    @tf.function(input_signature=specs)
+    def dynamic(boxes, scores, classes, coefficients):
+        assert boxes.shape[0] is None
+        return batched_nms(boxes, scores, classes, coefficients, image_size=64,
+                           max_detections=6, iou_threshold=0.5, score_threshold=0.25)
+
+    out = {k: v.numpy() for k, v in dynamic(*stacked).items()}
+    assert_survivors(out, 0, ["A", "C", "D"])
+    assert_survivors(out, 1, ["C", "D"])
+
+
+def test_static_batch_is_unrolled_without_a_loop():
+    """A static batch lowers to per-image NMS ops, no While loop (TFLite WHILE)."""
+    stacked = [tf.constant(np.stack(parts)) for parts in zip(inputs(), inputs())]
+    graph = tf.function(lambda *args: batched_nms(
+        *args, image_size=64, max_detections=6, iou_threshold=0.5,
+        score_threshold=0.25)).get_concrete_function(*stacked).graph
+    op_types = [op.type for op in graph.get_operations()]
+    assert op_types.count("NonMaxSuppressionV5") == 2
+    assert not {"While", "StatelessWhile"} & set(op_types)
