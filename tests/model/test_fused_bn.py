@@ -1,0 +1,55 @@
+"""FusedBatchNormalization: the fused training kernel gives Keras' batch-norm results."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfseg.model.layers import FusedBatchNormalization
+
+
+def test_training_step_matches_hand_computed_values():
+    # One channel, values 1, 2, 3, 6: mean 3, biased variance (4 + 1 + 0 + 9) / 4 = 3.5.
+    layer = FusedBatchNormalization(epsilon=1e-3, momentum=0.97)
+    x = np.array([1.0, 2.0, 3.0, 6.0], np.float32).reshape(1, 2, 2, 1)
+    out = np.asarray(layer(x, training=True)).ravel()
+    np.testing.assert_allclose(out, (np.array([1, 2, 3, 6]) - 3.0) / np.sqrt(3.5 + 1e-3), rtol=1e-5)
+    # Moving stats start at mean 0, variance 1 and move 3 % towards the batch's (biased) ones.
+    np.testing.assert_allclose(layer.moving_mean.numpy(), [0.03 * 3.0], rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), [0.97 + 0.03 * 3.5], rtol=1e-5)
+
+
+def test_matches_keras_batch_norm_in_values_statistics_and_gradients():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, (4, 5, 6, 3)).astype(np.float32))
+    fused = FusedBatchNormalization(epsilon=1e-3, momentum=0.97)
+    plain = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.97)
+    for layer in (fused, plain):
+        layer.build(x.shape)
+        layer.gamma.assign([0.5, 1.0, 2.0])
+        layer.beta.assign([0.1, -0.2, 0.3])
+    upstream = tf.constant(rng.normal(size=(4, 5, 6, 3)).astype(np.float32))
+    results = []
+    for layer in (fused, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            objective = tf.reduce_sum(y * upstream)
+        grads = tape.gradient(objective, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    # Inference reads the moving statistics through Keras' own path.
+    np.testing.assert_allclose(np.asarray(fused(x, training=False)),
+                               np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_layer_uses_moving_statistics_in_training():
+    layer = FusedBatchNormalization(epsilon=1e-3, momentum=0.97)
+    layer.build((1, 1, 2, 1))
+    layer.trainable = False
+    x = np.array([1.0, 3.0], np.float32).reshape(1, 1, 2, 1)
+    out = np.asarray(layer(x, training=True)).ravel()
+    np.testing.assert_allclose(out, x.ravel() / np.sqrt(1.0 + 1e-3), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), [0.0])
