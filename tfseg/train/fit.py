@@ -10,6 +10,8 @@ arguments. A run directory ends up holding::
     results.csv              one row per epoch: every loss term, lr, val metrics
     tensorboard/             scalars (same as the CSV) and prediction grids
     val/                     the last evaluation's metrics.json, plots
+    workers/worker<i>/       multi-worker runs: worker i's backup/, weights/ and val/ (every
+                             worker evaluates and saves; only the chief's go to the above)
 
 Resume (``train.resume=<run dir>``): the run's own config.yaml is reloaded, BackupAndRestore
 restores weights, optimizer state (hence the schedule's iteration) and the epoch, the EMA
@@ -42,7 +44,7 @@ from tfseg.train.callbacks import (CloseMosaic, EMAUpdate, EvaluateAndCheckpoint
 from tfseg.train.ema import ModelEMA
 from tfseg.train.optim import make_optimizer, precision_policy
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
-                                  per_replica_batch, worker_index)
+                                  per_replica_batch, prepare_fit, worker_index)
 
 
 def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy | None = None,
@@ -105,15 +107,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     callbacks, guard, checkpoints = _callbacks(cfg, run_dir, model, ema,
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)
-    if strategy.extended._in_multi_worker_mode():
-        # Keras 3.15 "symbolically builds" a model that holds a strategy by all-reducing the
-        # first batch (MEAN) across workers, which fails on the integer targets. Without the
-        # attribute Keras defers the build to the first trace and takes the strategy from
-        # the scope fit runs in.
-        model._distribute_strategy = None
-        # Metric results are the same on every replica (their states are all-reduced);
-        # "auto" would sum scalars over an axis they do not have.
-        model.distribute_reduction_method = "first"
+    prepare_fit(model, strategy)  # Keras 3.15 multi-worker workarounds
     with strategy.scope():
         history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks or []),
@@ -231,7 +225,11 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
                strategy, chief):
     """Callbacks in the order they must run at each epoch end: back up, EMA, evaluate and
     checkpoint (adds val metrics to the logs), lr, then the loggers and early stopping."""
-    backup = run_dir / "backup" if chief else run_dir / "backup" / f"worker{worker_index(strategy)}"
+    # Every worker evaluates and saves, the others into their own scratch folder: Keras'
+    # save_weights creates variables, which under a multi-worker strategy is a collective
+    # every worker must join (a chief-only save waits for the others forever).
+    own_dir = run_dir if chief else run_dir / "workers" / f"worker{worker_index(strategy)}"
+    backup = own_dir / "backup"
     checkpoints = None
     tensorboard = chief and _tensorboard_available()
     guard = NaNGuard(last_good=lambda: checkpoints.describe_last())
@@ -240,12 +238,12 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
         val = build_dataset(str(data_dir), "val", cfg.model.image_size, cfg.eval.batch,
                             cfg.data.max_instances, training=False)
         return evaluate(weights_model, val, val_json, info["category_ids"],
-                        info["class_names"], output_dir=run_dir / "val", conf=cfg.eval.conf,
+                        info["class_names"], output_dir=own_dir / "val", conf=cfg.eval.conf,
                         iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
                         plots=True, verbose=False)
 
-    checkpoints = EvaluateAndCheckpoint(evaluate_fn, run_dir / WEIGHTS_DIR, cfg.train.epochs,
-                                        cfg.train.eval_period, ema, guard, write=chief,
+    checkpoints = EvaluateAndCheckpoint(evaluate_fn, own_dir / WEIGHTS_DIR, cfg.train.epochs,
+                                        cfg.train.eval_period, ema, guard, write=True,
                                         on_evaluated=_prediction_images(run_dir) if tensorboard else None)
     callbacks = [guard, GuardedBackupAndRestore(str(backup), guard, double_checkpoint=True)]
     if ema is not None:

@@ -25,6 +25,13 @@ itself follows the recipe's rule: up to the nominal 64 images gradients are accu
 (same update size); above it the summed loss makes the update grow linearly with the batch
 (the linear-scaling rule, built in) and the weight decay is scaled by ``batch / 64``.
 
+Loss scale under R replicas: ``YoloSeg.compute_loss`` returns each replica's loss summed over
+its own images (``per-replica batch * sum of the gained terms``), *not* divided by R (Keras'
+``scale_loss_for_distribution`` convention is for mean losses). Keras all-reduces gradients by
+SUM, so the applied gradient is that of the sum over the global batch, as on one device; and
+Keras' loss tracker multiplies the returned loss by R and averages over replicas, so the logged
+``loss`` is the global-batch value too (the per-term ``box_loss``... are replica means).
+
 Input sharding: ``distributed_dataset`` hands ``build_dataset`` a ``tf.distribute.InputContext``
 per input pipeline (one per worker), which shards the records and sizes the per-replica batch.
 """
@@ -110,3 +117,33 @@ def distributed_dataset(strategy: tf.distribute.Strategy, make_dataset):
     if strategy.num_replicas_in_sync == 1 and cluster_workers() <= 1:
         return make_dataset(None)
     return strategy.distribute_datasets_from_function(make_dataset)
+
+
+def prepare_fit(model, strategy: tf.distribute.Strategy) -> None:
+    """Adapt ``model`` to Keras 3.15's ``fit`` under a multi-worker strategy (no-op otherwise).
+
+    Two Keras limitations (tensorflow/tensorflow#72388):
+
+    * a model created in a strategy scope is "symbolically built" on the first batch averaged
+      (MEAN) across workers, which fails on the integer targets: clearing the model's strategy
+      defers the build to the first trace, and ``fit`` takes the strategy from its scope;
+    * the train function reduces the step's logs with ``strategy.reduce("MEAN", v, axis=0)``
+      across workers, which cannot reduce a scalar metric result (``Invalid reduction
+      dimension 0 for input with 0 dimensions``): the step returns scalars as ``[1]`` vectors,
+      which that reduce turns back into scalars, the mean over replicas.
+
+    Args:
+        model: the compiled Keras model, before ``fit``.
+        strategy: the strategy ``fit`` will run in.
+    """
+    if not strategy.extended._in_multi_worker_mode():
+        return
+    model._distribute_strategy = None
+    train_step = model.train_step
+
+    def train_step_with_vector_logs(data):
+        logs = train_step(data)
+        return {name: tf.reshape(value, [1]) if value.shape.rank == 0 else value
+                for name, value in logs.items()}
+
+    model.train_step = train_step_with_vector_logs
