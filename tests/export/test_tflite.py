@@ -133,7 +133,8 @@ def test_float32_end_to_end_has_no_loop_and_keeps_the_gpu_layout(exported):
     assert "WHILE" not in names and names.count("NON_MAX_SUPPRESSION_V5") == 1
     assert report.problems(end_to_end=True) == []
     parts = report.parts
-    assert [p.device for p in parts[:3]] == ["CPU", "GPU", "CPU"]
+    # input cast | network + decode | NMS alone | mask assembly and output conversion
+    assert [p.device for p in parts] == ["CPU", "GPU", "CPU", "GPU"]
     assert parts[0].ops == ["CAST"]
     assert parts[1].ops.count("CONV_2D") == names.count("CONV_2D")  # the whole network
     assert parts[2].ops == ["NON_MAX_SUPPRESSION_V5"]

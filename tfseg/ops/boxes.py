@@ -34,8 +34,8 @@ def xyxy_to_xywh(boxes: tf.Tensor) -> tf.Tensor:
 def xyxy_to_yxyx(boxes: tf.Tensor) -> tf.Tensor:
     """(x1, y1, x2, y2) -> (y1, x1, y2, x2)."""
     _check_last_dim(boxes)
-    x1, y1, x2, y2 = tf.unstack(boxes, 4, axis=-1)
-    return tf.stack([y1, x1, y2, x2], axis=-1)
+    x1, y1, x2, y2 = tf.split(boxes, 4, axis=-1)  # split, not unstack: GPU-delegate friendly
+    return tf.concat([y1, x1, y2, x2], axis=-1)
 
 
 def area(boxes: tf.Tensor) -> tf.Tensor:

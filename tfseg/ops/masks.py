@@ -36,8 +36,8 @@ def crop_to_boxes(masks: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     dtype = masks.dtype
     cols = tf.cast(tf.range(width), dtype) + 0.5  # [W]
     rows = tf.cast(tf.range(height), dtype) + 0.5  # [H]
-    boxes = tf.cast(boxes, dtype)
-    x1, y1, x2, y2 = (boxes[..., i, None] for i in range(4))  # each [..., 1]
+    # split, not boxes[..., i]: slices that drop an axis do not run on the GPU delegate
+    x1, y1, x2, y2 = tf.split(tf.cast(boxes, dtype), 4, axis=-1)  # each [..., 1]
     inside_x = tf.cast((cols >= x1) & (cols < x2), dtype)  # [..., W]
     inside_y = tf.cast((rows >= y1) & (rows < y2), dtype)  # [..., H]
     return masks * inside_y[..., :, None] * inside_x[..., None, :]
