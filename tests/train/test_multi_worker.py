@@ -1,11 +1,14 @@
 """Two worker processes on localhost (MultiWorkerMirroredStrategy via TF_CONFIG) train together,
-end with identical weights, and make the same update and log the same loss as one process
-training on the same global batch.
+end with identical weights, and make the updates and log the loss that the loss scaling of
+tfseg/train/strategy.py promises.
 
-The training set is one image copied four times, so every replica's batch holds the same
-pixels and targets: the per-replica loss terms equal the single-process ones (each term is
-normalised within its batch), and with SGD (the update is linear in the gradient) a wrong
-replica scale of the loss or of the gradient shows as an update R times too large or small.
+The training set is one image copied four times, so every batch holds the same pixels and
+targets. Each replica's loss is its batch size times terms normalised within its own batch
+(by the score sum clamped at 1, as the reference does per DDP rank), and Keras sums the
+replicas' gradients: two workers on 2 + 2 copies make exactly the updates of one process on
+2 copies with twice the learning rate (SGD without decay is linear in the gradient, so this
+holds step after step), and log twice its loss. A replica scale off by R shows as updates
+off by R.
 """
 
 import json
@@ -70,6 +73,16 @@ def _start(config_file: Path, run_dir: Path, raw: Path, tf_config: dict | None):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+INITIAL = """
+import sys
+import keras
+import numpy as np
+from tfseg.model.yolo_seg import build_model
+keras.utils.set_random_seed(0)  # train.seed: train() seeds, then builds, as here
+np.savez(sys.argv[1], *[np.asarray(w) for w in build_model("yolov8-seg-n", 2, 64).weights])
+"""
+
+
 def _summary(output: str) -> dict:
     return json.loads(next(l for l in output.splitlines() if l.startswith("SUMMARY "))[8:])
 
@@ -77,44 +90,57 @@ def _summary(output: str) -> dict:
 @pytest.mark.slow
 def test_two_workers_match_each_other_and_one_process_on_the_global_batch(
         copies_root, tmp_path, make_config):
-    # Global batch 4, 2 SGD updates (Nesterov momentum). No gradient accumulation and no
-    # clipping: under a strategy, Keras accumulates inside a cond that cannot hold the
-    # all-reduce, and clips each replica's gradient before it (tfseg/train/strategy.py).
-    base = make_config(copies_root, **{"train.batch": 4, "train.epochs": 1,
-                                       "train.steps_per_epoch": 2, "train.eval_period": 0,
-                                       "train.optimizer": "sgd", "train.lr0": 0.02,
-                                       "train.clip_norm": 0.0, "train.ema": False})
+    # 2 SGD updates (Nesterov momentum), no decay. No gradient accumulation and no clipping:
+    # under a strategy Keras accumulates inside a cond that cannot hold the all-reduce, and
+    # clips each replica's gradient before it (see tfseg/train/strategy.py).
+    base = make_config(copies_root, **{"train.epochs": 1, "train.steps_per_epoch": 2,
+                                       "train.eval_period": 0, "train.optimizer": "sgd",
+                                       "train.weight_decay": 0.0, "train.clip_norm": 0.0,
+                                       "train.ema": False})
+    multi = dict(base, **{"train.strategy": "multi_worker", "train.batch": 4, "train.lr0": 0.001})
+    single = dict(base, **{"train.strategy": "default", "train.batch": 2, "train.lr0": 0.002})
     workers = [f"localhost:{p}" for p in _free_ports(2)]
     processes = []
     for index in range(2):
         config_file = tmp_path / "multi.json"
-        config_file.write_text(json.dumps(dict(base, **{"train.strategy": "multi_worker"})))
+        config_file.write_text(json.dumps(multi))
         processes.append(_start(config_file, tmp_path / "run", tmp_path / f"worker{index}.npz",
                                 {"cluster": {"worker": workers},
                                  "task": {"type": "worker", "index": index}}))
     single_file = tmp_path / "single.json"
-    single_file.write_text(json.dumps(dict(base, **{"train.strategy": "default"})))
+    single_file.write_text(json.dumps(single))
     processes.append(_start(single_file, tmp_path / "single", tmp_path / "single.npz", None))
+    processes.append(subprocess.Popen(
+        [sys.executable, "-c", INITIAL, str(tmp_path / "initial.npz")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=500)[0] for p in processes]
     for p, out in zip(processes, outputs):
         assert p.returncode == 0, out[-4000:]
 
-    chief, single = _summary(outputs[0]), _summary(outputs[2])
-    assert (chief["batches"], chief["updates"]) == (2, 2) == (single["batches"], single["updates"])
-    first, second, reference = (np.load(tmp_path / f"{n}.npz")
-                                for n in ("worker0", "worker1", "single"))
-    assert first.files == second.files == reference.files
+    chief, one = _summary(outputs[0]), _summary(outputs[2])
+    assert (chief["batches"], chief["updates"]) == (2, 2) == (one["batches"], one["updates"])
+    first, second, reference, initial = (np.load(tmp_path / f"{n}.npz")
+                                         for n in ("worker0", "worker1", "single", "initial"))
+    assert first.files == second.files == reference.files == initial.files
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
-    # The update: the one process's weights moved by up to ~1e-2 (lr 0.02); an update twice
-    # (or half) as large would leave differences of that size, float reordering ~1e-7.
-    diff = max(np.abs(reference[k] - first[k]).max() for k in first.files)
-    print('max |multi - single| =', diff)
-    assert diff < 1e-5, diff
-    # The logged loss is the global-batch sum: 4 * (sum of the gained terms) on both.
-    np.testing.assert_allclose(chief["metrics"]["loss"], single["metrics"]["loss"], rtol=1e-4)
-    terms = sum(single["metrics"][f"{t}_loss"] for t in ("box", "seg", "cls", "dfl"))
-    np.testing.assert_allclose(single["metrics"]["loss"], 4 * terms, rtol=1e-4)
+    # Each variable's two-step change on the one process (up to ~1); updates off by a factor
+    # R would differ by about that much; float reordering between the runs drifts <= ~2% of it
+    # (measured: 290 of 350 variables moved by more than 1e-3).
+    moved = 0
+    for key in first.files:
+        update = np.abs(reference[key] - initial[key]).max()
+        moved += update > 1e-3
+        assert np.abs(first[key] - reference[key]).max() <= 0.05 * update + 1e-6, key
+    assert moved > 100  # most of the 350 variables moved: the comparison means something
+    terms = ("box_loss", "seg_loss", "cls_loss", "dfl_loss")
+    # Logged values average both steps; the second step's drift moves them by ~2e-4.
+    for term in terms:
+        np.testing.assert_allclose(chief["metrics"][term], one["metrics"][term], rtol=2e-3)
+    # Logged loss: the global batch's, 4 x the terms on the workers, 2 x on the one process.
+    np.testing.assert_allclose(chief["metrics"]["loss"], 2 * one["metrics"]["loss"], rtol=2e-3)
+    np.testing.assert_allclose(one["metrics"]["loss"],
+                               2 * sum(one["metrics"][t] for t in terms), rtol=1e-4)
     # Only the chief wrote the run's checkpoint and history.
     assert (tmp_path / "run" / "weights" / "last.weights.h5").is_file()
     assert len((tmp_path / "run" / "results.csv").read_text().splitlines()) == 2

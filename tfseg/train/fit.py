@@ -94,7 +94,11 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
             warmup_epochs=cfg.train.warmup_epochs, warmup_bias_lr=cfg.train.warmup_bias_lr,
             cosine=cfg.train.cosine, epochs=cfg.train.epochs, steps_per_epoch=steps,
             batch=cfg.train.batch, num_classes=num_classes, clip_norm=cfg.train.clip_norm,
-            replicas=strategy.num_replicas_in_sync,
+            # 1, not the replica count: Keras all-reduces gradients by SUM, and each replica's
+            # loss sums over its own images (tfseg/train/strategy.py), so the summed gradient
+            # already is the global batch's; make_optimizer's x replicas would make updates
+            # R times too large.
+            replicas=1,
             nominal_batch=cfg.train.nominal_batch)
         model.compile(optimizer=optimizer, jit_compile=_use_xla(cfg.train.jit_compile))
     if chief:
