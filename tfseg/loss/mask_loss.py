@@ -9,7 +9,9 @@ Fixed shapes without a per-image loop: per image, the ``max_anchors`` anchors of
 priority (positives first, best-aligned first) are gathered, their logits [B, K, P, P] made at
 once, and the non-positives among them masked out. When an image has more positives than
 ``max_anchors``, only its best-aligned ``max_anchors`` enter the average (exact otherwise):
-the cap bounds memory at B * K * P * P floats instead of B * A * P * P.
+the cap bounds memory at B * K * P * P floats instead of B * A * P * P. Below the cap, K is
+the smallest of a few static sizes that holds the busiest image's positives (most batches
+need far fewer than the cap; the BCE over [B, K, P, P] is most of this term's cost).
 """
 
 from __future__ import annotations
@@ -48,6 +50,37 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
     num_anchors = coefficients.shape[1]
     k = min(max_anchors, num_anchors)
     fg = tf.cast(foreground, tf.float32)  # [B, A]
+    # Only as many anchors as the busiest image has positives need masks. Shapes stay
+    # static (XLA) by choosing, at run time, among copies built for a few static sizes:
+    # the smallest that holds every image's positives, or the cap. Each image's positives
+    # are all kept whenever they fit in the cap, so the result is the same for every size.
+    sizes = _anchor_buckets(k)
+    needed = tf.reduce_max(tf.reduce_sum(fg, axis=1))  # scalar: most positives in an image
+    bucket = tf.reduce_sum(tf.cast(tf.constant(sizes[:-1], tf.float32) < needed, tf.int32))
+
+    def loss_with(size):
+        return lambda: _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index,
+                                      fg, priority, size, proto_stride)
+
+    if len(sizes) == 1:
+        return loss_with(k)()
+    return tf.switch_case(bucket, [loss_with(size) for size in sizes])
+
+
+def _anchor_buckets(cap: int, smallest: int = 16) -> list[int]:
+    """Static anchor counts to choose from: powers of two from ``smallest`` below ``cap``, then
+    ``cap`` itself (e.g. 256 -> [16, 32, 64, 128, 256])."""
+    sizes = []
+    size = smallest
+    while size < cap:
+        sizes.append(size)
+        size *= 2
+    return sizes + [cap]
+
+
+def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, priority, k,
+                   proto_stride):
+    """``mask_loss`` over the ``k`` anchors of highest priority per image (k static)."""
     # Positives rank above every background anchor (1 + priority > 0).
     _, chosen = tf.math.top_k(fg * (1.0 + priority), k=k)  # [B, K]
     used = tf.gather(fg, chosen, batch_dims=1)  # [B, K]
