@@ -2,14 +2,17 @@
 
 Usage:
     python tools/benchmark_train.py [--size 320] [--batch 16] [--steps 10] [--threads 2]
-        [--modes graph,xla] [--model yolov8-seg-n]
+        [--modes graph,xla,bf16] [--model yolov8-seg-n]
 
 Synthetic fixed-shape batches (4 instances per image, masks at 1/4) feed ``model.fit`` with the
 real loss and the recipe's optimizer, so the number measures the train step (forward, loss with
 assignment, backward, update), not the input pipeline. The first ``--warmup`` steps (tracing,
 XLA compilation) are excluded and reported separately. "graph" is Keras' default
-``tf.function`` step (what the task calls eager), "xla" adds ``jit_compile=True``.
-Prints one JSON line per mode.
+``tf.function`` step (what the task calls eager), "xla" adds ``jit_compile=True``, "bf16" is
+the graph step under the ``mixed_bfloat16`` policy (outputs and loss stay float32).
+Prints one JSON line per mode. Besides wall time it reports the process CPU time per step
+(all threads): on a shared machine wall time follows the other jobs' load, CPU time much less,
+so compare variants by CPU time and ``--threads`` cores' worth of it.
 """
 
 from __future__ import annotations
@@ -39,29 +42,38 @@ def _batch(size: int, batch: int, max_instances: int = 8):
 
 
 class _Timer:
-    """Wall time of each training batch."""
+    """Wall time and process CPU time (all threads) of each training batch."""
 
     def __init__(self):
         import keras
 
         class Callback(keras.callbacks.Callback):
             def on_train_batch_begin(inner, batch, logs=None):
-                inner.start = time.perf_counter()
+                inner.start, inner.cpu = time.perf_counter(), time.process_time()
 
             def on_train_batch_end(inner, batch, logs=None):
                 self.times.append(time.perf_counter() - inner.start)
+                self.cpu_times.append(time.process_time() - inner.cpu)
 
         self.times: list[float] = []
+        self.cpu_times: list[float] = []
         self.callback = Callback()
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmup: int) -> dict:
+    import keras
     import tensorflow as tf
 
     from tfseg.model.yolo_seg import build_model
     from tfseg.train.optim import make_optimizer
 
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mode == "bf16" else "float32")
     model = build_model(model_name, 3, size)
+    keras.mixed_precision.set_global_policy("float32")
     model.configure_loss()
     optimizer, _ = make_optimizer("sgd", lr0=0.01, lrf=0.01, momentum=0.937, weight_decay=5e-4,
                                   warmup_epochs=3, warmup_bias_lr=0.1, cosine=False, epochs=100,
@@ -74,10 +86,12 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
     model.fit(data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
     total = time.perf_counter() - start
     timed = timer.times[warmup:]
-    per_step = sorted(timed)[len(timed) // 2]
+    per_step = _median(timed)
+    cpu_per_step = _median(timer.cpu_times[warmup:])
     return {"mode": mode, "model": model_name, "size": size, "batch": batch,
             "images_per_second": round(batch / per_step, 2),
             "median_step_seconds": round(per_step, 3),
+            "median_step_cpu_seconds": round(cpu_per_step, 3),
             "first_steps_seconds": round(sum(timer.times[:warmup]), 1),
             "total_seconds": round(total, 1), "timed_steps": len(timed)}
 
