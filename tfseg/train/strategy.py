@@ -18,12 +18,18 @@ to ``tfseg.train.fit.train(..., strategy=...)``; the pipeline has fixed shapes a
 
 Batch and learning rate: ``train.batch`` is the *global* batch, split evenly across
 replicas (``per_replica_batch``). The learning rate is *not* rescaled with the replica count:
-the loss sums over the images of each batch, gradients are averaged over replicas and then
-multiplied by the replica count (tfseg/train/optim.py, ``gradient_scale``), so one update on R
-replicas equals one single-device update on the same global batch. Changing the global batch
-itself follows the recipe's rule: up to the nominal 64 images gradients are accumulated to 64
-(same update size); above it the summed loss makes the update grow linearly with the batch
-(the linear-scaling rule, built in) and the weight decay is scaled by ``batch / 64``.
+each replica's loss sums over its images and Keras sums the replicas' gradients, so one update
+on R replicas is the reference's DDP update on the same global batch (which multiplies its
+replica-averaged gradient by the world size). Changing the global batch itself follows the
+recipe's rule: up to the nominal 64 images gradients are accumulated to 64 (same update
+size); above it the summed loss makes the update grow linearly with the batch (the
+linear-scaling rule, built in) and the weight decay is scaled by ``batch / 64``.
+
+Known limits under R > 1 replicas (Keras 3.15, fixes belong in tfseg/train/optim.py):
+gradient accumulation (``accumulate > 1``, i.e. ``train.batch`` < ~43 with
+``train.nominal_batch=64``) fails to trace without XLA on GPUs, because Keras puts the
+all-reduce inside a ``cond`` (``merge_call`` in a cond); and ``global_clipnorm`` clips each
+replica's gradient before the all-reduce, so the summed update may reach R times the clip norm.
 
 Loss scale under R replicas: ``YoloSeg.compute_loss`` returns each replica's loss summed over
 its own images (``per-replica batch * sum of the gained terms``), *not* divided by R (Keras'
