@@ -83,7 +83,9 @@ class YoloSeg(keras.Model):
         """The YOLO-seg loss of targets ``y`` (TRAIN_TARGETS) and raw outputs ``y_pred``.
 
         Returns the scalar total (summed over the batch, as tfseg.loss documents); each
-        gained term is tracked as a metric so Keras logs it per epoch.
+        gained term is tracked as a metric so Keras logs it per epoch. Under tf.distribute
+        the total is the replica's own batch sum, deliberately not divided by the replica
+        count: Keras sums the replicas' gradients (see tfseg/train/strategy.py).
         """
         if getattr(self, "yolo_loss", None) is None:
             raise RuntimeError("YoloSeg.configure_loss() must be called before training")
