@@ -124,7 +124,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
 
 def _use_xla(requested: bool) -> bool:
     """XLA for the train step only on accelerators: measured on the 2-core CPU
-    (tools/benchmark_train.py, yolov8-seg-n, 320 px, batch 16) XLA gave 4.5 images/s against
+    (tfseg/benchmarks/train.py, yolov8-seg-n, 320 px, batch 16) XLA gave 4.5 images/s against
     4.9 without, after 70 s of compilation (185 s at 64 px)."""
     return bool(requested) and bool(tf.config.list_physical_devices("GPU")
                                     or tf.config.list_logical_devices("TPU"))

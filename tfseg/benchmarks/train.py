@@ -1,8 +1,8 @@
 """Training throughput of yolov8-seg-n: images/second of Keras fit steps, eager vs XLA.
 
 Usage:
-    python tools/benchmark_train.py [--size 320] [--batch 16] [--steps 10] [--threads 2]
-        [--modes graph,xla,bf16] [--model yolov8-seg-n]
+    tfseg benchmark train --sizes 320 640 --batch 16 --runs 10     (graph mode + the pipeline)
+    python -m tfseg.benchmarks.train --modes graph,xla,bf16 --size 320   (the three step modes)
 
 Synthetic fixed-shape batches (4 instances per image, masks at 1/4) feed ``model.fit`` with the
 real loss and the recipe's optimizer, so the number measures the train step (forward, loss with
@@ -94,6 +94,26 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
             "median_step_cpu_seconds": round(cpu_per_step, 3),
             "first_steps_seconds": round(sum(timer.times[:warmup]), 1),
             "total_seconds": round(total, 1), "timed_steps": len(timed)}
+
+
+def run(sizes: list[int], batch: int, runs: int) -> list[dict]:
+    """Train-step images/s of yolov8-seg-n and, in the same process, the input pipeline's
+    images/s at the same size and batch: the pipeline must outrun the step."""
+    import tempfile
+
+    from tfseg.benchmarks.data import pipeline_throughput, prepare_shapes
+
+    results = []
+    for size in sizes:
+        step = measure("graph", "yolov8-seg-n", size, batch, steps=runs, warmup=2)
+        with tempfile.TemporaryDirectory() as root:
+            pipeline = pipeline_throughput(prepare_shapes(root, size, num_images=64), size,
+                                           batch, num_batches=runs)
+        step.update(target="train", pipeline_images_per_second=pipeline["images_per_second"],
+                    pipeline_over_train=round(pipeline["images_per_second"]
+                                              / step["images_per_second"], 2))
+        results.append(step)
+    return results
 
 
 def main(argv=None) -> None:
