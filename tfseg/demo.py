@@ -127,7 +127,9 @@ def _export(stages, cfg, run_dir, model, classes) -> None:
 
     out = run_dir / "export"
     files = export_from_config(cfg, model, classes, out)
-    stage.finish("done", ", ".join(sorted({Path(f).name for f in files})), str(out))
+    names = sorted(f"SavedModel {Path(f).parent.name}/{Path(f).name}" if Path(f).is_dir()
+                   else Path(f).name for f in files)
+    stage.finish("done", ", ".join(names), str(out))
 
 
 def _predict(stages, cfg, run_dir, model, paths, classes) -> None:
