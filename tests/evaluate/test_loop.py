@@ -122,3 +122,30 @@ def test_real_model_runs_end_to_end(ground_truth):
     assert metrics["images"] == 2
     for key, value in metrics.items():
         assert np.isfinite(value) and (key in ("images", "seconds") or -1.0 <= value <= 1.0)
+
+
+class PixelBackend:
+    """An exported model's interface (tfseg.predict.backends): uint8 letterboxed pixels in,
+    DETECTIONS out, thresholds fixed; runs the same raw outputs through PostProcess."""
+
+    image_size = SIZE
+
+    def __init__(self):
+        from tfseg.postprocess import PostProcess
+
+        self.model, self.post, self.inputs = FixedOutputs(), PostProcess(0.001, 0.7, 10), []
+
+    def detect(self, images):
+        self.inputs.append(images)
+        return {k: v.numpy() for k, v in self.post(self.model(tf.constant(images))).items()}
+
+
+def test_an_exported_backend_is_scored_on_uint8_pixels_like_the_keras_model(ground_truth):
+    backend = PixelBackend()
+    metrics = evaluate(backend, dataset(2), ground_truth, CATEGORY_IDS, plots=False, verbose=False)
+    assert metrics["images"] == 2
+    assert metrics["box/mAP50-95"] == pytest.approx(1.0)
+    assert metrics["mask/mAP50-95"] == pytest.approx(1.0)
+    pixels = backend.inputs[0]
+    assert pixels.dtype == np.uint8 and pixels.shape == (2, SIZE, SIZE, 3)
+    assert pixels.max() == 200  # the records' bright square, back in 0..255

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from tfseg.commands.models import load_run_config, load_trained_model, prepared_dataset
 from tfseg.errors import ConfigError
 from tfseg.runs import new_run_dir, save_config
@@ -12,7 +15,15 @@ def run(args) -> int:
     if not cfg.model.weights:
         raise ConfigError("val needs weights=<run directory, .weights.h5 or .keras file>")
     cfg, paths, classes = prepared_dataset(cfg)
-    model = load_trained_model(cfg, cfg.model.weights)
+    weights = Path(cfg.model.weights)
+    if weights.suffix == ".tflite" or (weights / "saved_model.pb").is_file():
+        # An export: scored as deployed (its thresholds and max detections were set at export).
+        from tfseg.export.backends import load_backend
+
+        model = load_backend(weights)
+        cfg = replace(cfg, model=replace(cfg.model, image_size=model.image_size))
+    else:
+        model = load_trained_model(cfg, cfg.model.weights)
 
     from tfseg.evaluate.loop import evaluate
     from tfseg.pipeline.dataset import build_dataset

@@ -21,7 +21,18 @@ from tfseg.postprocess.host import to_original
 
 def make_detector(model, score_threshold: float, iou_threshold: float, max_detections: int,
                   agnostic: bool = False):
-    """One tf.function: images ``[B, S, S, 3]`` float32 in [0, 1] -> DETECTIONS dict."""
+    """images ``[B, S, S, 3]`` float32 in [0, 1] -> DETECTIONS dict.
+
+    ``model`` is a Keras network (network and PostProcess run as one tf.function), or an
+    exported model's backend (``detect`` on uint8 letterboxed pixels: tfseg.predict.backends),
+    whose thresholds were fixed at export.
+    """
+    if hasattr(model, "detect"):
+        def detect_exported(images):
+            pixels = np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+            return {k: tf.constant(v) for k, v in model.detect(pixels).items()}
+
+        return detect_exported
     post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic)
 
     @tf.function(reduce_retracing=True)
