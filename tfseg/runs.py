@@ -78,13 +78,6 @@ def save_config(run_dir: str | Path, cfg: RunConfig) -> Path:
     return write_atomic(Path(run_dir) / CONFIG_FILE, dump_config(cfg))
 
 
-def latest_run(project: str | Path, verb: str) -> Path | None:
-    """The most recently modified run directory of a verb, or None."""
-    parent = Path(project) / verb
-    runs = [p for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
-    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
-
-
 def run_weights(run_dir: str | Path) -> Path | None:
     """The weights a run directory offers: its best, else its last; None if it has neither."""
     for name in ("best.weights.h5", "last.weights.h5"):

@@ -1,6 +1,5 @@
 """The export() entry: bad input gives ExportError; backends and the app example read exports."""
 
-import json
 import subprocess
 import sys
 

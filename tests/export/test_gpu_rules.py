@@ -1,7 +1,6 @@
 """The GPU-delegate checker on small converted graphs with known answers, and on our exports."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tfseg.export.api import check_gpu_main

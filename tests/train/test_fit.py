@@ -3,7 +3,6 @@
 import json
 import math
 
-import keras
 import numpy as np
 import pytest
 

@@ -20,16 +20,6 @@ def _write(path: Path, config: dict) -> Path:
     return path
 
 
-def _run_config(config: dict):
-    from tfseg.config.schema import RunConfig
-
-    cfg = RunConfig()
-    for dotted, value in config.items():
-        section, key = dotted.split(".")
-        setattr(getattr(cfg, section), key, value)
-    return cfg
-
-
 def _summary(output: str) -> dict:
     line = next(l for l in output.splitlines() if l.startswith("SUMMARY "))
     return json.loads(line[len("SUMMARY "):])
@@ -37,7 +27,8 @@ def _summary(output: str) -> dict:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_with_all_steps_and_a_gapless_history(shapes_root, tmp_path,
-                                                                                  make_config):
+                                                                                  make_config,
+                                                                                  run_config):
     run_dir = tmp_path / "run"
     config = make_config(shapes_root, **{"train.epochs": 4, "train.steps_per_epoch": 3,
                                          "train.eval_period": 2})
@@ -60,7 +51,7 @@ def test_sigkill_mid_epoch_then_resume_ends_with_all_steps_and_a_gapless_history
 
     # The resumed run reads its own config.yaml, as `tfseg train train.resume=<dir>` does.
     from tfseg.config.load import dump_config
-    (run_dir / "config.yaml").write_text(dump_config(_run_config(config)))
+    (run_dir / "config.yaml").write_text(dump_config(run_config(config)))
     resumed = dict(config, **{"train.resume": str(run_dir)})
     result = subprocess.run([sys.executable, str(JOB), str(_write(tmp_path / "r.json", resumed)),
                              str(run_dir), "--save-raw", str(tmp_path / "raw.npz")],

@@ -63,9 +63,9 @@ def _convert(cfg, args) -> int:
     if args.to == "yolo":
         if cfg.data.name == "shapes":
             paths = ensure_dataset(cfg.data)
-        for split, images, annotations in (("train", paths.train_images, paths.train_annotations),
-                                           ("val", paths.val_images, paths.val_annotations)):
-            yolo.coco_to_yolo(str(images), str(annotations), str(out), split=split)
+        for split, images, ann_file in (("train", paths.train_images, paths.train_annotations),
+                                        ("val", paths.val_images, paths.val_annotations)):
+            yolo.coco_to_yolo(str(images), str(ann_file), str(out), split=split)
         print(f"YOLO-seg dataset: {out} (data.yaml inside)")
         return 0
     if not cfg.data.data_yaml:
