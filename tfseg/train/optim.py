@@ -15,11 +15,20 @@ under tf.distribute and XLA) and leave Keras' own ``weight_decay`` unset.
 
 Gradient scale: the loss (tfseg/loss) already sums over the images of the batch, as the
 reference does. With gradient accumulation to the nominal batch of 64 the reference *sums*
-gradients over ``accumulate`` batches while Keras averages them, and with ``R`` replicas Keras
-averages over replicas; ``gradient_scale = accumulate * R`` restores the reference's scale, so
-one update equals a single-device update on ``accumulate`` global batches, whatever the
-number of replicas. Clipping (``global_clipnorm``) is applied after that scaling, as the
-reference clips the summed gradient.
+gradients over ``accumulate`` batches while Keras averages them; ``gradient_scale = accumulate
+* R`` restores the reference's scale, so one update equals a single-device update on
+``accumulate`` global batches, whatever the number of replicas. ``R`` (``make_optimizer``'s
+``replicas``) is the factor a loss divided by the replica count would need (Keras' convention
+for compiled losses); tfseg's ``compute_loss`` returns each replica's own batch sum and the
+replicas' gradients are summed, so training passes ``replicas=1`` (tfseg/train/strategy.py).
+
+Order of operations, on one device and on R replicas alike (``_backend_apply_gradients``):
+sum the replicas' gradients; accumulate (``accumulate > 1``: add them into the
+``gradient_accumulator`` variables; every ``accumulate``-th batch update with their mean and
+reset them); scale by ``gradient_scale``; clip (``global_clipnorm``, so the clip bounds the
+summed gradient, as the reference clips); update. ``iterations`` counts updates,
+``_iterations`` batches (the schedules read it); both and the accumulators are optimizer
+variables, saved and restored with the Keras checkpoint.
 """
 
 from __future__ import annotations
@@ -52,6 +61,11 @@ class _ParameterGroups:
     """What the two optimizers share: per-group rates, kernel-only decay, gradient scale."""
 
     def _init_groups(self, bias_learning_rate, kernel_decay: float, gradient_scale: float):
+        if self.weight_decay is not None or self.use_ema:
+            # Both would run Keras' cross-replica updates, which _backend_apply_gradients
+            # replaces; kernel_decay and tfseg.train.ema.ModelEMA are the recipe's own.
+            raise ValueError(f"{self.name}: use kernel_decay and tfseg.train.ema instead of "
+                             "Keras' weight_decay and use_ema")
         self.bias_learning_rate = bias_learning_rate
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
@@ -73,6 +87,46 @@ class _ParameterGroups:
             grads = [g if g is None else g * self.gradient_scale for g in grads]
         return super()._clip_gradients(grads)
 
+    # Keras 3.15's TF backend all-reduces the replicas' gradients inside its update: after
+    # clipping (each replica clipped alone) and, when accumulating, inside a ``cond`` (a
+    # ``merge_call`` there cannot trace without XLA). These two hooks sum first, outside any
+    # cond, so every replica holds the same summed gradients and updates its own copy of
+    # each mirrored variable (aggregation "none": a replica-local assign, no merge_call).
+    # The arithmetic is Keras' own, so one device updates exactly as before.
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        """Sum over replicas, then accumulate or update (Keras' ``(g + acc) / steps``).
+
+        Args:
+            grads: this replica's gradients, one per variable (no None).
+            trainable_variables: the variables they belong to.
+        """
+        grads = _summed_over_replicas(self, grads, trainable_variables)
+        steps = self.gradient_accumulation_steps
+        if not steps:
+            self._update_on_summed(grads, trainable_variables)
+            return
+        accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
+                        for v in trainable_variables]
+
+        def update():
+            self._update_on_summed([(g + a) / steps for g, a in zip(grads, accumulators)],
+                                   trainable_variables)
+            self._backend_reset_gradient_accumulators()
+
+        def accumulate():
+            for g, a in zip(grads, accumulators):
+                self.assign(a, a + g)
+
+        tf.cond((self._iterations + 1) % steps == 0, update, accumulate)
+
+    def _update_on_summed(self, grads, trainable_variables):
+        """Scale and clip the summed gradients, then one ``update_step`` per variable."""
+        grads = self._clip_gradients(grads)
+        learning_rate = self.learning_rate
+        for grad, variable in zip(grads, trainable_variables):
+            self.update_step(grad, variable, learning_rate)
+
     def _group_config(self) -> dict:
         return {"bias_learning_rate": _serialize(self.bias_learning_rate),
                 "kernel_decay": self.kernel_decay, "gradient_scale": self.gradient_scale}
@@ -91,7 +145,11 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
         momentum: float or schedule of the iteration (warmup from 0.8).
         kernel_decay: L2 coefficient on kernels.
         gradient_scale: multiplies gradients before clipping (see the module docstring).
-        **kwargs: Keras optimizer arguments (global_clipnorm, gradient_accumulation_steps...).
+        **kwargs: Keras optimizer arguments (global_clipnorm, gradient_accumulation_steps...;
+            not weight_decay or use_ema).
+
+    Raises:
+        ValueError: Keras' weight_decay or use_ema set.
     """
 
     def __init__(self, learning_rate=0.01, bias_learning_rate=None, momentum=0.937,
@@ -139,7 +197,10 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
         beta_1: first-moment decay (the recipe's ``momentum``).
         kernel_decay: decoupled decay coefficient on kernels.
         gradient_scale: multiplies gradients before clipping.
-        **kwargs: Keras Adam arguments.
+        **kwargs: Keras Adam arguments (not weight_decay or use_ema).
+
+    Raises:
+        ValueError: Keras' weight_decay or use_ema set.
     """
 
     def __init__(self, learning_rate=0.001, bias_learning_rate=None, beta_1=0.9,
@@ -192,7 +253,8 @@ def make_optimizer(name: str, *, lr0: float, lrf: float, momentum: float, weight
         batch: global batch size.
         num_classes: C, for the "auto" rate.
         clip_norm: global gradient-norm clip; 0 disables.
-        replicas: replicas in sync (tf.distribute), for the gradient scale.
+        replicas: the gradient scale's R (see the module docstring): 1 for a loss summed
+            per replica, as tfseg's is; the replica count for one divided by it.
         nominal_batch: accumulate gradients over ``round(nominal_batch / batch)`` batches and
             scale the decay by ``batch * accumulate / nominal_batch`` (reference: 64); 0 turns
             accumulation off.
@@ -226,6 +288,14 @@ def make_optimizer(name: str, *, lr0: float, lrf: float, momentum: float, weight
     else:
         optimizer = GroupedAdamW(beta_1=momentum, **common)
     return optimizer, OptimizerChoice(name, lr0, momentum, warmup_bias_lr, decay, accumulate, warmup)
+
+
+def _summed_over_replicas(optimizer, grads, variables) -> list:
+    """``grads`` summed over the replicas in sync (as they are on one replica)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(grads)
+    return [g for g, _ in optimizer._all_reduce_sum_gradients(zip(grads, variables))]
 
 
 def _serialize(value):
