@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseg.pipeline.augment import random_affine, random_flip, random_hsv
+from tfseg.ops import affine
+from tfseg.pipeline.augment import (pack_masks, packed_layout, random_affine, random_flip,
+                                    random_hsv, unpack_masks, warp_masks)
 from tfseg.pipeline.decode import decode_record
 from tfseg.pipeline.targets import remove_crowd
 
@@ -73,3 +75,29 @@ def test_hsv_recipe():
     hued = random_hsv(sample, tf.constant([2, 7]), 0.5, 0.0, 0.0)["image"].numpy()
     np.testing.assert_array_equal(hued[0, 0], (128, 128, 128))
     assert np.abs(hued.max(-1).astype(int) - pixels.max(-1)).max() <= 1
+
+
+@pytest.mark.parametrize("count", [0, 1, 8, 11])
+def test_packed_masks_round_trip(count):
+    masks = (np.random.default_rng(count).random([count, 9, 7]) < 0.4).astype(np.uint8)
+    packed = pack_masks(tf.constant(masks))
+    assert packed.shape == (9, 7, max((count + 7) // 8, 1)) and packed.dtype == tf.uint8
+    np.testing.assert_array_equal(unpack_masks(packed, *packed_layout(count)), masks)
+    if count > 8:  # mask 9 is bit 1 of channel 1
+        np.testing.assert_array_equal((packed.numpy()[..., 1] >> 1) & 1, masks[9])
+
+
+def test_packed_warp_equals_one_warp_per_mask():
+    """11 masks warped together, bit-packed, equal each mask warped alone (nearest)."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros([11, 40, 56], np.uint8)
+    for k in range(11):
+        x, y = rng.integers(0, 40), rng.integers(0, 28)
+        masks[k, y:y + rng.integers(4, 12), x:x + rng.integers(4, 16)] = 1
+    matrix = (affine.translation(30.0, 28.0) @ affine.rotation(17.0) @ affine.scaling(1.3)
+              @ affine.translation(-28.0, -20.0))
+    together = warp_masks(tf.constant(masks), matrix, 64).numpy()
+    for k in range(11):
+        alone = affine.warp_image(tf.constant(masks[k][..., None]), matrix, 64, 64, "nearest", 0.0)
+        np.testing.assert_array_equal(together[k], alone.numpy()[..., 0])
+    assert together.sum() > 0.5 * masks.sum() * 1.3 ** 2

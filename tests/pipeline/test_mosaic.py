@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfseg.pipeline.decode import decode_record
-from tfseg.pipeline.mosaic import (_canvas_image, apply_mosaic, group_samples, mosaic_layout,
+from tfseg.pipeline.mosaic import (apply_mosaic, group_samples, mosaic_canvas, mosaic_layout,
                                    mosaic_sample, resize_to_fit)
 from tfseg.pipeline.targets import remove_crowd
 
@@ -24,8 +24,11 @@ def test_layout_hand_worked():
 def test_canvas_places_each_tile():
     images = tf.constant(np.stack([np.full([32, 32, 3], c, np.uint8) for c in SOLID]))
     sizes = tf.constant([[32, 32], [32, 32], [24, 32], [32, 16]])
-    canvas, source = mosaic_layout(sizes, tf.constant([20, 40]), 32)
-    out = _canvas_image(images, canvas, source, 32).numpy()
+    centre = tf.constant([20, 40])
+    canvas, source = mosaic_layout(sizes, centre, 32)
+    crops = [images[k, s[1]:s[3], s[0]:s[2]] for k, s in enumerate(source.numpy())]
+    out = mosaic_canvas(crops, canvas, centre, 32, tf.constant(114, tf.uint8)).numpy()
+    assert out.shape == (64, 64, 3)
     for k, (x1, y1, x2, y2) in enumerate(canvas.numpy()):
         assert np.all(out[y1:y2, x1:x2] == SOLID[k])
     assert np.all(out[:8] == 114) and np.all(out[40:, 36:] == 114)

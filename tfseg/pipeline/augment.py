@@ -49,15 +49,49 @@ def random_affine_matrix(seed, source_height, source_width, size: int, degrees: 
     return move @ skew @ gain @ turn @ centre
 
 
+def pack_masks(masks: tf.Tensor) -> tf.Tensor:
+    """``[K, H, W]`` uint8 0/1 -> ``[H, W, C]`` uint8 with mask k in bit k % 8 of channel k // 8.
+
+    ``C = max(ceil(K / 8), 1)``. A nearest-neighbour warp copies whole pixel values, so warping
+    the packed masks moves 8 masks per channel at once with exactly the same sampling as
+    warping each mask alone (the warp costs per channel).
+    """
+    count, height, width = tf.unstack(tf.shape(masks))
+    channels = tf.maximum((count + 7) // 8, 1)
+    padded = tf.pad(masks, [[0, channels * 8 - count], [0, 0], [0, 0]])  # [8C, H, W]
+    bits = tf.reshape(padded, tf.stack([channels, 8, height, width]))  # [C, 8, H, W]
+    weights = tf.constant([1, 2, 4, 8, 16, 32, 64, 128], tf.uint8)[:, None, None]
+    packed = tf.reduce_sum(bits * weights, axis=1)  # [C, H, W]; distinct bits never carry
+    # Reduce and transpose on the side with C channels, not K masks: several times faster.
+    return tf.transpose(packed, [1, 2, 0])
+
+
+def unpack_masks(packed: tf.Tensor, channels: tf.Tensor, bits: tf.Tensor) -> tf.Tensor:
+    """Masks out of packed channels: mask i is bit ``bits[i]`` of channel ``channels[i]``.
+
+    Args:
+        packed: ``[H, W, C]`` uint8 from ``pack_masks`` (possibly warped or tiled).
+        channels, bits: ``[K]`` int32.
+
+    Returns:
+        ``[K, H, W]`` uint8 0/1.
+    """
+    planes = tf.gather(tf.transpose(packed, [2, 0, 1]), channels)  # [K, H, W]
+    shifts = tf.cast(bits, tf.uint8)[:, None, None]
+    return tf.bitwise.bitwise_and(tf.bitwise.right_shift(planes, shifts), tf.constant(1, tf.uint8))
+
+
+def packed_layout(count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(channels, bits) ``[K]`` int32 of ``pack_masks``' layout for ``count`` masks."""
+    index = tf.range(count)
+    return index // 8, index % 8
+
+
 def warp_masks(masks: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
-    """``[K, H, W]`` uint8 0/1 -> ``[K, size, size]`` under ``matrix`` (nearest, so 0/1 stays 0/1
-    and uint8 keeps the memory of K full-size masks at a quarter of float32)."""
-    stacked = tf.transpose(masks, [1, 2, 0])  # [H, W, K]
-    # One spare channel: the warp refuses images with no channels (K = 0).
-    spare = tf.zeros(tf.concat([tf.shape(stacked)[:2], [1]], 0), stacked.dtype)  # [H, W, 1]
-    stacked = tf.concat([stacked, spare], axis=-1)
-    warped = affine.warp_image(stacked, matrix, size, size, "nearest", 0.0)[..., :-1]  # [S, S, K]
-    return tf.transpose(warped, [2, 0, 1])
+    """``[K, H, W]`` uint8 0/1 -> ``[K, size, size]`` under ``matrix`` (nearest, so 0/1 stays
+    0/1; the masks travel bit-packed, 8 to a channel)."""
+    warped = affine.warp_image(pack_masks(masks), matrix, size, size, "nearest", 0.0)
+    return unpack_masks(warped, *packed_layout(tf.shape(masks)[0]))
 
 
 def warp_instances(sample: dict, masks: tf.Tensor, matrix: tf.Tensor, size: int) -> dict:

@@ -7,9 +7,10 @@ becomes a mosaic: the 4 images tile a 2S x 2S canvas around a random centre (as 
 the random affine maps the canvas to S x S. Otherwise the first sample alone is letterboxed
 (centred) and warped by the random affine.
 
-Memory: the canvas image is built (2S x 2S x 3 bytes), but masks never are: each tile's masks
-are cut to the part of the tile the canvas shows and warped straight to S x S by the affine
-composed with the tile's placement, so masks cost K x S x S bytes, not K x 4S^2.
+Memory and time: the canvas image is built (2S x 2S x 3 bytes) from one padded crop per
+quadrant. The masks travel bit-packed (8 per uint8 channel): the tiles' shown parts are packed
+on one 2S x 2S canvas of ``4 * ceil(K / 8)`` channels, warped once (nearest, which copies whole
+values) and unpacked at S x S, so mask work is a few image-sized warps, not 4K mask warps.
 
 Close mosaic: pass ``enabled``, a boolean ``tf.Variable`` read inside the graph on every
 sample. A callback sets it to False for the last ``close_mosaic`` epochs
@@ -24,7 +25,8 @@ import tensorflow as tf
 from tfseg.contracts import LETTERBOX_PAD_VALUE
 from tfseg.ops import affine
 from tfseg.ops.letterbox import letterbox_params
-from tfseg.pipeline.augment import MIN_VISIBLE, random_affine, random_affine_matrix, warp_masks
+from tfseg.pipeline.augment import (MIN_VISIBLE, pack_masks, packed_layout, random_affine,
+                                    random_affine_matrix, unpack_masks)
 from tfseg.pipeline.targets import mask_areas, mask_boxes, select_instances
 
 TILES = 4
@@ -103,27 +105,57 @@ def mosaic_layout(sizes: tf.Tensor, centre: tf.Tensor, size: int) -> tuple[tf.Te
     return tf.stack(canvas), tf.stack(source)
 
 
-def _rect_indicator(rect: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """``[height, width]`` uint8: 1 inside the xyxy integer rectangle."""
-    rows = tf.range(height)
-    cols = tf.range(width)
-    inside_y = (rows >= rect[1]) & (rows < rect[3])
-    inside_x = (cols >= rect[0]) & (cols < rect[2])
-    return tf.cast(inside_y[:, None] & inside_x[None, :], tf.uint8)
+def mosaic_canvas(crops: list[tf.Tensor], canvas: tf.Tensor, centre: tf.Tensor, size: int,
+                  fill) -> tf.Tensor:
+    """``[2S, 2S, C]`` canvas of 4 crops, each at its rectangle, ``fill`` elsewhere.
 
+    Each tile lies in its own quadrant around ``centre``, so every quadrant is one padded crop
+    and the canvas is their 2 x 2 concatenation: each pixel is written once, in the crops'
+    dtype.
 
-def _canvas_image(images: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, size: int) -> tf.Tensor:
-    """``[2S, 2S, 3]`` uint8 canvas: each tile's shown part at its place, grey elsewhere."""
-    edge = 2 * size
-    total = tf.zeros([edge, edge, 3], tf.int32)
-    covered = tf.zeros([edge, edge, 1], tf.int32)
+    Args:
+        crops: 4 tensors ``[h_k, w_k, C]``, the shown parts (``mosaic_layout``'s source rects).
+        canvas: ``[4, 4]`` int32 xyxy rectangles from ``mosaic_layout``.
+        centre: ``[2]`` int32 (xc, yc).
+        size: S.
+        fill: the value of uncovered pixels.
+    """
+    xc, yc, edge = centre[0], centre[1], 2 * size
+    quadrants = []
     for k in range(TILES):
-        c, s = canvas[k], source[k]
-        crop = tf.cast(images[k, s[1]:s[3], s[0]:s[2]], tf.int32)  # [h', w', 3]
-        pads = [[c[1], edge - c[3]], [c[0], edge - c[2]], [0, 0]]
-        total += tf.pad(crop, pads)
-        covered += tf.pad(tf.ones_like(crop[..., :1]), pads)
-    return tf.cast(total + (1 - covered) * LETTERBOX_PAD_VALUE, tf.uint8)
+        left, top = k in (0, 2), k in (0, 1)
+        qx1, qx2 = (0, xc) if left else (xc, edge)
+        qy1, qy2 = (0, yc) if top else (yc, edge)
+        c = canvas[k]
+        pads = [[c[1] - qy1, qy2 - c[3]], [c[0] - qx1, qx2 - c[2]], [0, 0]]
+        quadrants.append(tf.pad(crops[k], pads, constant_values=fill))
+    return tf.concat([tf.concat(quadrants[:2], axis=1), tf.concat(quadrants[2:], axis=1)], axis=0)
+
+
+def _mask_canvas(masks: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, centre: tf.Tensor,
+                 size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The 4 tiles' masks bit-packed on one ``[2S, 2S, 4C]`` canvas (tile k in channels
+    ``k*C .. k*C+C-1``), so one nearest warp moves all of them.
+
+    Args:
+        masks: ``[4, K, S, S]`` uint8 0/1 (group_samples' padding).
+
+    Returns:
+        packed canvas ``[2S, 2S, 4C]`` uint8; channels, bits ``[4K]`` int32 of instance
+        ``k*K + j`` (tile k, instance j) for ``unpack_masks``.
+    """
+    count = tf.shape(masks)[1]
+    per_tile = tf.maximum((count + 7) // 8, 1)  # C
+    crops = []
+    for k in range(TILES):
+        s = source[k]
+        packed = pack_masks(masks[k, :, s[1]:s[3], s[0]:s[2]])  # [h', w', C]
+        crops.append(tf.pad(packed, [[0, 0], [0, 0], [k * per_tile, (TILES - 1 - k) * per_tile]]))
+    channels, bits = packed_layout(count)
+    tiles = tf.range(TILES)[:, None]  # [4, 1]
+    channels = tf.reshape(tiles * per_tile + channels[None], [-1])  # [4K]
+    bits = tf.reshape(tf.tile(bits[None], [TILES, 1]), [-1])
+    return mosaic_canvas(crops, canvas, centre, size, 0), channels, bits
 
 
 def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
@@ -141,18 +173,19 @@ def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float
         canvas, source = mosaic_layout(group["size"], centre, size)
         matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, degrees, translate,
                                       scale, shear)
-        image = affine.warp_image(_canvas_image(group["image"], canvas, source, size), matrix,
-                                  size, size, "bilinear", float(LETTERBOX_PAD_VALUE))
-        warped, expected = [], []
-        for k in range(TILES):
-            shown = group["masks"][k] * _rect_indicator(source[k], size, size)[None]  # [K, S, S]
-            offset = tf.cast(canvas[k, :2] - source[k, :2], tf.float32)
-            warped.append(warp_masks(shown, matrix @ affine.translation(offset[0], offset[1]), size))
-            expected.append(mask_areas(group["masks"][k]))
-        masks = tf.concat(warped, axis=0)  # [4K, S, S]
+        crops = [group["image"][k, source[k, 1]:source[k, 3], source[k, 0]:source[k, 2]]
+                 for k in range(TILES)]
+        image_canvas = mosaic_canvas(crops, canvas, centre, size,
+                                     tf.constant(LETTERBOX_PAD_VALUE, tf.uint8))
+        image = affine.warp_image(image_canvas, matrix, size, size, "bilinear",
+                                  float(LETTERBOX_PAD_VALUE))
+        packed, channels, bits = _mask_canvas(group["masks"], canvas, source, centre, size)
+        warped = affine.warp_image(packed, matrix, size, size, "nearest", 0.0)
+        masks = unpack_masks(warped, channels, bits)  # [4K, S, S]
         classes = tf.reshape(group["classes"], [-1])  # [4K]
         visible = mask_areas(masks)
-        expected = tf.concat(expected, axis=0) * tf.abs(tf.linalg.det(matrix[:2, :2]))
+        expected = mask_areas(tf.reshape(group["masks"], tf.stack([-1, size, size])))  # [4K]
+        expected = expected * tf.abs(tf.linalg.det(matrix[:2, :2]))
         keep = (classes >= 0) & (visible > 0) & (visible >= MIN_VISIBLE * expected)
         sample = {"image": image, "image_id": group["image_id"][0], "masks": masks,
                   "boxes": mask_boxes(masks), "classes": classes}
