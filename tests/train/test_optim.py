@@ -83,6 +83,32 @@ def test_gradient_scale_then_global_clip():
     assert model.layers[0].kernel.numpy()[0, 0] == pytest.approx(-2.0)
 
 
+def test_accumulation_updates_every_second_batch_with_the_scaled_then_clipped_mean():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    kernel = model.layers[0].kernel
+    kernel.assign([[0.0]])
+    sgd = NesterovSGD(learning_rate=1.0, momentum=0.0, kernel_decay=0.0, gradient_scale=2.0,
+                      global_clipnorm=3.0, gradient_accumulation_steps=2)
+    _step(sgd, model, 1.0)  # accumulated, not applied
+    assert kernel.numpy()[0, 0] == 0.0
+    assert (int(sgd.iterations.numpy()), int(sgd._iterations.numpy())) == (0, 1)
+    _step(sgd, model, 3.0)  # mean (1 + 3) / 2 = 2, x 2 = 4 (the sum), clipped to 3
+    assert kernel.numpy()[0, 0] == pytest.approx(-3.0)
+    assert (int(sgd.iterations.numpy()), int(sgd._iterations.numpy())) == (1, 2)
+    assert sgd._accumulated_gradients[0].numpy()[0, 0] == 0.0  # reset for the next update
+    _step(sgd, model, 0.5)
+    _step(sgd, model, 0.25)  # (0.5 + 0.25) / 2 * 2 = 0.75, under the clip
+    assert kernel.numpy()[0, 0] == pytest.approx(-3.75)
+    assert int(sgd.iterations.numpy()) == 2
+
+
+def test_keras_weight_decay_and_ema_are_refused():
+    with pytest.raises(ValueError, match="kernel_decay"):
+        GroupedAdamW(weight_decay=0.01)
+    with pytest.raises(ValueError, match="kernel_decay"):
+        NesterovSGD(use_ema=True)
+
+
 def _make(name, steps, batch, epochs, nc=3):
     return make_optimizer(name, lr0=0.02, lrf=0.01, momentum=0.937, weight_decay=5e-4,
                           warmup_epochs=3, warmup_bias_lr=0.1, cosine=False, epochs=epochs,
