@@ -101,6 +101,9 @@ def test_bad_files_are_skipped_and_reported(shapes_dataset, tmp_path):
     records, info = _records(str(tmp_path / "records"), "val")
     assert len(records) == 4
     assert info["metadata"]["image_skips"]["val"]["corrupt image file"]["count"] == 1
+    # Prepared again: the records are reused and the summary comes from their metadata.
+    again = prepare(str(images), str(ann_file), str(tmp_path / "records"), verbose=False)
+    assert again["reused"] is True and again["splits"] == summary["splits"]
 
 
 def test_parallel_preparation_equals_serial(shapes_dataset, prepared_shapes, tmp_path):

@@ -69,18 +69,13 @@ def _download_config(overwrite: bool, beam_options: str | None) -> tfds.download
 
 
 def _split_summary(builder: tfds_builder.CocoSegmentation, split: str) -> dict:
-    ds = builder.datasets[split]
-    skipped_ids = builder.skipped_image_ids[split]
-    kept = [im for im in ds.images if im.image_id not in skipped_ids]
-    instances = [inst for im in kept for inst in im.instances]
-    return {
-        "images": len(kept),
-        "images_without_instances": sum(1 for im in kept if not im.instances),
-        "instances": len(instances),
-        "crowds": sum(1 for inst in instances if inst.is_crowd),
-        "skipped_annotations": ds.skips.as_dict(),
-        "skipped_images": builder.image_skips[split].as_dict(),
-    }
+    counts = builder.kept_counts(split)
+    if counts is None:  # a Beam runner that reports no metrics: only the record count is known
+        counts = dict.fromkeys(("images_without_instances", "instances", "crowds"))
+        counts["images"] = builder.info.splits[split].num_examples
+    return {**counts,
+            "skipped_annotations": builder.datasets[split].skips.as_dict(),
+            "skipped_images": builder.image_skip_report(split)}
 
 
 def prepare(images_dir, annotation_files, output_dir: str, splits=None,
@@ -105,7 +100,9 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
         {"dataset_dir", "class_names", "category_ids", "seconds", "reused",
          "splits": {split: {"images", "images_without_instances", "instances", "crowds",
                             "skipped_annotations", "skipped_images"}}}
-        where each skipped_* maps a reason to {"count", "examples"}.
+        where each skipped_* maps a reason to {"count", "examples"}. The same fields on
+        Beam, from the pipeline's metrics; a runner that reports none leaves the counts
+        other than "images" None and the skipped_images report empty.
 
     Raises:
         DatasetError: missing folders/files, unusable annotation files, differing categories
@@ -138,8 +135,12 @@ def format_summary(summary: dict) -> str:
              f"classes ({len(summary['class_names'])}): " + ", ".join(
                  f"{n}={c}" for n, c in zip(summary["class_names"], summary["category_ids"]))]
     for split, s in summary["splits"].items():
-        lines.append(f"{split}: {s['images']} images ({s['images_without_instances']} without "
-                     f"instances), {s['instances']} instances, {s['crowds']} crowd regions")
+        if s["instances"] is None:
+            lines.append(f"{split}: {s['images']} images (the Beam runner reported no counts)")
+        else:
+            lines.append(f"{split}: {s['images']} images ({s['images_without_instances']} "
+                         f"without instances), {s['instances']} instances, "
+                         f"{s['crowds']} crowd regions")
         for kind in ("skipped_annotations", "skipped_images"):
             for reason, info in s[kind].items():
                 lines.append(f"  skipped {info['count']} {kind.split('_')[1]}: {reason} "
