@@ -25,6 +25,10 @@ def test_yolov8_seg_n_overfits_a_tiny_shapes_set(shapes_root, tmp_path, make_con
     assert metrics["val_box_mAP50"] >= 0.7, metrics
     rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(15))
+    # Only the last epoch was evaluated: earlier rows leave the validation columns blank.
+    assert [r["evaluated"] for r in rows] == ["0.0"] * 14 + ["1.0"]
+    assert all(r["val_mask_mAP50"] == "" for r in rows[:-1])
+    assert float(rows[-1]["val_mask_mAP50"]) == pytest.approx(metrics["val_mask_mAP50"])
     first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
     assert math.isfinite(last) and last < 0.5 * first  # the loss at least halves
     for term in ("box_loss", "seg_loss", "cls_loss", "dfl_loss", "lr"):

@@ -31,6 +31,7 @@ from tfseg.errors import ConfigError
 
 EMA_STATE = "ema.npz"
 MASK_MAP = "val_mask_mAP50-95"
+EVALUATED = "evaluated"  # 1.0 in the logs of an epoch that was evaluated, else 0.0
 # The evaluation metrics put into the epoch logs: always the same columns (CSVLogger fixes its
 # columns at the first row), NaN until the first evaluation.
 METRIC_KEYS = tuple(f"val_{kind}_{name}" for kind in ("box", "mask") for name in
@@ -194,8 +195,11 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                     self.on_evaluated(epoch, metrics)
             if self.write:
                 self._save(epoch, due)
-        # Non-evaluated epochs repeat the last values, so every row has the same columns.
+        # Non-evaluated epochs repeat the last values, so every row has the same columns and
+        # EarlyStopping counts patience in epochs; ``evaluated`` says which rows measured them
+        # (the CSV leaves the others blank).
         logs.update(self.last_metrics or dict.fromkeys(METRIC_KEYS, float("nan")))
+        logs[EVALUATED] = 1.0 if due and self.write else 0.0
 
     def _averaged(self):
         import contextlib
@@ -255,7 +259,8 @@ class LearningRateLog(keras.callbacks.Callback):
 
 
 class ResumableCSVLogger(keras.callbacks.CSVLogger):
-    """CSVLogger (append mode) that trims rows of epochs about to be trained again.
+    """CSVLogger (append mode) that trims rows of epochs about to be trained again, and leaves
+    the validation columns blank in epochs that were not evaluated.
 
     BackupAndRestore restores the epoch after the last backed-up one; a row written for an
     epoch whose backup did not complete (a kill in between) would otherwise repeat.
@@ -274,6 +279,12 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
                 kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < start]
                 _write_text_atomic(path, "".join(",".join(r) + "\n" for r in kept))
         super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})  # other callbacks read the same logs: change a copy
+        if logs.get(EVALUATED) == 0.0:
+            logs.update(dict.fromkeys(METRIC_KEYS, ""))
+        super().on_epoch_end(epoch, logs)
 
 
 def save_weights_atomic(model, path: Path) -> Path:
