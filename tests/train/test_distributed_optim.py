@@ -4,13 +4,17 @@ make the updates of one device on the same global batch.
 
 Logical devices must be configured before TensorFlow initialises, which other tests of this
 pytest process have done: the training runs in a child process (this file run as a script),
-which saves what it saw into an .npz the tests read.
+which saves what it saw into an .npz the tests read. Two worker processes on localhost
+(MultiWorkerMirroredStrategy, one replica each) run the same accumulating fit.
 
 The model is two Dense layers whose ``compute_loss`` sums squared errors over the replica's
 own batch (tfseg's convention, not divided by the replica count), so the replicas' summed
 gradient is the global batch's, exactly as on one device.
 """
 
+import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,20 +94,49 @@ def test_global_clip_bounds_the_sum_of_the_replicas_gradients(runs):
     np.testing.assert_allclose(runs["clip/over_each_under_sum"], [-1.0, 0.0], atol=1e-6)
 
 
-# ---- the child process --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory) -> list[dict]:
+    """What each of two workers (MultiWorkerMirroredStrategy via TF_CONFIG) saw."""
+    folder = tmp_path_factory.mktemp("workers")
+    sockets = [socket.create_server(("localhost", 0)) for _ in range(2)]
+    cluster = [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, __file__, str(folder / f"worker{index}.npz"), "--worker"],
+            env=dict(os.environ, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    for p, output in zip(processes, outputs):
+        assert p.returncode == 0, output[-4000:]
+    results = []
+    for index in range(2):
+        with np.load(folder / f"worker{index}.npz") as saved:
+            results.append(dict(saved))
+    return results
+
+
+def test_accumulating_fit_on_two_workers_matches_one_device(workers, runs):
+    for name in OPTIMIZERS:
+        for worker in workers:
+            np.testing.assert_allclose(worker[f"{name}/weights"], runs[f"{name}/one/weights"],
+                                       atol=1e-5, err_msg=name)
+            np.testing.assert_array_equal(worker[f"{name}/counters"],
+                                          runs[f"{name}/one/counters"])
+
+
+# ---- the child processes --------------------------------------------------------------------
 
 def _job(out: str) -> None:
+    """Two logical CPUs: MirroredStrategy and one-device fits, resume, clip cases."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCHES * GLOBAL_BATCH, 3)).astype("float32")
-    y = rng.normal(size=(BATCHES * GLOBAL_BATCH, 2)).astype("float32")
-    initial = [rng.normal(size=s).astype("float32") for s in ((3, 4), (4,), (4, 2), (2,))]
+    x, y, initial = _data()
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one = tf.distribute.get_strategy()
     results = {"initial": np.concatenate([w.ravel() for w in initial])}
@@ -120,6 +153,41 @@ def _job(out: str) -> None:
         results[f"{name}/resumed/weights"], results[f"{name}/resumed/counters"] = _resumed(
             name, mirrored, initial, x, y, Path(out).with_name(f"{name}.weights.h5"))
     results.update(_clip_cases(mirrored))
+    np.savez(out, **results)
+
+
+def _data():
+    """(x [24, 3], y [24, 2], the model's initial weights), the same in every process."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCHES * GLOBAL_BATCH, 3)).astype("float32")
+    y = rng.normal(size=(BATCHES * GLOBAL_BATCH, 2)).astype("float32")
+    initial = [rng.normal(size=s).astype("float32") for s in ((3, 4), (4,), (4, 2), (2,))]
+    return x, y, initial
+
+
+def _worker_job(out: str) -> None:
+    """One of two workers: each global batch of 4, the first (worker 0) or last two rows."""
+    import tensorflow as tf
+
+    from tfseg.train.strategy import prepare_fit
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    x, y, initial = _data()
+
+    def worker_batches(context):
+        rows = slice(context.input_pipeline_id, None, context.num_input_pipelines)
+        batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+        return batches.map(lambda a, b: (a[rows], b[rows]))
+
+    results = {}
+    for name in OPTIMIZERS:
+        model, record = _compiled(name, strategy, initial, ACCUMULATE)
+        prepare_fit(model, strategy)  # tfseg's Keras 3.15 multi-worker workarounds
+        with strategy.scope():
+            model.fit(strategy.distribute_datasets_from_function(worker_batches),
+                      steps_per_epoch=BATCHES, verbose=0, callbacks=[record])
+        results[f"{name}/weights"] = np.array(record.snapshots)
+        results[f"{name}/counters"] = np.array(record.counters)
     np.savez(out, **results)
 
 
@@ -209,4 +277,4 @@ def _clip_cases(strategy) -> dict:
 
 
 if __name__ == "__main__":
-    _job(sys.argv[1])
+    (_worker_job if "--worker" in sys.argv else _job)(sys.argv[1])
