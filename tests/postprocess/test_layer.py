@@ -58,6 +58,27 @@ def test_detections_of_hand_made_outputs():
     assert not np.any(out["boxes"][1])
 
 
+def test_multi_label_keeps_an_anchor_once_per_class_it_scores_for():
+    raw = raw_outputs()
+    raw["class_logits"][0, 0, 2] = 2.0  # anchor 0 also scores sigmoid(2) = 0.88 for class 2
+    inputs = {k: tf.constant(v) for k, v in raw.items()}
+    single = PostProcess(0.25, 0.5, max_detections=5)(inputs)
+    multi = PostProcess(0.25, 0.5, max_detections=5, multi_label=True)(inputs)
+    assert single["num_detections"].numpy().tolist() == [2, 0]
+    assert multi["num_detections"].numpy().tolist() == [3, 0]
+    found = sorted(zip(multi["classes"].numpy()[0, :3].tolist(),
+                       np.round(multi["scores"].numpy()[0, :3], 5).tolist()))
+    expected = sorted([(1, 1 / (1 + np.exp(-8.0))), (2, 1 / (1 + np.exp(-2.0))),
+                       (2, 1 / (1 + np.exp(-3.0)))])
+    np.testing.assert_allclose(np.array(found), np.array(expected), atol=1e-5)
+    # Anchor 0's class-2 copy has anchor 0's box and mask; anchor 9 (class 1) is still suppressed.
+    rows = {round(float(s), 5): i for i, s in enumerate(multi["scores"].numpy()[0, :3])}
+    copy = rows[round(1 / (1 + np.exp(-2.0)), 5)]
+    np.testing.assert_allclose(multi["boxes"].numpy()[0, copy], [4, 4, 20, 28], atol=1e-3)
+    np.testing.assert_allclose(multi["masks"].numpy()[0, copy], single["masks"].numpy()[0, 0])
+    assert PostProcess.from_config(PostProcess(multi_label=True).get_config()).multi_label
+
+
 def test_config_and_keras_file_round_trip(tmp_path):
     layer = PostProcess(score_threshold=0.3, iou_threshold=0.6, max_detections=4,
                         agnostic=True, pre_nms_topk=50)

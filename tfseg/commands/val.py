@@ -37,6 +37,7 @@ def run(args) -> int:
     metrics = evaluate(model, dataset, annotations, classes["category_ids"],
                        classes["class_names"], output_dir=run_dir, conf=cfg.eval.conf,
                        iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
+                       multi_label=cfg.eval.multi_label,
                        plots=cfg.eval.plots)
     print(f"results: {run_dir} (box mAP50-95 {metrics['box/mAP50-95']:.4f}, "
           f"mask mAP50-95 {metrics['mask/mAP50-95']:.4f})")

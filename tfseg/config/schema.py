@@ -100,6 +100,7 @@ class EvalConfig:
     max_det: int = 300
     batch: int = 8
     agnostic: bool = False  # class-agnostic NMS
+    multi_label: bool = False  # True: an anchor may be kept once per class it scores for (as Ultralytics validates)
     split: str = "val"
     plots: bool = True  # PR curves, confusion matrix and a prediction grid as PNGs
 

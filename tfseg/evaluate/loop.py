@@ -20,12 +20,12 @@ from tfseg.postprocess.host import to_original
 
 
 def make_detector(model, score_threshold: float, iou_threshold: float, max_detections: int,
-                  agnostic: bool = False):
+                  agnostic: bool = False, multi_label: bool = False):
     """images ``[B, S, S, 3]`` float32 in [0, 1] -> DETECTIONS dict.
 
     ``model`` is a Keras network (network and PostProcess run as one tf.function), or an
     exported model's backend (``detect`` on uint8 letterboxed pixels: tfseg.predict.backends),
-    whose thresholds were fixed at export.
+    whose thresholds (and best-class NMS) were fixed at export.
     """
     if hasattr(model, "detect"):
         def detect_exported(images):
@@ -33,7 +33,8 @@ def make_detector(model, score_threshold: float, iou_threshold: float, max_detec
             return {k: tf.constant(v) for k, v in model.detect(pixels).items()}
 
         return detect_exported
-    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic)
+    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
+                       multi_label=multi_label)
 
     @tf.function(reduce_retracing=True)
     def detect(images):
@@ -45,7 +46,8 @@ def make_detector(model, score_threshold: float, iou_threshold: float, max_detec
 def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
              class_names: list[str] | None = None, output_dir: str | Path | None = None,
              conf: float = 0.001, iou: float = 0.7, max_det: int = 300, agnostic: bool = False,
-             plots: bool = True, max_batches: int | None = None, verbose: bool = True) -> dict:
+             multi_label: bool = False, plots: bool = True, max_batches: int | None = None,
+             verbose: bool = True) -> dict:
     """COCO box and mask metrics of ``model`` on an evaluation dataset.
 
     Args:
@@ -57,7 +59,8 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
         category_ids: source category id per class index.
         class_names: name per class index (default: the ground truth's category names).
         output_dir: if given, writes metrics.json, metrics.txt, predictions.json and plots.
-        conf, iou, max_det, agnostic: PostProcess settings (COCO evaluation: 0.001, 0.7, 300).
+        conf, iou, max_det, agnostic, multi_label: PostProcess settings (COCO evaluation:
+            0.001, 0.7, 300, class-aware; multi-label: see PostProcess).
         plots: write PR curves, confusion matrix and a grid of the first batch.
         max_batches: stop after this many batches (quick evaluation during training).
         verbose: print progress and the summary table.
@@ -70,7 +73,7 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
     start = time.perf_counter()
     evaluator = COCOEvaluator(ground_truth, category_ids, class_names)
     names = evaluator.class_names
-    detect = make_detector(model, conf, iou, max_det, agnostic)
+    detect = make_detector(model, conf, iou, max_det, agnostic, multi_label)
     confusion = ConfusionMatrix(len(names))
     first_batch = None
     for step, (images, targets) in enumerate(dataset):

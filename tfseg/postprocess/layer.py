@@ -12,7 +12,10 @@ import tensorflow as tf
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.postprocess.decode import best_class, decode_boxes
 from tfseg.postprocess.masks import detection_masks
-from tfseg.postprocess.nms import batched_nms
+from tfseg.postprocess.nms import batched_nms, multi_label_candidates
+
+
+MAX_CANDIDATES = 30000  # multi-label pairs entering NMS (what the YOLO family's evaluation keeps)
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
@@ -25,6 +28,9 @@ class PostProcess(keras.layers.Layer):
         max_detections: N, detections per image (outputs are padded to N).
         agnostic: True to suppress across classes (class-agnostic NMS).
         pre_nms_topk: if > 0, only this many best-scoring anchors per image enter NMS.
+        multi_label: every (anchor, class) pair scoring above the threshold is a candidate
+            (COCO evaluation); False keeps each anchor's best class only (deployment).
+        max_candidates: with multi_label, the best-scoring pairs that enter NMS.
 
     Call args:
         raw_outputs: dict of the RAW_OUTPUTS contract (tfseg/contracts.py):
@@ -43,13 +49,15 @@ class PostProcess(keras.layers.Layer):
 
     def __init__(self, score_threshold: float = 0.25, iou_threshold: float = 0.7,
                  max_detections: int = 300, agnostic: bool = False, pre_nms_topk: int = 0,
-                 **kwargs):
+                 multi_label: bool = False, max_candidates: int = MAX_CANDIDATES, **kwargs):
         super().__init__(**kwargs)
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.max_detections = int(max_detections)
         self.agnostic = bool(agnostic)
         self.pre_nms_topk = int(pre_nms_topk)
+        self.multi_label = bool(multi_label)
+        self.max_candidates = int(max_candidates)
 
     def call(self, raw_outputs):
         prototypes = tf.convert_to_tensor(raw_outputs["prototypes"], tf.float32)
@@ -60,12 +68,16 @@ class PostProcess(keras.layers.Layer):
         box_logits = tf.convert_to_tensor(raw_outputs["box_logits"], tf.float32)
         reg_max = int(box_logits.shape[-1]) // 4
         boxes = decode_boxes(box_logits, image_size, reg_max)  # [B, A, 4]
-        scores, classes = best_class(
-            tf.convert_to_tensor(raw_outputs["class_logits"], tf.float32))  # [B, A] each
+        class_logits = tf.convert_to_tensor(raw_outputs["class_logits"], tf.float32)
+        coefficients = tf.convert_to_tensor(raw_outputs["mask_coefficients"], tf.float32)
+        if self.multi_label:  # [B, k, ...] candidates, one per (anchor, class) pair
+            boxes, scores, classes, coefficients = multi_label_candidates(
+                boxes, tf.sigmoid(class_logits), coefficients, self.max_candidates)
+        else:
+            scores, classes = best_class(class_logits)  # [B, A] each
         kept = batched_nms(
-            boxes, scores, classes,
-            tf.convert_to_tensor(raw_outputs["mask_coefficients"], tf.float32),
-            image_size=image_size, max_detections=self.max_detections,
+            boxes, scores, classes, coefficients, image_size=image_size,
+            max_detections=self.max_detections,
             iou_threshold=self.iou_threshold, score_threshold=self.score_threshold,
             agnostic=self.agnostic, pre_nms_topk=self.pre_nms_topk)
         masks = detection_masks(kept["coefficients"], prototypes, kept["boxes"])
@@ -93,5 +105,6 @@ class PostProcess(keras.layers.Layer):
         config = super().get_config()
         config.update(score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
                       max_detections=self.max_detections, agnostic=self.agnostic,
-                      pre_nms_topk=self.pre_nms_topk)
+                      pre_nms_topk=self.pre_nms_topk, multi_label=self.multi_label,
+                      max_candidates=self.max_candidates)
         return config

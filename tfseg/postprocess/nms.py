@@ -61,6 +61,33 @@ def nms_one_image(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
     }
 
 
+def multi_label_candidates(boxes: tf.Tensor, probabilities: tf.Tensor, coefficients: tf.Tensor,
+                           max_candidates: int) -> tuple[tf.Tensor, ...]:
+    """Every (anchor, class) pair as a candidate of its own, the best ``max_candidates`` kept.
+
+    Multi-label NMS (what COCO evaluation of the YOLO family uses): an anchor whose box fits
+    two classes can be kept once for each, where the best-class path keeps it once. The
+    candidates then go through class-aware NMS like best-class ones.
+
+    Args:
+        boxes: ``[B, A, 4]`` float32 xyxy; probabilities: ``[B, A, C]`` float32 class scores;
+        coefficients: ``[B, A, K]`` float32. A and C must be static.
+        max_candidates: k, at most ``A * C``.
+
+    Returns:
+        boxes ``[B, k, 4]``, scores ``[B, k]``, classes ``[B, k]`` float32 class index,
+        coefficients ``[B, k, K]``: rows of the best-scoring pairs (in no particular order).
+    """
+    num_anchors, num_classes = int(probabilities.shape[1]), int(probabilities.shape[2])
+    flat = tf.reshape(probabilities, [-1, num_anchors * num_classes])  # [B, A*C]
+    scores, pairs = tf.math.top_k(flat, k=min(max_candidates, num_anchors * num_classes),
+                                  sorted=False)  # [B, k]
+    anchors = pairs // num_classes
+    classes = tf.cast(pairs % num_classes, tf.float32)
+    return (tf.gather(boxes, anchors, batch_dims=1), scores, classes,
+            tf.gather(coefficients, anchors, batch_dims=1))
+
+
 def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor,
                 coefficients: tf.Tensor, **kwargs) -> dict[str, tf.Tensor]:
     """:func:`nms_one_image` over a batch.

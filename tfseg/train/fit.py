@@ -244,6 +244,7 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
         return evaluate(weights_model, val, val_json, info["category_ids"],
                         info["class_names"], output_dir=own_dir / "val", conf=cfg.eval.conf,
                         iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
+                        multi_label=cfg.eval.multi_label,
                         plots=True, verbose=False)
 
     checkpoints = EvaluateAndCheckpoint(evaluate_fn, own_dir / WEIGHTS_DIR, cfg.train.epochs,
