@@ -90,9 +90,9 @@ def _summary(output: str) -> dict:
 @pytest.mark.slow
 def test_two_workers_match_each_other_and_one_process_on_the_global_batch(
         copies_root, tmp_path, make_config):
-    # 2 SGD updates (Nesterov momentum), no decay. No gradient accumulation and no clipping:
-    # under a strategy Keras accumulates inside a cond that cannot hold the all-reduce, and
-    # clips each replica's gradient before it (see tfseg/train/strategy.py).
+    # 2 SGD updates (Nesterov momentum), no decay, no accumulation or clipping: this test is
+    # about the loss scale of the real model; accumulation and clipping across workers are
+    # tested on a small model in test_distributed_optim.py.
     base = make_config(copies_root, **{"train.epochs": 1, "train.steps_per_epoch": 2,
                                        "train.eval_period": 0, "train.optimizer": "sgd",
                                        "train.weight_decay": 0.0, "train.clip_norm": 0.0,
