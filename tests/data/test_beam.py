@@ -18,7 +18,8 @@ from tfseg.data.prepare import load_split, prepare  # noqa: E402
 from tfseg.errors import DatasetError  # noqa: E402
 
 # Two worker processes, as a user with a bigger machine would run it (with more workers).
-MULTI_PROCESS = "--runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing"
+MULTI_PROCESS = ("--runner=DirectRunner --direct_num_workers=2 "
+                 "--direct_running_mode=multi_processing")
 IN_PROCESS = "--runner=DirectRunner --direct_running_mode=in_memory"
 
 
@@ -101,9 +102,16 @@ def test_reused_beam_records_report_the_stored_summary(damaged_shapes):
     assert again["splits"] == damaged_shapes["beam"]["splits"]
 
 
-def test_strict_beam_raises_the_dataset_error(damaged_shapes, tmp_path):
-    with pytest.raises(DatasetError, match="image id 1.*image file missing"):
+@pytest.mark.parametrize("options", [IN_PROCESS, MULTI_PROCESS],
+                         ids=["in_memory", "multi_processing"])
+def test_strict_beam_raises_the_dataset_error(damaged_shapes, tmp_path, options):
+    """In a worker process the error crosses to this one as text; it is raised as itself."""
+    with pytest.raises(DatasetError) as raised:
         prepare(**damaged_shapes["sources"], output_dir=str(tmp_path), strict=True,
-                beam_options=IN_PROCESS, verbose=False)
+                beam_options=options, verbose=False)
+    # (Beam may append the step: "... [while running 'val/Encode']".)
+    assert str(raised.value).startswith(
+        "file " + damaged_shapes["sources"]["annotation_files"][1] +
+        ", image id 1, field 'file_name': image file missing or unreadable")
     # TFDS removed its temporary folder: nothing half-written is left to be reused.
     assert not glob.glob(str(tmp_path / "coco_segmentation" / "*"))

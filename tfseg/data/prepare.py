@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shlex
 import time
 
@@ -25,6 +26,12 @@ import tensorflow_datasets as tfds
 
 from tfseg.data import tfds_builder
 from tfseg.errors import DatasetError
+
+
+# A DatasetError raised in a Beam worker process (strict mode) reaches this process as the
+# runner's RuntimeError carrying the worker's traceback text.
+_WORKER_DATASET_ERROR = re.compile(
+    r"tfseg\.errors\.DatasetError: (.*?)(?: \[while running [^\]]*\])?$", re.MULTILINE)
 
 
 def _as_list(value) -> list[str]:
@@ -115,7 +122,13 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
                                             num_workers=workers, strict=strict,
                                             beam=bool(beam_options))
     reused = builder.is_prepared() and not overwrite
-    builder.download_and_prepare(download_config=_download_config(overwrite, beam_options))
+    try:
+        builder.download_and_prepare(download_config=_download_config(overwrite, beam_options))
+    except RuntimeError as err:
+        found = _WORKER_DATASET_ERROR.search(str(err)) if beam_options else None
+        if found is None:
+            raise
+        raise DatasetError(found.group(1)) from err
     summary = {
         "dataset_dir": str(builder.data_dir),
         "class_names": builder.class_names,
