@@ -31,7 +31,7 @@ def test_metric_top_k_and_normalization():
     #                     p2 1.0 * (1/3)^6 = 0.0013717;  p3 outside -> 0.
     # top-2 -> p0, p1. Normalized: t * maxIoU(0.8) / max t(0.131072):
     #   p0 -> 0.8;  p1 -> 0.0125 * 0.8 / 0.131072 = 0.0762939...
-    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2)
+    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2, overlap="iou")
     np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, False, False]])
     np.testing.assert_array_equal(out.classes.numpy(), [[1, 1, 0, 0]])
     np.testing.assert_array_equal(out.gt_index.numpy()[0, :2], [0, 0])
@@ -50,7 +50,7 @@ def test_top_k_larger_than_candidates_keeps_only_the_inside_ones():
                              tf.float32)
     pred_scores = _probs_for_class([0.25, 0.64, 1.0, 0.9], cls=1, num_classes=2)
     out = assign(pred_scores, pred_boxes, points, tf.constant([[[0, 0, 30, 10]]], tf.float32),
-                 tf.constant([[1]]), topk=10)
+                 tf.constant([[1]]), topk=10, overlap="iou")
     np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, True, False]])
     np.testing.assert_allclose(out.scores.numpy()[0, :, 1],
                                [0.8, 0.0125 * 0.8 / 0.131072, 0.8 / 729 / 0.131072, 0.0],
@@ -69,7 +69,7 @@ def test_anchor_claimed_by_two_gts_goes_to_higher_iou_and_padding_never_assigns(
     pred_scores = tf.fill([1, 3, 2], 0.5)
     gt_boxes = tf.constant([[[0, 0, 20, 20], [10, 0, 40, 20], [0, 0, 64, 64]]], tf.float32)
     gt_classes = tf.constant([[0, 1, -1]], tf.int32)
-    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2)
+    out = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, topk=2, overlap="iou")
     # Top-2 of a: q, p; of b: p, r. p goes to a (0.5 > 0.4375).
     np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, True]])
     np.testing.assert_array_equal(out.gt_index.numpy(), [[0, 0, 1]])
@@ -80,6 +80,54 @@ def test_anchor_claimed_by_two_gts_goes_to_higher_iou_and_padding_never_assigns(
     np.testing.assert_allclose(out.scores.numpy(), expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out.boxes.numpy()[0], [[0, 0, 20, 20], [0, 0, 20, 20],
                                                       [10, 0, 40, 20]])
+
+
+def _ciou(a, b):
+    """CIoU of two xyxy boxes, from the paper's formula (numpy, for the expected values)."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    u = inter / union
+    rho2 = ((a[0] + a[2] - b[0] - b[2]) ** 2 + (a[1] + a[3] - b[1] - b[3]) ** 2) / 4.0
+    c2 = (max(a[2], b[2]) - min(a[0], b[0])) ** 2 + (max(a[3], b[3]) - min(a[1], b[1])) ** 2
+    v = 4 / np.pi ** 2 * (np.arctan((b[2] - b[0]) / (b[3] - b[1]))
+                          - np.arctan((a[2] - a[0]) / (a[3] - a[1]))) ** 2
+    return u - rho2 / c2 - v * v / (1 - u + v)
+
+
+def test_default_overlap_is_ciou_clamped_at_zero():
+    # The first case again, measured by CIoU: p0 (0,0,24,10) vs GT (0,0,30,10): IoU 0.8,
+    # centres 3 px apart (rho^2 9), enclosing diagonal^2 1000, aspect 2.4 vs 3 -> 0.79098.
+    points = tf.constant([[5, 5], [15, 5], [25, 5], [50, 50]], tf.float32)
+    boxes = [[0, 0, 24, 10], [0, 0, 15, 10], [20, 0, 30, 10], [0, 0, 30, 10]]
+    gt = [0, 0, 30, 10]
+    cious = [_ciou(gt, b) for b in boxes[:3]]
+    assert cious[0] == pytest.approx(0.790977, abs=1e-5)
+    out = assign(_probs_for_class([0.25, 0.64, 1.0, 0.9], cls=1, num_classes=2),
+                 tf.constant([boxes], tf.float32), points, tf.constant([[gt]], tf.float32),
+                 tf.constant([[1]]), topk=10)
+    metric = np.sqrt([0.25, 0.64, 1.0]) * np.maximum(cious, 0.0) ** 6
+    expected = metric * max(cious) / metric.max()
+    np.testing.assert_allclose(out.scores.numpy()[0, :3, 1], expected, rtol=1e-4, atol=1e-7)
+    # A predicted box far from the GT has a negative CIoU: its overlap counts as 0, never below.
+    far = assign(_probs_for_class([0.9, 0.9, 0.9, 0.9], cls=1, num_classes=2),
+                 tf.constant([[[40, 40, 60, 60]] * 4], tf.float32), points,
+                 tf.constant([[gt]], tf.float32), tf.constant([[1]]), topk=10)
+    assert _ciou(gt, [40, 40, 60, 60]) < 0 and far.scores.numpy().min() == 0.0
+
+
+def test_anchor_claimed_by_two_gts_goes_to_the_best_overlap_even_outside_its_top_k():
+    # p=(15,10) lies inside a and b. Top-1 of a is q (IoU 1), so only b picks p (its top-1);
+    # p still goes to a: among all GTs it lies inside, a overlaps it most (0.5 > 0.4375).
+    points = tf.constant([[5, 10], [15, 10], [35, 10]], tf.float32)
+    pred_boxes = tf.constant([[[0, 0, 20, 20], [8, 0, 24, 20], [30, 0, 40, 20]]], tf.float32)
+    scores = np.full((1, 3, 2), 0.5, np.float32)
+    scores[0, 2, 1] = 0.01  # r scores low for b, so b's top-1 is p
+    out = assign(tf.constant(scores), pred_boxes, points,
+                 tf.constant([[[0, 0, 20, 20], [10, 0, 40, 20]]], tf.float32),
+                 tf.constant([[0, 1]]), topk=1, overlap="iou")
+    # Claims: q by a; p by b only: a single claim stays with b (the rule applies to ties).
+    np.testing.assert_array_equal(out.foreground.numpy(), [[True, True, False]])
+    np.testing.assert_array_equal(out.gt_index.numpy()[0, :2], [0, 1])
 
 
 def test_no_valid_gt_gives_no_foreground():

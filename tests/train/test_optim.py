@@ -102,6 +102,27 @@ def test_accumulation_updates_every_second_batch_with_the_scaled_then_clipped_me
     assert int(sgd.iterations.numpy()) == 2
 
 
+def test_accumulation_grows_from_one_batch_over_the_warmup():
+    """accumulate 4 over a warmup of 4 batches: batches per update round(1 + 3 i / 4) =
+    1, 2 (1.75), 2 (2.5, half to even), 3 (3.25), 4; an update once that many batches
+    gathered since the last one: at batches 0, 2, 6, 10; each applies the sum of its batches."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    kernel = model.layers[0].kernel
+    kernel.assign([[0.0]])
+    sgd = NesterovSGD(learning_rate=1.0, momentum=0.0, kernel_decay=0.0, gradient_scale=4.0,
+                      gradient_accumulation_steps=4, accumulate_warmup=4)
+    values, updates = [], []
+    for batch in range(11):
+        _step(sgd, model, float(batch + 1))  # gradient batch + 1
+        values.append(float(kernel.numpy()[0, 0]))
+        updates.append(int(sgd.iterations.numpy()))
+    assert updates == [1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4]
+    # Sums applied: 1; 2 + 3; 4 + 5 + 6 + 7; 8 + 9 + 10 + 11.
+    assert values == pytest.approx([-1, -1, -6, -6, -6, -6, -28, -28, -28, -28, -66])
+    assert int(sgd._last_update.numpy()) == 10 and int(sgd._iterations.numpy()) == 11
+    assert NesterovSGD.from_config(sgd.get_config()).accumulate_warmup == 4
+
+
 def test_keras_weight_decay_and_ema_are_refused():
     with pytest.raises(ValueError, match="kernel_decay"):
         GroupedAdamW(weight_decay=0.01)

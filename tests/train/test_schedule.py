@@ -49,7 +49,10 @@ def test_momentum_warms_up_from_0_8():
 
 def test_warmup_length_follows_the_recipe():
     assert warmup_steps_for(3.0, 500) == 1500
-    assert warmup_steps_for(3.0, 10) == 100  # at least 100 iterations
+    assert warmup_steps_for(3.0, 10) == 30  # no minimum (Ultralytics 8.4)
+    assert warmup_steps_for(3.0, 10, epochs=30) == 30
+    assert warmup_steps_for(3.0, 10, epochs=3) == 20  # the last epoch trains after warmup
+    assert warmup_steps_for(3.0, 10, epochs=1) == 0
     assert warmup_steps_for(0.0, 500) == 0
 
 

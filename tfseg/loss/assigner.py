@@ -2,11 +2,12 @@
 
 For every ground-truth box (GT) the candidates are the anchor points whose centre lies strictly
 inside it. Each candidate gets the alignment metric t = s^alpha * u^beta, where s is the
-predicted score of the GT's class and u the IoU of the predicted box with the GT; the top-k
-candidates by t become the GT's positives. An anchor claimed by several GTs keeps only the
-claimant whose box it overlaps most (IoU of its predicted box). The soft class target of a
-positive anchor is t normalized per GT so that the GT's best anchor scores the GT's largest IoU
-among its positives.
+predicted score of the GT's class and u the overlap of the predicted box with the GT: CIoU
+clamped at 0 by default, as the reference (Ultralytics 8.4) measures it, or plain IoU. The
+top-k candidates by t become the GT's positives. An anchor claimed by several GTs goes to the
+GT it overlaps most among all GTs it lies inside (the reference's rule). The soft class target
+of a positive anchor is t normalized per GT so that the GT's best anchor scores the GT's
+largest overlap among its positives.
 
 Everything has fixed shapes ([B, M, A] masks, top-k by a static k), so it compiles under
 ``tf.function(jit_compile=True)``. Plain ``tf`` because it composes ``tfseg.ops`` functions.
@@ -19,7 +20,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfseg.ops.boxes import iou
+from tfseg.ops.boxes import ciou, iou
 
 _EPS = 1e-9
 
@@ -44,7 +45,7 @@ class Assignment(NamedTuple):
 
 def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
            gt_boxes: tf.Tensor, gt_classes: tf.Tensor, topk: int = 10,
-           alpha: float = 0.5, beta: float = 6.0) -> Assignment:
+           alpha: float = 0.5, beta: float = 6.0, overlap: str = "ciou") -> Assignment:
     """Task-aligned assignment over all anchors.
 
     Args:
@@ -55,7 +56,8 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         gt_classes: ``[B, M]`` int32 GT classes; -1 marks padding, which never assigns.
         topk: positives kept per GT (fewer when fewer anchors lie inside it).
         alpha: exponent of the class score in the alignment metric.
-        beta: exponent of the IoU in the alignment metric.
+        beta: exponent of the overlap in the alignment metric.
+        overlap: "ciou" (clamped at 0) or "iou": how predicted and GT boxes overlap.
 
     Returns:
         An ``Assignment``.
@@ -70,7 +72,7 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
 
         valid = gt_classes >= 0  # [B, M]
         candidates = points_inside_boxes(points, gt_boxes) & valid[:, :, None]  # [B, M, A]
-        overlaps = _overlaps(pred_boxes, gt_boxes, candidates)  # [B, M, A]
+        overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
         metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
         positive = _one_gt_per_anchor(positive, overlaps, num_gts)  # [B, M, A]
@@ -102,10 +104,15 @@ def points_inside_boxes(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     return tf.reduce_min(margins, axis=-1) > _EPS  # [B, M, A]
 
 
-def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
-    """IoU of every anchor's predicted box with every GT, zero off the candidates -> [B, M, A]."""
-    pairwise = iou(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])  # [B, M, A]
-    return tf.where(candidates, pairwise, 0.0)
+def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor,
+              overlap: str = "ciou") -> tf.Tensor:
+    """Overlap of every anchor's predicted box with every GT, zero off the candidates
+    -> [B, M, A]; CIoU is clamped at 0 (it goes negative for distant boxes)."""
+    if overlap not in ("ciou", "iou"):
+        raise ValueError(f"overlap must be 'ciou' or 'iou', got {overlap!r}")
+    measure = ciou if overlap == "ciou" else iou
+    pairwise = measure(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])  # [B, M, A]
+    return tf.where(candidates, tf.maximum(pairwise, 0.0), 0.0)
 
 
 def _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta):
@@ -134,13 +141,13 @@ def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:
 
 
 def _one_gt_per_anchor(positive: tf.Tensor, overlaps: tf.Tensor, num_gts: int) -> tf.Tensor:
-    """Keep, for each anchor, only the claiming GT of highest IoU -> [B, M, A] bool."""
-    claimed = tf.reduce_any(positive, axis=1, keepdims=True)  # [B, 1, A]
-    claim_overlaps = tf.where(positive, overlaps, -1.0)  # [B, M, A]; non-claimants lose
-    best = tf.argmax(claim_overlaps, axis=1, output_type=tf.int32)  # [B, A]
+    """An anchor claimed by several GTs goes to the GT of highest overlap among all GTs it is a
+    candidate of (``overlaps`` is zero elsewhere), as the reference resolves it -> [B, M, A]."""
+    claims = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1, keepdims=True)  # [B, 1, A]
+    best = tf.argmax(overlaps, axis=1, output_type=tf.int32)  # [B, A]
     best_mask = tf.one_hot(best, num_gts, on_value=True, off_value=False, axis=1,
                            dtype=tf.bool)  # [B, M, A]
-    return best_mask & claimed
+    return tf.where(claims > 1, best_mask, positive)
 
 
 def _normalized_strength(metric: tf.Tensor, overlaps: tf.Tensor, positive: tf.Tensor) -> tf.Tensor:

@@ -24,11 +24,18 @@ replicas' gradients are summed, so training passes ``replicas=1`` (tfseg/train/s
 
 Order of operations, on one device and on R replicas alike (``_backend_apply_gradients``):
 sum the replicas' gradients; accumulate (``accumulate > 1``: add them into the
-``gradient_accumulator`` variables; every ``accumulate``-th batch update with their mean and
-reset them); scale by ``gradient_scale``; clip (``global_clipnorm``, so the clip bounds the
-summed gradient, as the reference clips); update. ``iterations`` counts updates,
-``_iterations`` batches (the schedules read it); both and the accumulators are optimizer
-variables, saved and restored with the Keras checkpoint.
+``gradient_accumulator`` variables; once ``accumulate`` batches have gathered since the last
+update, update with their sum / ``accumulate`` and reset them); scale by ``gradient_scale``;
+clip (``global_clipnorm``, so the clip bounds the summed gradient, as the reference clips);
+update. ``iterations`` counts updates, ``_iterations`` batches (the schedules read it); both,
+the batch of the last update and the accumulators are optimizer variables, saved and restored
+with the Keras checkpoint.
+
+Accumulation warmup (``accumulate_warmup`` = W batches, the recipe's warmup): as in the
+reference, the batches per update grow from 1 to ``accumulate`` over the warmup,
+``round(1 + (accumulate - 1) * min(i / W, 1))`` at batch ``i``, so the first epochs make
+several times more (smaller) updates; each update still applies the *sum* of the batches it
+gathered (times R), whatever their number.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ def parameter_group(variable) -> str:
 class _ParameterGroups:
     """What the two optimizers share: per-group rates, kernel-only decay, gradient scale."""
 
-    def _init_groups(self, bias_learning_rate, kernel_decay: float, gradient_scale: float):
+    def _init_groups(self, bias_learning_rate, kernel_decay: float, gradient_scale: float,
+                     accumulate_warmup: int = 0):
         if self.weight_decay is not None or self.use_ema:
             # Both would run Keras' cross-replica updates, which _backend_apply_gradients
             # replaces; kernel_decay and tfseg.train.ema.ModelEMA are the recipe's own.
@@ -69,6 +77,33 @@ class _ParameterGroups:
         self.bias_learning_rate = bias_learning_rate
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
+        self.accumulate_warmup = int(accumulate_warmup)
+
+    def _build_counters(self):
+        """The update counter and the batch of the last update (-1: none yet); replica-local
+        like the accumulators (every replica makes the same decision)."""
+        self._updates = self.add_variable((), initializer="zeros", dtype="int64", name="updates",
+                                          aggregation="none")
+        self._last_update = self.add_variable((), initializer=keras.initializers.Constant(-1),
+                                              dtype="int64", name="last_update",
+                                              aggregation="none")
+
+    @property
+    def iterations(self):
+        """Optimizer updates so far (batches when not accumulating); Adam's bias correction
+        and the EMA count these."""
+        if self.gradient_accumulation_steps and getattr(self, "_updates", None) is not None:
+            return self._updates
+        return self._iterations
+
+    def _accumulate_now(self):
+        """Batches per update at the current batch (the accumulation warmup)."""
+        steps = self.gradient_accumulation_steps
+        if self.accumulate_warmup <= 0:
+            return tf.constant(steps, tf.int64)
+        progress = tf.minimum(tf.cast(self._iterations, tf.float32) / self.accumulate_warmup, 1.0)
+        ramped = tf.round(1.0 + (steps - 1) * progress)  # half to even, as numpy's round
+        return tf.maximum(tf.cast(ramped, tf.int64), 1)
 
     # Schedules read ``_iterations`` (batches seen), as Keras does for ``learning_rate``;
     # ``iterations`` counts optimizer updates when gradients are accumulated.
@@ -108,17 +143,20 @@ class _ParameterGroups:
             return
         accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
                         for v in trainable_variables]
+        batch = tf.cast(self._iterations, tf.int64)  # this batch's index
 
         def update():
             self._update_on_summed([(g + a) / steps for g, a in zip(grads, accumulators)],
                                    trainable_variables)
             self._backend_reset_gradient_accumulators()
+            self.assign_add(self._updates, 1)
+            self.assign(self._last_update, batch)
 
         def accumulate():
             for g, a in zip(grads, accumulators):
                 self.assign(a, a + g)
 
-        tf.cond((self._iterations + 1) % steps == 0, update, accumulate)
+        tf.cond(batch - self._last_update >= self._accumulate_now(), update, accumulate)
 
     def _update_on_summed(self, grads, trainable_variables):
         """Scale and clip the summed gradients, then one ``update_step`` per variable."""
@@ -129,7 +167,8 @@ class _ParameterGroups:
 
     def _group_config(self) -> dict:
         return {"bias_learning_rate": _serialize(self.bias_learning_rate),
-                "kernel_decay": self.kernel_decay, "gradient_scale": self.gradient_scale}
+                "kernel_decay": self.kernel_decay, "gradient_scale": self.gradient_scale,
+                "accumulate_warmup": self.accumulate_warmup}
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
@@ -145,6 +184,8 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
         momentum: float or schedule of the iteration (warmup from 0.8).
         kernel_decay: L2 coefficient on kernels.
         gradient_scale: multiplies gradients before clipping (see the module docstring).
+        accumulate_warmup: batches over which accumulation grows from 1 to
+            ``gradient_accumulation_steps`` (module docstring); 0: fixed from the start.
         **kwargs: Keras optimizer arguments (global_clipnorm, gradient_accumulation_steps...;
             not weight_decay or use_ema).
 
@@ -153,16 +194,18 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, bias_learning_rate=None, momentum=0.937,
-                 kernel_decay: float = 5e-4, gradient_scale: float = 1.0, name="nesterov_sgd",
-                 **kwargs):
+                 kernel_decay: float = 5e-4, gradient_scale: float = 1.0,
+                 accumulate_warmup: int = 0, name="nesterov_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self._init_groups(_deserialize(bias_learning_rate), kernel_decay, gradient_scale)
+        self._init_groups(_deserialize(bias_learning_rate), kernel_decay, gradient_scale,
+                          accumulate_warmup)
         self.momentum = _deserialize(momentum)
 
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
+        self._build_counters()
         self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def _momentum_now(self):
@@ -197,6 +240,7 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
         beta_1: first-moment decay (the recipe's ``momentum``).
         kernel_decay: decoupled decay coefficient on kernels.
         gradient_scale: multiplies gradients before clipping.
+        accumulate_warmup: as NesterovSGD's.
         **kwargs: Keras Adam arguments (not weight_decay or use_ema).
 
     Raises:
@@ -205,10 +249,17 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
 
     def __init__(self, learning_rate=0.001, bias_learning_rate=None, beta_1=0.9,
                  kernel_decay: float = 5e-4, gradient_scale: float = 1.0, epsilon=1e-8,
-                 name="grouped_adamw", **kwargs):
+                 accumulate_warmup: int = 0, name="grouped_adamw", **kwargs):
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, epsilon=epsilon, name=name,
                          **kwargs)
-        self._init_groups(_deserialize(bias_learning_rate), kernel_decay, gradient_scale)
+        self._init_groups(_deserialize(bias_learning_rate), kernel_decay, gradient_scale,
+                          accumulate_warmup)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._build_counters()
 
     def update_step(self, gradient, variable, learning_rate):
         lr = self._rate_for(variable, learning_rate)
@@ -276,13 +327,14 @@ def make_optimizer(name: str, *, lr0: float, lrf: float, momentum: float, weight
         name, lr0, momentum = (("sgd", 0.01, 0.9) if iterations > AUTO_SGD_ITERATIONS else
                                ("adamw", round(0.002 * 5 / (4 + num_classes), 6), 0.9))
         warmup_bias_lr = 0.0
-    warmup = warmup_steps_for(warmup_epochs, steps_per_epoch)
+    warmup = warmup_steps_for(warmup_epochs, steps_per_epoch, epochs)
     rate = WarmupDecay(lr0, lrf, epochs, steps_per_epoch, warmup, cosine)
     bias_rate = WarmupDecay(lr0, lrf, epochs, steps_per_epoch, warmup, cosine, warmup_bias_lr)
     common = dict(learning_rate=rate, bias_learning_rate=bias_rate, kernel_decay=decay,
                   gradient_scale=float(accumulate * replicas),
                   global_clipnorm=clip_norm if clip_norm > 0 else None,
-                  gradient_accumulation_steps=accumulate if accumulate > 1 else None)
+                  gradient_accumulation_steps=accumulate if accumulate > 1 else None,
+                  accumulate_warmup=warmup if accumulate > 1 else 0)
     if name == "sgd":
         optimizer = NesterovSGD(momentum=MomentumWarmup(momentum, warmup), **common)
     else:

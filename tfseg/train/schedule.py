@@ -35,18 +35,17 @@ import keras
 import tensorflow as tf
 
 WARMUP_MOMENTUM = 0.8  # the reference recipe's momentum at iteration 0
-MIN_WARMUP_STEPS = 100  # the reference recipe warms up for at least this many iterations
+def warmup_steps_for(warmup_epochs: float, steps_per_epoch: int, epochs: int | None = None) -> int:
+    """Warmup length in iterations: ``round(min(warmup_epochs, epochs - 1) * steps_per_epoch)``.
 
-
-def warmup_steps_for(warmup_epochs: float, steps_per_epoch: int,
-                     minimum: int = MIN_WARMUP_STEPS) -> int:
-    """Warmup length in iterations: ``max(round(warmup_epochs * steps_per_epoch), minimum)``.
-
-    Zero when ``warmup_epochs`` is 0 (warmup off).
+    As the reference recipe (Ultralytics 8.4) does: at least the last epoch trains after the
+    warmup, and there is no minimum number of iterations. Zero when ``warmup_epochs`` is 0.
     """
+    if epochs is not None:
+        warmup_epochs = min(warmup_epochs, max(epochs - 1, 0))
     if warmup_epochs <= 0:
         return 0
-    return max(int(round(warmup_epochs * steps_per_epoch)), int(minimum))
+    return int(round(warmup_epochs * steps_per_epoch))
 
 
 def decay_factor(epoch, epochs: int, lrf: float, cosine: bool):
