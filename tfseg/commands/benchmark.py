@@ -18,8 +18,9 @@ def run(args) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     module = importlib.import_module(f"tfseg.benchmarks.{args.target}")
+    options = {"modes": args.modes} if args.target == "export" and args.modes else {}
     results = []
-    for result in module.run(args.sizes, args.batch, args.runs):
+    for result in module.run(args.sizes, args.batch, args.runs, **options):
         print(json.dumps(result), flush=True)
         results.append(result)
     if args.output:

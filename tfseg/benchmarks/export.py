@@ -1,7 +1,8 @@
 """Latency of the exports: TFLite (2 threads) raw and end-to-end in every mode, and SavedModel.
 
-    python tools/benchmark_export.py --model yolov8-seg-n --sizes 320,640 --runs 20 \\
-        --modes float32,float16,dynamic_int8,int8 --out bench.json
+    tfseg benchmark export --sizes 320 640 --runs 20 --modes float32 int8
+    python -m tfseg.benchmarks.export --model yolov8-seg-n --sizes 320,640 --runs 20 \\
+        --modes float32,float16,dynamic_int8,int8 --out bench.json   (also prints a table)
 
 End-to-end runs use score threshold 0, so NMS keeps the full N = 100 detections (the worst
 case for the tail: 100 masks). Weights are a fresh network's (latency does not depend on
@@ -15,27 +16,22 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from tfseg.benchmarks.timing import times_ms
 
-def _time(fn, runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
+MODES = ("float32", "float16", "dynamic_int8", "int8")
+
+
+def _time(fn, runs: int) -> list[float]:
+    return times_ms(fn, runs, warmup=3)
 
 
 def _row(kind: str, size: int, mode: str, times: list[float], detections, megabytes) -> dict:
-    ordered = sorted(times)
     return {"kind": kind, "size": size, "mode": mode, "median_ms": statistics.median(times),
-            "p90_ms": ordered[int(0.9 * (len(ordered) - 1))], "detections": detections,
+            "p90_ms": float(np.percentile(times, 90)), "detections": detections,
             "mb": megabytes}
 
 
@@ -97,7 +93,6 @@ def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads:
             times, detections = bench_tflite(path, "detect" if end_to_end else "raw", image,
                                              runs, threads)
             rows.append(_row(kind, size, mode, times, detections, path.stat().st_size / 1e6))
-            print(rows[-1], flush=True)
     keras.backend.clear_session()
     saved = work / f"sm_{size}"
     endpoints = {
@@ -109,7 +104,16 @@ def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads:
     for signature, kind in (("raw", "savedmodel raw"), ("pixels", "savedmodel e2e")):
         times, detections = bench_savedmodel(saved, signature, image, runs)
         rows.append(_row(kind, size, "float32", times, detections, None))
-        print(rows[-1], flush=True)
+    return rows
+
+
+def run(sizes: list[int], batch: int, runs: int, modes=MODES, model: str = "yolov8-seg-n",
+        threads: int = 2) -> list[dict]:
+    """``tfseg benchmark export``: rows for every size and mode (batch is always 1 here)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tfseg-bench-") as work:
+        for size in sizes:
+            rows += bench_size(model, int(size), list(modes), runs, threads, Path(work))
     return rows
 
 
@@ -136,11 +140,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="tfseg-bench-") as work:
-        for size in (int(s) for s in args.sizes.split(",")):
-            rows += bench_size(args.model, size, args.modes.split(","), args.runs, args.threads,
-                               Path(work))
+    rows = run([int(s) for s in args.sizes.split(",")], 1, args.runs, args.modes.split(","),
+               args.model, args.threads)
     print(table(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
