@@ -39,7 +39,10 @@ METRIC_KEYS = tuple(f"val_{kind}_{name}" for kind in ("box", "mask") for name in
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
-    """Stop at the first non-finite loss and say where the last good state is.
+    """Stop at the first non-finite loss, or at an epoch's end whose weights are not all
+    finite (the last update of an epoch can blow them up after its loss was computed), and
+    say where the last good state is. It runs first at each epoch end, so nothing is backed
+    up or checkpointed from a bad state.
 
     Args:
         last_good: a callable returning a description of the last good checkpoint
@@ -56,10 +59,21 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
         loss = (logs or {}).get("loss")
         if loss is None or self.failed or math.isfinite(float(loss)):
             return
+        self._stop(f"the loss became {float(loss)} at batch {batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failed:
+            return
+        bad = [w.path for w in self.model.weights if not np.isfinite(np.asarray(w)).all()]
+        if bad:
+            self._stop(f"the weights became non-finite in epoch {epoch + 1} ({len(bad)} "
+                       f"variables, first {bad[0]})")
+
+    def _stop(self, what: str) -> None:
         self.failed = True
-        self.message = (f"training stopped: the loss became {float(loss)} at batch {batch}. "
-                        f"Last good checkpoint: {self.last_good()}. Lower train.lr0 (or raise "
-                        "train.warmup_epochs) and resume from that checkpoint or start again.")
+        self.message = (f"training stopped: {what}. Last good checkpoint: {self.last_good()}. "
+                        "Lower train.lr0 (or raise train.warmup_epochs) and resume from that "
+                        "checkpoint or start again.")
         print(self.message, flush=True)
         self.model.stop_training = True
 
