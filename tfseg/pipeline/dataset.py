@@ -1,7 +1,8 @@
 """build_dataset: records -> fixed-shape batches for training or evaluation.
 
 The only public entry of tfseg.pipeline. Training: shard, shuffle, decode, crowd removal,
-resize, mosaic + random affine (mosaic.py), flip, HSV, filtering, targets, batch, prefetch.
+resize, mosaic + random affine (mosaic.py), flip, HSV, filtering, a shuffle of 2 batches of
+augmented samples, targets, batch, prefetch.
 Evaluation: decode, crowd removal, letterbox only, plus what evaluation needs.
 """
 
