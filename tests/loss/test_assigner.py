@@ -130,6 +130,22 @@ def test_anchor_claimed_by_two_gts_goes_to_the_best_overlap_even_outside_its_top
     np.testing.assert_array_equal(out.gt_index.numpy()[0, :2], [0, 1])
 
 
+def test_small_gt_gets_candidates_from_its_box_widened_to_16_px():
+    # A 2 x 2 GT (13,13,15,15) holds no anchor centre. Widened to 16 x 16 about (14,14):
+    # (6,6,22,22) holds the stride-8 centres (12,12), (20,12), (12,20), (20,20) = anchors 9,
+    # 10, 17, 18, the stride-16 centre (8,8) = anchor 64 and the stride-32 centre (16,16) = 80.
+    points, _ = anchor_points(64)
+    gt = tf.constant([[[13.0, 13.0, 15.0, 15.0]]])
+    assert not points_inside_boxes(points, gt).numpy().any()
+    out = assign(tf.fill([1, 84, 3], 0.3), tf.tile(gt, [1, 84, 1]), points, gt,
+                 tf.constant([[1]]), topk=10)
+    assert np.flatnonzero(out.foreground.numpy()[0]).tolist() == [9, 10, 17, 18, 64, 80]
+    np.testing.assert_allclose(out.boxes.numpy()[0, 9], [13, 13, 15, 15])  # targets keep the GT
+    off = assign(tf.fill([1, 84, 3], 0.3), tf.tile(gt, [1, 84, 1]), points, gt,
+                 tf.constant([[1]]), topk=10, min_candidate_side=0.0)
+    assert not off.foreground.numpy().any()
+
+
 def test_no_valid_gt_gives_no_foreground():
     points, _ = anchor_points(64)
     pred_boxes = tf.tile(tf.constant([[[0.0, 0.0, 64.0, 64.0]]]), [2, 84, 1])

@@ -1,7 +1,8 @@
 """Task-aligned assignment of ground-truth instances to anchor points (TOOD, Feng et al. 2021).
 
 For every ground-truth box (GT) the candidates are the anchor points whose centre lies strictly
-inside it. Each candidate gets the alignment metric t = s^alpha * u^beta, where s is the
+inside it, with sides under ``min_candidate_side`` (16 px, the middle stride) widened to it
+about the box centre, as the reference does, so a small or thin GT still has candidates. Each candidate gets the alignment metric t = s^alpha * u^beta, where s is the
 predicted score of the GT's class and u the overlap of the predicted box with the GT: CIoU
 clamped at 0 by default, as the reference (Ultralytics 8.4) measures it, or plain IoU. The
 top-k candidates by t become the GT's positives. An anchor claimed by several GTs goes to the
@@ -45,7 +46,8 @@ class Assignment(NamedTuple):
 
 def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
            gt_boxes: tf.Tensor, gt_classes: tf.Tensor, topk: int = 10,
-           alpha: float = 0.5, beta: float = 6.0, overlap: str = "ciou") -> Assignment:
+           alpha: float = 0.5, beta: float = 6.0, overlap: str = "ciou",
+           min_candidate_side: float = 16.0) -> Assignment:
     """Task-aligned assignment over all anchors.
 
     Args:
@@ -58,6 +60,8 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         alpha: exponent of the class score in the alignment metric.
         beta: exponent of the overlap in the alignment metric.
         overlap: "ciou" (clamped at 0) or "iou": how predicted and GT boxes overlap.
+        min_candidate_side: GT sides shorter than this are widened to it (about the centre)
+            to choose candidates only; 0 turns it off.
 
     Returns:
         An ``Assignment``.
@@ -71,7 +75,8 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         num_gts = gt_classes.shape[-1]
 
         valid = gt_classes >= 0  # [B, M]
-        candidates = points_inside_boxes(points, gt_boxes) & valid[:, :, None]  # [B, M, A]
+        candidates = (points_inside_boxes(points, _widened(gt_boxes, min_candidate_side))
+                      & valid[:, :, None])  # [B, M, A]
         overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
         metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
@@ -102,6 +107,13 @@ def points_inside_boxes(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     bottom_right = boxes[:, :, None, 2:]  # [B, M, 1, 2]
     margins = tf.concat([xy - top_left, bottom_right - xy], axis=-1)  # [B, M, A, 4]
     return tf.reduce_min(margins, axis=-1) > _EPS  # [B, M, A]
+
+
+def _widened(boxes: tf.Tensor, min_side: float) -> tf.Tensor:
+    """``[..., 4]`` xyxy boxes with each side at least ``min_side``, same centres."""
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2.0
+    half = tf.maximum(boxes[..., 2:] - boxes[..., :2], min_side) / 2.0
+    return tf.concat([centre - half, centre + half], axis=-1)
 
 
 def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor,
