@@ -149,7 +149,8 @@ def format_summary(summary: dict) -> str:
                  f"{n}={c}" for n, c in zip(summary["class_names"], summary["category_ids"]))]
     for split, s in summary["splits"].items():
         if s["instances"] is None:
-            lines.append(f"{split}: {s['images']} images (the Beam runner reported no counts)")
+            # A Beam runner that returns no metrics, or records prepared by an older tfseg.
+            lines.append(f"{split}: {s['images']} images (no instance counts recorded)")
         else:
             lines.append(f"{split}: {s['images']} images ({s['images_without_instances']} "
                          f"without instances), {s['instances']} instances, "
