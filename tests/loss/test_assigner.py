@@ -130,6 +130,20 @@ def test_anchor_claimed_by_two_gts_goes_to_the_best_overlap_even_outside_its_top
     np.testing.assert_array_equal(out.gt_index.numpy()[0, :2], [0, 1])
 
 
+def test_contested_anchor_with_zero_overlaps_stays_with_a_gt_that_claimed_it():
+    # p=(20,20) lies in GT 1 and GT 2, not in GT 0; q=(5,5) only in GT 0. Predictions are far
+    # off, so every clamped CIoU and every metric is 0: top-1 ties go to anchor index 0 = p,
+    # which GT 1 and GT 2 claim (GT 0's pick, p, is not its candidate). All overlaps tie at 0,
+    # so p goes to its first claimant, GT 1, not to GT 0 (argmax over all GTs would say 0).
+    points = tf.constant([[20, 20], [5, 5]], tf.float32)
+    gt = tf.constant([[[0, 0, 10, 10], [15, 0, 40, 40], [10, 10, 40, 40]]], tf.float32)
+    far = tf.constant([[[100, 100, 110, 110]] * 2], tf.float32)
+    out = assign(tf.fill([1, 2, 3], 0.5), far, points, gt, tf.constant([[0, 1, 2]]), topk=1,
+                 min_candidate_side=0.0)
+    np.testing.assert_array_equal(out.foreground.numpy(), [[True, False]])
+    assert out.gt_index.numpy()[0, 0] == 1 and out.classes.numpy()[0, 0] == 1
+
+
 def test_small_gt_gets_candidates_from_its_box_widened_to_16_px():
     # A 2 x 2 GT (13,13,15,15) holds no anchor centre. Widened to 16 x 16 about (14,14):
     # (6,6,22,22) holds the stride-8 centres (12,12), (20,12), (12,20), (20,20) = anchors 9,

@@ -80,7 +80,7 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
         metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
-        positive = _one_gt_per_anchor(positive, overlaps, num_gts)  # [B, M, A]
+        positive = _one_gt_per_anchor(positive, overlaps, candidates, num_gts)  # [B, M, A]
 
         foreground = tf.reduce_any(positive, axis=1)  # [B, A]
         gt_index = tf.argmax(tf.cast(positive, tf.int32), axis=1, output_type=tf.int32)  # [B, A]
@@ -152,11 +152,19 @@ def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:
     return selected
 
 
-def _one_gt_per_anchor(positive: tf.Tensor, overlaps: tf.Tensor, num_gts: int) -> tf.Tensor:
+def _one_gt_per_anchor(positive: tf.Tensor, overlaps: tf.Tensor, candidates: tf.Tensor,
+                       num_gts: int) -> tf.Tensor:
     """An anchor claimed by several GTs goes to the GT of highest overlap among all GTs it is a
-    candidate of (``overlaps`` is zero elsewhere), as the reference resolves it -> [B, M, A]."""
+    candidate of, as the reference resolves it; when all those overlaps are 0 (clamped CIoU of
+    a far-off prediction, common early on) it goes to the claimant of highest overlap (the
+    first one), never to a GT it is not inside -> [B, M, A]."""
     claims = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1, keepdims=True)  # [B, 1, A]
-    best = tf.argmax(overlaps, axis=1, output_type=tf.int32)  # [B, A]
+    among_candidates = tf.where(candidates, overlaps, -1.0)  # [B, M, A]
+    best_candidate = tf.argmax(among_candidates, axis=1, output_type=tf.int32)  # [B, A]
+    best_claimant = tf.argmax(tf.where(positive, overlaps, -1.0), axis=1,
+                              output_type=tf.int32)  # [B, A]
+    informative = tf.reduce_max(among_candidates, axis=1) > 0.0  # [B, A]
+    best = tf.where(informative, best_candidate, best_claimant)  # [B, A]
     best_mask = tf.one_hot(best, num_gts, on_value=True, off_value=False, axis=1,
                            dtype=tf.bool)  # [B, M, A]
     return tf.where(claims > 1, best_mask, positive)
