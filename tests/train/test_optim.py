@@ -160,3 +160,17 @@ def test_optimizer_config_round_trip():
     assert float(again.bias_learning_rate(3)) == pytest.approx(float(optimizer.bias_learning_rate(3)))
     assert float(again.momentum(3)) == pytest.approx(float(optimizer.momentum(3)))
     assert again.kernel_decay == optimizer.kernel_decay
+
+
+def test_callbacks_read_the_recipe_optimizer_inside_a_loss_scale_wrapper():
+    """mixed_float16 wraps the optimizer; the wrapper's own batch counter stays 0, the one the
+    resume check and the lr log read must be the inner optimizer's."""
+    from tfseg.train.callbacks import inner_optimizer
+
+    model = _model()
+    wrapped = keras.optimizers.LossScaleOptimizer(NesterovSGD(learning_rate=0.1))
+    _step(wrapped, model, 1.0)
+    assert int(wrapped._iterations.numpy()) == 0
+    assert int(inner_optimizer(wrapped)._iterations.numpy()) == 1
+    sgd = NesterovSGD()
+    assert inner_optimizer(sgd) is sgd

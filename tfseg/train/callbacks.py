@@ -88,7 +88,7 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
-        if epoch > 0 and int(self.model.optimizer._iterations.numpy()) == 0:
+        if epoch > 0 and int(inner_optimizer(self.model.optimizer)._iterations.numpy()) == 0:
             # Keras only warns when the saved optimizer does not fit; a silent restart of the
             # schedule and moments would not be a resume.
             raise ConfigError(f"train.resume: the optimizer state in {self.backup_dir} does not "
@@ -265,7 +265,7 @@ class LearningRateLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        optimizer = self.model.optimizer
+        optimizer = inner_optimizer(self.model.optimizer)
         step = optimizer._iterations  # batches seen: what the schedules are functions of
         logs["lr"] = float(np.asarray(optimizer.learning_rate))
         bias = getattr(optimizer, "bias_learning_rate", None)
@@ -299,6 +299,12 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
         if logs.get(EVALUATED) == 0.0:
             logs.update(dict.fromkeys(METRIC_KEYS, ""))
         super().on_epoch_end(epoch, logs)
+
+
+def inner_optimizer(optimizer):
+    """The recipe's optimizer: under mixed_float16 Keras wraps it in a LossScaleOptimizer,
+    whose own batch counter stays 0."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def save_weights_atomic(model, path: Path) -> Path:

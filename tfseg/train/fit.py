@@ -40,7 +40,7 @@ from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, write_json
 from tfseg.train.callbacks import (CloseMosaic, EMAUpdate, EvaluateAndCheckpoint,
                                    GuardedBackupAndRestore, LearningRateLog, NaNGuard,
-                                   ResumableCSVLogger)
+                                   ResumableCSVLogger, inner_optimizer)
 from tfseg.train.ema import ModelEMA
 from tfseg.train.optim import make_optimizer, precision_policy
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
@@ -302,7 +302,8 @@ def _summary(history, model, guard, checkpoints, choice, start) -> dict:
     else:
         stopped, message = "completed", ""
     weights = checkpoints.weights_dir
-    return {"epochs_trained": len(history.epoch), "batches": int(model.optimizer._iterations.numpy()),
+    optimizer = inner_optimizer(model.optimizer)
+    return {"epochs_trained": len(history.epoch), "batches": int(optimizer._iterations.numpy()),
             "updates": int(model.optimizer.iterations.numpy()),
             "stopped": stopped, "message": message, "best_epoch": checkpoints.best_epoch + 1,
             "best_mask_map": checkpoints.best_map, "last_weights": str(weights / "last.weights.h5"),
