@@ -38,7 +38,8 @@ def _row(kind: str, size: int, mode: str, times: list[float], detections, megaby
 def bench_tflite(path: Path, signature: str, image: np.ndarray, runs: int, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(signature)
+    runner = Interpreter(model_path=str(path), num_threads=threads or None  # 0: LiteRT's choice
+                         ).get_signature_runner(signature)
     out = {}
 
     def once():

@@ -18,7 +18,11 @@ def run(args) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     module = importlib.import_module(f"tfseg.benchmarks.{args.target}")
-    options = {"modes": args.modes} if args.target == "export" and args.modes else {}
+    options = {}
+    if args.target == "export":  # LiteRT has its own thread pool: pass the count on
+        options["threads"] = threads
+        if args.modes:
+            options["modes"] = args.modes
     results = []
     for result in module.run(args.sizes, args.batch, args.runs, **options):
         print(json.dumps(result), flush=True)
