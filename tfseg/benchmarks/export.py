@@ -25,10 +25,6 @@ from tfseg.benchmarks.timing import times_ms
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 
 
-def _time(fn, runs: int) -> list[float]:
-    return times_ms(fn, runs, warmup=3)
-
-
 def _row(kind: str, size: int, mode: str, times: list[float], detections, megabytes) -> dict:
     return {"kind": kind, "size": size, "mode": mode, "median_ms": statistics.median(times),
             "p90_ms": float(np.percentile(times, 90)), "detections": detections,
@@ -44,7 +40,7 @@ def bench_tflite(path: Path, signature: str, image: np.ndarray, runs: int, threa
 
     def once():
         out.update(runner(images=image[None]))
-    times = _time(once, runs)
+    times = times_ms(once, runs, warmup=3)
     detections = int(out["num_detections"][0]) if "num_detections" in out else None
     return times, detections
 
@@ -58,13 +54,12 @@ def bench_savedmodel(path: Path, signature: str, image: np.ndarray, runs: int):
 
     def once():
         out.update({k: v.numpy() for k, v in fn(images=batch).items()})
-    times = _time(once, runs)
+    times = times_ms(once, runs, warmup=3)
     return times, int(out["num_detections"][0]) if "num_detections" in out else None
 
 
 def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads: int,
                work: Path) -> list[dict]:
-    import keras
     import tensorflow as tf
 
     from tfseg.export.savedmodel import write_archive
@@ -94,7 +89,6 @@ def bench_size(model_name: str, size: int, modes: list[str], runs: int, threads:
             times, detections = bench_tflite(path, "detect" if end_to_end else "raw", image,
                                              runs, threads)
             rows.append(_row(kind, size, mode, times, detections, path.stat().st_size / 1e6))
-    keras.backend.clear_session()
     saved = work / f"sm_{size}"
     endpoints = {
         "raw": (lambda images: signatures.raw_outputs(network, images),
