@@ -139,11 +139,11 @@ def test_more_classes_use_more_kinds(tmp_path):
 
 
 def test_uncompressed_rle_round_trips_through_pycocotools():
-    from tfseg.data.shapes import _to_uncompressed_rle
+    from tfseg.data.shapes import uncompressed_rle
     mask = np.zeros((7, 5), np.uint8)
     mask[0, 0] = 1          # starts with a 1: counts begin with a 0-length run
     mask[2:5, 1:4] = 1
-    rle = _to_uncompressed_rle(mask)
+    rle = uncompressed_rle(mask)
     assert rle["counts"][:3] == [0, 1, 8]  # column 0: one 1 then six 0s, then column 1 rows 0-1
     decoded = mask_utils.decode(mask_utils.frPyObjects(rle, 7, 5))
     np.testing.assert_array_equal(decoded, mask)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseg.loss.mask_loss import _anchor_buckets, _mask_loss_top, mask_loss
+from tfseg.loss.buckets import power_of_two_buckets
+from tfseg.loss.mask_loss import _mask_loss_top, mask_loss
 
 
 def test_buckets_are_powers_of_two_up_to_the_cap():
-    assert _anchor_buckets(256) == [16, 32, 64, 128, 256]
-    assert _anchor_buckets(100) == [16, 32, 64, 100]
-    assert _anchor_buckets(10) == [10]
+    assert power_of_two_buckets(256) == [16, 32, 64, 128, 256]
+    assert power_of_two_buckets(100) == [16, 32, 64, 100]
+    assert power_of_two_buckets(10) == [10]
 
 
 def _case(positives_per_image, num_anchors=300):

@@ -183,3 +183,59 @@ def test_descending_the_gradient_lowers_every_term():
         last = step()
     for name, value in last.items():
         assert float(value) < 0.7 * first[name], (name, first[name], float(value))
+
+
+def _crowded_batch(counts, max_instances=40, size=128, seed=3):
+    """Random raw outputs and targets with ``counts[b]`` GTs in image b, padded to M."""
+    rng = np.random.default_rng(seed)
+    points, _ = anchor_points(size)
+    anchors, proto = points.shape[0], size // 4
+    batch = len(counts)
+    boxes = np.zeros((batch, max_instances, 4), np.float32)
+    classes = -np.ones((batch, max_instances), np.int32)
+    masks = np.zeros((batch, max_instances, proto, proto), np.uint8)
+    for b, count in enumerate(counts):
+        for i in range(count):
+            x, y = rng.uniform(0, size - 40, 2)
+            w, h = rng.uniform(6, 40, 2)
+            boxes[b, i] = [x, y, x + w, y + h]
+            classes[b, i] = rng.integers(C)
+            masks[b, i, int(y) // 4:int(y + h) // 4, int(x) // 4:int(x + w) // 4] = 1
+    y_true = {"boxes": tf.constant(boxes), "classes": tf.constant(classes),
+              "masks": tf.constant(masks)}
+    y_pred = {"box_logits": tf.Variable(rng.normal(size=(batch, anchors, 64)).astype(np.float32)),
+              "class_logits": tf.Variable(rng.normal(size=(batch, anchors, C)).astype(np.float32)),
+              "mask_coefficients": tf.Variable(
+                  rng.normal(size=(batch, anchors, 32)).astype(np.float32)),
+              "prototypes": tf.Variable(rng.normal(size=(batch, proto, proto, 32)).astype(np.float32))}
+    return y_true, y_pred
+
+
+@pytest.mark.parametrize("counts", [[3, 0], [17, 5], [33, 40], [0, 0], [1, 16]])
+def test_loss_on_instances_in_use_equals_the_fully_padded_loss(counts):
+    # Bucket sizes for M = 40 are 16, 32, 40: the cases cover each, the edges and no GT at all.
+    # The reference is the loss computed on all M slots (the private whole-M path).
+    loss = YoloSegLoss(128, C)
+    y_true, y_pred = _crowded_batch(counts)
+    results = []
+    for compute in (lambda: loss(y_true, y_pred),
+                    lambda: loss._loss(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})):
+        with tf.GradientTape() as tape:
+            total, terms = compute()
+        grads = tape.gradient(total, list(y_pred.values()))
+        results.append((float(total), {k: float(v) for k, v in terms.items()}, grads))
+    (total, terms, grads), (full_total, full_terms, full_grads) = results
+    assert total == pytest.approx(full_total, rel=1e-6)
+    for name in terms:
+        assert terms[name] == pytest.approx(full_terms[name], rel=1e-5, abs=1e-7), name
+    for grad, full in zip(grads, full_grads):
+        np.testing.assert_allclose(grad.numpy(), full.numpy(), rtol=1e-5, atol=1e-7)
+    assert full_terms["box"] > 0 or sum(counts) == 0
+
+
+def test_instances_in_use_is_the_last_real_slot_plus_one():
+    from tfseg.loss.yolo_seg_loss import instances_in_use
+
+    classes = tf.constant([[0, 2, -1, -1, -1], [1, -1, -1, 4, -1]])
+    assert int(instances_in_use(classes)) == 4  # a gap does not hide a later real slot
+    assert int(instances_in_use(-tf.ones([2, 5], tf.int32))) == 0

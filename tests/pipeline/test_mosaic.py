@@ -77,3 +77,56 @@ def test_switch_turns_mosaic_off(make_record, records_dataset):
     enabled.assign(False)
     for image_id, classes in classes_per_sample():
         assert classes <= {(image_id - 1) % 3}  # single image: its own class only
+
+
+def _unpack_every_slot(group, seed, size, **affine_args):
+    """The mosaic's instances computed the plain way: unpack all 4K slots, then keep the
+    visible ones (what mosaic_sample did before it skipped slots that cannot show)."""
+    from tfseg.ops import affine
+    from tfseg.pipeline.augment import MIN_VISIBLE, random_affine_matrix, unpack_masks
+    from tfseg.pipeline.mosaic import _mask_canvas
+    from tfseg.pipeline.targets import mask_areas
+
+    centre_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    centre = tf.random.stateless_uniform([2], centre_seed, size // 2, size + size // 2,
+                                         dtype=tf.int32)
+    canvas, source = mosaic_layout(group["size"], centre, size)
+    matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, **affine_args)
+    packed, channels, bits = _mask_canvas(group["masks"], canvas, source, centre, size)
+    masks = unpack_masks(affine.warp_image(packed, matrix, size, size, "nearest", 0.0),
+                         channels, bits)
+    classes = tf.reshape(group["classes"], [-1])
+    expected = mask_areas(tf.reshape(group["masks"], [-1, size, size]))
+    expected *= tf.abs(tf.linalg.det(matrix[:2, :2]))
+    visible = mask_areas(masks)
+    keep = (classes >= 0) & (visible > 0) & (visible >= MIN_VISIBLE * expected)
+    return tf.boolean_mask(masks, keep).numpy(), tf.boolean_mask(classes, keep).numpy()
+
+
+def test_skipping_slots_that_cannot_show_changes_nothing(make_record, records_dataset):
+    # Many small instances near tile edges, random centres and strong affines: every instance
+    # kept by the plain computation is kept, with the same mask, in the same order.
+    rng = np.random.default_rng(5)
+    records = []
+    for i in range(8):
+        height, width = int(rng.integers(40, 64)), int(rng.integers(40, 64))
+        rects = []
+        for _ in range(int(rng.integers(1, 9))):
+            x, y = int(rng.integers(0, width - 4)), int(rng.integers(0, height - 4))
+            rects.append((x, y, min(x + int(rng.integers(2, 12)), width),
+                          min(y + int(rng.integers(2, 12)), height)))
+        records.append(make_record(i + 1, height, width, rects, classes=[j % 3 for j in range(len(rects))]))
+    samples = records_dataset(records).map(lambda r: remove_crowd(decode_record(r)))
+    samples = samples.map(lambda s: {k: v for k, v in s.items() if k != "is_crowd"})
+    groups = list(group_samples(samples.map(lambda s: resize_to_fit(s, 64)), 64))
+    affine_args = dict(degrees=20.0, translate=0.2, scale=0.6, shear=5.0)
+    compared = 0
+    for g, group in enumerate(groups):
+        for draw in range(6):
+            seed = tf.constant([g, draw])
+            out = mosaic_sample(group, seed, 64, **affine_args)
+            masks, classes = _unpack_every_slot(group, seed, 64, **affine_args)
+            np.testing.assert_array_equal(out["masks"].numpy(), masks)
+            np.testing.assert_array_equal(out["classes"].numpy(), classes)
+            compared += len(classes)
+    assert compared > 50  # the cases hold enough kept instances to mean something

@@ -83,7 +83,7 @@ def category_table(num_classes: int) -> list[dict]:
 # Geometry: polygons rasterized by pycocotools, so annotation and mask agree exactly.
 # ---------------------------------------------------------------------------------------
 
-def _rasterize(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+def rasterize(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
     """Union of flat [x0, y0, x1, y1, ...] polygons -> [H, W] uint8 0/1, as pycocotools decodes."""
     rles = mask_utils.frPyObjects(polygons, height, width)
     return mask_utils.decode(mask_utils.merge(rles)).astype(np.uint8)
@@ -103,7 +103,7 @@ def _regular_polygon(cx, cy, rx, ry, sides, angle) -> list[float]:
     return _rotated(cx, cy, rx * np.cos(t), ry * np.sin(t), angle)
 
 
-def _shape_polygon(kind: str, cx, cy, r, rng: np.random.Generator) -> list[float]:
+def shape_polygon(kind: str, cx, cy, r, rng: np.random.Generator) -> list[float]:
     """Outline of one shape of ``kind`` centred at (cx, cy) with radius ``r``."""
     angle = float(rng.uniform(0, 2 * np.pi))
     if kind == "circle":
@@ -121,7 +121,7 @@ def _shape_polygon(kind: str, cx, cy, r, rng: np.random.Generator) -> list[float
     return _regular_polygon(cx, cy, r, r * float(rng.uniform(0.45, 0.7)), 32, angle)  # ellipse
 
 
-def _to_uncompressed_rle(mask: np.ndarray) -> dict:
+def uncompressed_rle(mask: np.ndarray) -> dict:
     """[H, W] 0/1 mask -> COCO uncompressed RLE (column-major run lengths, starting with 0s).
 
     pycocotools writes only compressed RLE; crowd regions in COCO files use this form, so
@@ -136,7 +136,7 @@ def _to_uncompressed_rle(mask: np.ndarray) -> dict:
     return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
-def _compressed_rle(mask: np.ndarray) -> dict:
+def compressed_rle(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"counts": rle["counts"].decode("ascii"), "size": [int(s) for s in rle["size"]]}
 
@@ -145,7 +145,7 @@ def _compressed_rle(mask: np.ndarray) -> dict:
 # Pixels: backgrounds and painting.
 # ---------------------------------------------------------------------------------------
 
-def _background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+def background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """[H, W, 3] uint8 texture: noise, a linear gradient or stripes."""
     style = int(rng.integers(3))
     base = rng.uniform(40, 215, size=3)
@@ -183,14 +183,14 @@ def _make_shape(height, width, num_classes, min_radius, max_radius, with_hole, r
     cls = int(rng.integers(num_classes))
     r = float(rng.uniform(min_radius, max_radius))
     cx, cy = float(rng.uniform(r, width - r)), float(rng.uniform(r, height - r))
-    outer = _shape_polygon(KINDS[cls], cx, cy, r, rng)
-    mask = _rasterize([outer], height, width)
+    outer = shape_polygon(KINDS[cls], cx, cy, r, rng)
+    mask = rasterize([outer], height, width)
     if with_hole and KINDS[cls] in ("circle", "rectangle", "pentagon"):
         # Same outline scaled towards its centre: a ring or a frame.
         xs, ys = np.array(outer[0::2]), np.array(outer[1::2])
         s = float(rng.uniform(0.35, 0.6))
         inner = [round(float(v), 2) for xy in zip(cx + s * (xs - cx), cy + s * (ys - cy)) for v in xy]
-        mask = mask & (1 - _rasterize([inner], height, width))
+        mask = mask & (1 - rasterize([inner], height, width))
         return cls, mask, None, True
     return cls, mask, [outer], False
 
@@ -198,14 +198,26 @@ def _make_shape(height, width, num_classes, min_radius, max_radius, with_hole, r
 def _make_crowd(height, width, num_classes, rng):
     """A crowd: 5-8 small shapes of one kind clustered in a box -> (class, union mask)."""
     cls = int(rng.integers(num_classes))
-    bw, bh = width * float(rng.uniform(0.25, 0.4)), height * float(rng.uniform(0.25, 0.4))
+    return cls, crowd_mask(height, width, KINDS[cls], rng)
+
+
+def crowd_mask(height: int, width: int, kind: str, rng: np.random.Generator,
+               count: tuple[int, int] = (5, 9), radius: tuple[float, float] = (3, 6),
+               extent: tuple[float, float] = (0.25, 0.4)) -> np.ndarray:
+    """A cluster of small shapes of one ``kind`` in a random box -> ``[H, W]`` uint8 union.
+
+    Args:
+        count: [low, high) number of shapes; radius: their radius range in pixels;
+        extent: the box's side range as a fraction of the image's.
+    """
+    bw, bh = width * float(rng.uniform(*extent)), height * float(rng.uniform(*extent))
     x0, y0 = float(rng.uniform(0, width - bw)), float(rng.uniform(0, height - bh))
     mask = np.zeros((height, width), np.uint8)
-    for _ in range(int(rng.integers(5, 9))):
-        r = float(rng.uniform(3, 6))
+    for _ in range(int(rng.integers(*count))):
+        r = float(rng.uniform(*radius))
         cx, cy = float(rng.uniform(x0 + r, x0 + bw - r)), float(rng.uniform(y0 + r, y0 + bh - r))
-        mask |= _rasterize([_shape_polygon(KINDS[cls], cx, cy, r, rng)], height, width)
-    return cls, mask
+        mask |= rasterize([shape_polygon(kind, cx, cy, r, rng)], height, width)
+    return mask
 
 
 def _visible_ok(full_masks: list[np.ndarray], candidate: np.ndarray) -> bool:
@@ -260,7 +272,7 @@ def make_shapes_image(index: int, split: str, seed: int = 0, min_size: int = 96,
     split_key = sum(ord(c) * 31 ** i for i, c in enumerate(split)) % (2 ** 31)
     rng = np.random.default_rng([seed, split_key, index])
     height, width = (int(v) for v in rng.integers(min_size, max_size + 1, size=2))
-    image = _background(height, width, rng)
+    image = background(height, width, rng)
     ext = ".png" if index % _PNG_EVERY == 3 else ".jpg"
     result = ShapeImage(image, f"{index:06d}{ext}", image_id=2 * index + 1)
     if index % _EMPTY_EVERY == 5:
@@ -282,54 +294,78 @@ def make_shapes_image(index: int, split: str, seed: int = 0, min_size: int = 96,
         if visible.sum() == 0:
             continue
         if crowd:
-            seg, enc = _to_uncompressed_rle(visible), "uncompressed_rle"
+            seg, enc = uncompressed_rle(visible), "uncompressed_rle"
         elif hole or not np.array_equal(visible, mask):
-            seg, enc = _compressed_rle(visible), "rle"
+            seg, enc = compressed_rle(visible), "rle"
         else:
             seg, enc = polys, "polygon"
         result.instances.append(ShapeInstance(cls, visible, crowd, seg, enc, hole))
     return result
 
 
-def _annotation(inst: ShapeInstance, ann_id: int, image_id: int) -> dict:
+def _annotation(inst: ShapeInstance, ann_id: int, image_id: int, category_ids) -> dict:
     rle = mask_utils.encode(np.asfortranarray(inst.mask))
     x, y, w, h = (round(float(v), 2) for v in mask_utils.toBbox(rle))
-    return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[inst.class_index],
+    return {"id": ann_id, "image_id": image_id, "category_id": category_ids[inst.class_index],
             "segmentation": inst.segmentation, "area": float(mask_utils.area(rle)),
             "bbox": [x, y, w, h], "iscrowd": int(inst.is_crowd)}
 
 
-def _write_image(path: str, image: np.ndarray) -> None:
+def write_image(path: str, image: np.ndarray) -> None:
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.endswith(".jpg") else []
     if not cv2.imwrite(path, bgr, params):
         raise OSError(f"could not write {path}")
 
 
-def write_split(root: str, split: str, num_images: int, seed: int = 0, min_size: int = 96,
-                max_size: int = 160, num_classes: int = 3, max_instances: int = 4) -> dict:
-    """Write images/<split>/ and annotations/instances_<split>.json; returns their paths."""
+def write_coco_split(root: str, split: str, num_images: int, make_image, categories: list[dict],
+                     description: str) -> dict:
+    """Write images/<split>/ and annotations/instances_<split>.json from a generator.
+
+    Args:
+        root: dataset folder.
+        split: split name.
+        num_images: images to write.
+        make_image: ``index -> ShapeImage`` (class indices into ``categories``).
+        categories: the COCO ``categories`` list.
+        description: the annotation file's ``info.description``.
+
+    Returns:
+        {"images": image folder, "annotations": annotation file}.
+    """
     image_dir = os.path.join(root, "images", split)
     ann_dir = os.path.join(root, "annotations")
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(ann_dir, exist_ok=True)
+    category_ids = [c["id"] for c in categories]
     images, annotations = [], []
     for index in range(num_images):
-        sample = make_shapes_image(index, split, seed, min_size, max_size, num_classes,
-                                   max_instances)
-        _write_image(os.path.join(image_dir, sample.file_name), sample.image)
+        sample = make_image(index)
+        write_image(os.path.join(image_dir, sample.file_name), sample.image)
         height, width = sample.image.shape[:2]
         images.append({"id": sample.image_id, "file_name": sample.file_name,
                        "height": height, "width": width})
         for inst in sample.instances:
-            annotations.append(_annotation(inst, len(annotations) + 1, sample.image_id))
-    coco = {"info": {"description": f"tfseg shapes, split {split}, seed {seed}"},
-            "images": images, "annotations": annotations,
-            "categories": category_table(num_classes)}
+            annotations.append(_annotation(inst, len(annotations) + 1, sample.image_id,
+                                           category_ids))
+    coco = {"info": {"description": description}, "images": images,
+            "annotations": annotations, "categories": categories}
     ann_file = os.path.join(ann_dir, f"instances_{split}.json")
-    with open(ann_file, "w") as f:
+    tmp = f"{ann_file}.tmp"
+    with open(tmp, "w") as f:
         json.dump(coco, f)
+    os.replace(tmp, ann_file)
     return {"images": image_dir, "annotations": ann_file}
+
+
+def write_split(root: str, split: str, num_images: int, seed: int = 0, min_size: int = 96,
+                max_size: int = 160, num_classes: int = 3, max_instances: int = 4) -> dict:
+    """Write one ``shapes`` split under ``root``; returns its image folder and annotation file."""
+    return write_coco_split(
+        root, split, num_images,
+        lambda index: make_shapes_image(index, split, seed, min_size, max_size, num_classes,
+                                        max_instances),
+        category_table(num_classes), f"tfseg shapes, split {split}, seed {seed}")
 
 
 def write_shapes(root: str, num_train: int = 40, num_val: int = 10, seed: int = 0,

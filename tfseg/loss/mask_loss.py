@@ -19,6 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE
+from tfseg.loss.buckets import power_of_two_buckets, switch_on_size
 from tfseg.ops.boxes import area
 from tfseg.ops.masks import combine_prototypes, crop_to_boxes
 
@@ -54,28 +55,11 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
     # static (XLA) by choosing, at run time, among copies built for a few static sizes:
     # the smallest that holds every image's positives, or the cap. Each image's positives
     # are all kept whenever they fit in the cap, so the result is the same for every size.
-    sizes = _anchor_buckets(k)
     needed = tf.reduce_max(tf.reduce_sum(fg, axis=1))  # scalar: most positives in an image
-    bucket = tf.reduce_sum(tf.cast(tf.constant(sizes[:-1], tf.float32) < needed, tf.int32))
-
-    def loss_with(size):
-        return lambda: _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index,
-                                      fg, priority, size, proto_stride)
-
-    if len(sizes) == 1:
-        return loss_with(k)()
-    return tf.switch_case(bucket, [loss_with(size) for size in sizes])
-
-
-def _anchor_buckets(cap: int, smallest: int = 16) -> list[int]:
-    """Static anchor counts to choose from: powers of two from ``smallest`` below ``cap``, then
-    ``cap`` itself (e.g. 256 -> [16, 32, 64, 128, 256])."""
-    sizes = []
-    size = smallest
-    while size < cap:
-        sizes.append(size)
-        size *= 2
-    return sizes + [cap]
+    return switch_on_size(
+        power_of_two_buckets(k), needed,
+        lambda size: _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg,
+                                    priority, size, proto_stride))
 
 
 def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, priority, k,

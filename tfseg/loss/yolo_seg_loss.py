@@ -7,6 +7,13 @@ Scale: like the YOLOv8 reference, the returned total is the sum of the gained te
 batch size (the reference recipe's learning rates and weight decay are tuned for that scale);
 the per-term values for the logs are the gained terms without that factor.
 
+Cost follows the instances in use, not M: targets arrive padded to a fixed M (100 for COCO) and
+the assigner works on ``[B, M, A]``, but a batch rarely holds more than a few dozen instances
+per image. The loss runs on the targets cut to the smallest of a few static sizes (16, 32, 64,
+..., M) that holds the batch's busiest image; the instances left out are padding (class -1),
+which never becomes a candidate, so the values equal the fully padded computation's
+(tests/loss/test_yolo_seg_loss.py compares them).
+
 Plain ``tf`` (not ``keras.ops``) throughout, because every step composes ``tfseg.ops``
 functions, which are TF; the class works from ``keras.Model.compute_loss`` on the TF backend.
 """
@@ -17,6 +24,7 @@ import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE, REG_MAX
 from tfseg.loss.assigner import assign
+from tfseg.loss.buckets import power_of_two_buckets, switch_on_size
 from tfseg.loss.box_loss import ciou_loss, distribution_focal_loss
 from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
 from tfseg.ops.dfl import dfl_expectation
@@ -73,38 +81,49 @@ class YoloSegLoss:
         """
         with tf.name_scope("yolo_seg_loss"):
             raw = {name: tf.cast(value, tf.float32) for name, value in y_pred.items()}
-            gt_boxes = tf.cast(y_true["boxes"], tf.float32)  # [B, M, 4]
             gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, M]
-            points, strides = anchor_points(self.image_size)  # [A, 2], [A, 1]
+            max_instances = gt_classes.shape[-1]
+            if max_instances is None:
+                return self._loss(y_true, raw)
+            return switch_on_size(
+                power_of_two_buckets(max_instances), instances_in_use(gt_classes),
+                lambda size: self._loss({key: y_true[key][:, :size]
+                                         for key in ("boxes", "classes", "masks")}, raw))
 
-            distances = dfl_expectation(raw["box_logits"], self.reg_max)  # [B, A, 4] strides
-            pred_boxes = distances_to_boxes(points, distances * strides)  # [B, A, 4] pixels
-            target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
-                            gt_classes, self.topk, self.alpha, self.beta)
+    def _loss(self, y_true: dict, raw: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The loss on targets of any instance count (float32 raw outputs)."""
+        gt_boxes = tf.cast(y_true["boxes"], tf.float32)  # [B, m, 4]
+        gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, m]
+        points, strides = anchor_points(self.image_size)  # [A, 2], [A, 1]
 
-            score_sum = tf.maximum(tf.reduce_sum(target.scores), 1.0)  # the reference's clamp
-            fg = tf.cast(target.foreground, tf.float32)  # [B, A]
-            weights = tf.reduce_sum(target.scores, axis=-1) * fg  # [B, A]
-            # Background anchors carry weight 0; give them their own (detached) box as target so
-            # that nothing undefined enters the gradient through the zero weight.
-            target_boxes = tf.where(target.foreground[..., None], target.boxes,
-                                    tf.stop_gradient(pred_boxes))  # [B, A, 4]
+        distances = dfl_expectation(raw["box_logits"], self.reg_max)  # [B, A, 4] strides
+        pred_boxes = distances_to_boxes(points, distances * strides)  # [B, A, 4] pixels
+        target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
+                        gt_classes, self.topk, self.alpha, self.beta)
 
-            terms = {
-                "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
-                "seg": mask_loss(raw["mask_coefficients"], raw["prototypes"], y_true["masks"],
-                                 gt_boxes, target.gt_index, target.foreground, weights,
-                                 self.max_mask_anchors, PROTO_STRIDE),
-                "cls": tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-                    labels=target.scores, logits=raw["class_logits"])) / score_sum,
-                "dfl": distribution_focal_loss(
-                    raw["box_logits"], boxes_to_distances(points, target_boxes) / strides,
-                    weights, score_sum, self.reg_max),
-            }
-            terms = {name: value * self.gains[name] for name, value in terms.items()}
-            batch = tf.cast(tf.shape(gt_boxes)[0], tf.float32)
-            total = tf.add_n(list(terms.values())) * batch
-            return total, terms
+        score_sum = tf.maximum(tf.reduce_sum(target.scores), 1.0)  # the reference's clamp
+        fg = tf.cast(target.foreground, tf.float32)  # [B, A]
+        weights = tf.reduce_sum(target.scores, axis=-1) * fg  # [B, A]
+        # Background anchors carry weight 0; give them their own (detached) box as target so
+        # that nothing undefined enters the gradient through the zero weight.
+        target_boxes = tf.where(target.foreground[..., None], target.boxes,
+                                tf.stop_gradient(pred_boxes))  # [B, A, 4]
+
+        terms = {
+            "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
+            "seg": mask_loss(raw["mask_coefficients"], raw["prototypes"], y_true["masks"],
+                             gt_boxes, target.gt_index, target.foreground, weights,
+                             self.max_mask_anchors, PROTO_STRIDE),
+            "cls": tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=target.scores, logits=raw["class_logits"])) / score_sum,
+            "dfl": distribution_focal_loss(
+                raw["box_logits"], boxes_to_distances(points, target_boxes) / strides,
+                weights, score_sum, self.reg_max),
+        }
+        terms = {name: value * self.gains[name] for name, value in terms.items()}
+        batch = tf.cast(tf.shape(gt_boxes)[0], tf.float32)
+        total = tf.add_n(list(terms.values())) * batch
+        return total, terms
 
     def get_config(self) -> dict:
         """Constructor arguments, so a model can serialize the loss it was compiled with."""
@@ -113,3 +132,14 @@ class YoloSegLoss:
                 "cls_gain": self.gains["cls"], "dfl_gain": self.gains["dfl"],
                 "seg_gain": self.gains["seg"], "topk": self.topk, "alpha": self.alpha,
                 "beta": self.beta, "max_mask_anchors": self.max_mask_anchors}
+
+
+def instances_in_use(classes: tf.Tensor) -> tf.Tensor:
+    """How many leading instance slots the busiest image uses: 1 + the last non-padding index
+    (class >= 0) of any image -> scalar int32; 0 for a batch of padding only.
+
+    Args:
+        classes: ``[B, M]`` int32, -1 for padding.
+    """
+    slots = tf.range(1, tf.shape(classes)[1] + 1)[None, :]  # [1, M]
+    return tf.reduce_max(tf.where(classes >= 0, slots, 0))

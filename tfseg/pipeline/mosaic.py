@@ -181,15 +181,46 @@ def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float
                                   float(LETTERBOX_PAD_VALUE))
         packed, channels, bits = _mask_canvas(group["masks"], canvas, source, centre, size)
         warped = affine.warp_image(packed, matrix, size, size, "nearest", 0.0)
-        masks = unpack_masks(warped, channels, bits)  # [4K, S, S]
+        # Unpack only the instances that can show: real ones (padding has class -1) whose box,
+        # placed on the canvas and warped, reaches the output. Most of a mosaic's 4K slots
+        # are padding or fall outside the S x S crop; the rest are exactly those kept below.
         classes = tf.reshape(group["classes"], [-1])  # [4K]
-        visible = mask_areas(masks)
-        expected = mask_areas(tf.reshape(group["masks"], tf.stack([-1, size, size])))  # [4K]
-        expected = expected * tf.abs(tf.linalg.det(matrix[:2, :2]))
-        keep = (classes >= 0) & (visible > 0) & (visible >= MIN_VISIBLE * expected)
+        shown = tf.where((classes >= 0) & _may_show(group["boxes"], canvas, source, matrix,
+                                                    size))[:, 0]  # [n]
+        masks = unpack_masks(warped, tf.gather(channels, shown), tf.gather(bits, shown))
+        visible = mask_areas(masks)  # [n]
+        tiles = tf.reshape(group["masks"], tf.stack([-1, size, size]))  # [4K, S, S]
+        expected = mask_areas(tf.gather(tiles, shown)) * tf.abs(tf.linalg.det(matrix[:2, :2]))
+        keep = (visible > 0) & (visible >= MIN_VISIBLE * expected)
         sample = {"image": image, "image_id": group["image_id"][0], "masks": masks,
-                  "boxes": mask_boxes(masks), "classes": classes}
+                  "boxes": mask_boxes(masks), "classes": tf.gather(classes, shown)}
         return select_instances(sample, keep)
+
+
+def _may_show(boxes: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, matrix: tf.Tensor,
+              size: int, margin: float = 2.0) -> tf.Tensor:
+    """Whether each tile instance's box, cut to the tile's shown part, placed on the canvas and
+    warped by ``matrix``, overlaps the S x S output (within ``margin`` pixels, so resampling
+    at the box edge is covered): a superset of the instances with a visible pixel.
+
+    Args:
+        boxes: ``[4, K, 4]`` xyxy in tile pixels (group_samples' padding: zeros).
+        canvas, source: ``[4, 4]`` int32 from ``mosaic_layout``.
+        matrix: ``[3, 3]`` canvas -> output.
+
+    Returns:
+        ``[4K]`` bool.
+    """
+    source = tf.cast(source, tf.float32)[:, None, :]  # [4, 1, 4]
+    offset = tf.cast(canvas[:, :2] - tf.cast(source[:, 0, :2], tf.int32), tf.float32)  # [4, 2]
+    cut = tf.concat([tf.maximum(boxes[..., :2], source[..., :2]),
+                     tf.minimum(boxes[..., 2:], source[..., 2:])], axis=-1)  # [4, K, 4]
+    on_canvas = cut + tf.tile(offset, [1, 2])[:, None, :]  # [4, K, 4]
+    nonempty = tf.reduce_all(on_canvas[..., 2:] > on_canvas[..., :2], axis=-1)  # [4, K]
+    out = affine.transform_boxes(matrix, tf.reshape(on_canvas, [-1, 4]))  # [4K, 4]
+    inside = ((out[:, 2] > -margin) & (out[:, 3] > -margin)
+              & (out[:, 0] < size + margin) & (out[:, 1] < size + margin))
+    return tf.reshape(nonempty, [-1]) & inside
 
 
 def single_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,

@@ -33,7 +33,7 @@ from tfseg.config.paths import dataset_paths
 from tfseg.config.schema import RunConfig
 from tfseg.data.prepare import load_split, prepare
 from tfseg.errors import ConfigError, WeightsError
-from tfseg.evaluate.loop import evaluate
+from tfseg.evaluate.loop import evaluate, make_detector
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
@@ -238,14 +238,17 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
     tensorboard = chief and _tensorboard_available()
     guard = NaNGuard(last_good=lambda: checkpoints.describe_last())
 
+    val = build_dataset(str(data_dir), "val", cfg.model.image_size, cfg.eval.batch,
+                        cfg.data.max_instances, training=False)
+    detector = make_detector(model, cfg.eval.conf, cfg.eval.iou, cfg.eval.max_det,
+                             cfg.eval.agnostic, cfg.eval.multi_label)  # traced once per run
+
     def evaluate_fn(weights_model):
-        val = build_dataset(str(data_dir), "val", cfg.model.image_size, cfg.eval.batch,
-                            cfg.data.max_instances, training=False)
         return evaluate(weights_model, val, val_json, info["category_ids"],
                         info["class_names"], output_dir=own_dir / "val", conf=cfg.eval.conf,
                         iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
-                        multi_label=cfg.eval.multi_label,
-                        plots=True, verbose=False)
+                        multi_label=cfg.eval.multi_label, plots=True, verbose=False,
+                        detector=detector)
 
     checkpoints = EvaluateAndCheckpoint(evaluate_fn, own_dir / WEIGHTS_DIR, cfg.train.epochs,
                                         cfg.train.eval_period, ema, guard, write=True,
