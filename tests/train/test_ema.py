@@ -64,3 +64,56 @@ def test_loading_a_state_of_another_model_fails_clearly():
     state["shadow_0"] = np.zeros((3, 1), np.float32)
     with pytest.raises(ValueError, match="saved shape"):
         ema.load_state(state)
+
+
+def _fit_with_ema(steps_per_execution, record=None):
+    """A Dense + BN model trained 20 batches by the recipe's SGD with accumulation (16 of a
+    nominal 64: an update every 4 batches after the ramp), its EMA updated in the step."""
+    import tensorflow as tf
+
+    from tfseg.train.optim import make_optimizer
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(1)])
+    optimizer, _ = make_optimizer("sgd", lr0=0.05, lrf=0.1, momentum=0.9, weight_decay=0.0,
+                                  warmup_epochs=0, warmup_bias_lr=0.0, cosine=False, epochs=1,
+                                  steps_per_epoch=20, batch=16, num_classes=1)
+    model.compile(optimizer=optimizer, loss="mse", steps_per_execution=steps_per_execution)
+    ema = ModelEMA(model, optimizer, decay=0.9, tau=2.0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(320, 3)).astype(np.float32)
+    y = (x @ [[1.0], [-2.0], [0.5]]).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=record or [])
+    return model, optimizer, ema
+
+
+def test_ema_in_the_train_step_follows_every_update_under_steps_per_execution():
+    # Replay by hand: after each batch that made an optimizer update, fold the weights in.
+    snapshots = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            snapshots.append((0, [w.numpy().copy() for w in self.model.weights]))
+
+        def on_train_batch_end(self, batch, logs=None):
+            updates = int(self.model.optimizer.iterations.numpy())
+            if not snapshots or snapshots[-1][0] != updates:
+                snapshots.append((updates, [w.numpy().copy() for w in self.model.weights]))
+
+    model, optimizer, _ = _fit_with_ema(1, [Record()])
+    updates = [u for u, _ in snapshots if u > 0]
+    assert len(updates) >= 3 and updates == list(range(1, len(updates) + 1))
+    by_hand = [np.asarray(v) for v in snapshots[0][1]]  # the start: weights before update 1
+    for count, weights in snapshots:
+        if count == 0:
+            continue
+        d = ramped_decay(count, 0.9, 2.0)
+        by_hand = [d * s + (1 - d) * w for s, w in zip(by_hand, weights)]
+
+    # Three batches per call of the train function: no callback sees the updates in between.
+    _, optimizer3, ema3 = _fit_with_ema(3)
+    assert int(ema3.updates.numpy()) == int(optimizer3.iterations.numpy()) == len(updates)
+    for shadow, expected in zip(ema3.shadows, by_hand):
+        np.testing.assert_allclose(shadow.numpy(), expected, rtol=1e-5, atol=1e-6)

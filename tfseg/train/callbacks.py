@@ -5,7 +5,7 @@ TensorBoard, EarlyStopping, progress bars). Here:
 
 * ``NaNGuard``: Keras' TerminateOnNaN, plus a message naming the last good checkpoint and a
   flag the saving callbacks read so a diverged state never overwrites a good one.
-* ``EMAUpdate``: one EMA step after each optimizer update; EMA state saved next to the resume
+* ``EMAUpdate``: the EMA state (updated inside the train step) saved next to the resume
   backup at each epoch end and restored with it.
 * ``EvaluateAndCheckpoint``: periodic COCO evaluation with the EMA weights swapped in; metrics
   added to the epoch logs (so CSV, TensorBoard and EarlyStopping see them); ``last`` and
@@ -105,24 +105,25 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class EMAUpdate(keras.callbacks.Callback):
-    """Update a ``ModelEMA`` after each optimizer update; save and restore it with the backup.
+    """Save a ``ModelEMA`` with the resume backup and restore it on resume.
+
+    The average itself is updated inside the train step (``ModelEMA(model, optimizer)``), so
+    this callback has no per-batch work: a step runs without a host round trip.
 
     Args:
         ema: the tfseg.train.ema.ModelEMA.
         backup_dir: where the resume backup lives (EMA state as ``ema.npz``, previous as
             ``ema.npz.bkp``); None: no saving.
-        guard: the NaNGuard: no update or save once the loss went bad.
+        guard: the NaNGuard: nothing is saved once the loss went bad.
     """
 
     def __init__(self, ema, backup_dir: str | None = None, guard: NaNGuard | None = None):
         super().__init__()
         self.ema, self.guard = ema, guard
-        self._seen_updates = 0
         self.path = Path(backup_dir) / EMA_STATE if backup_dir else None
 
     def on_train_begin(self, logs=None):
         """Restore the EMA saved at the epoch BackupAndRestore resumes from."""
-        self._seen_updates = int(self.model.optimizer.iterations.numpy())
         epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
         if self.path is None or epoch == 0:
             return
@@ -139,14 +140,6 @@ class EMAUpdate(keras.callbacks.Callback):
     def _saved_epoch(path: Path) -> int:
         with np.load(path) as saved:
             return int(saved["extra_epoch"]) if "extra_epoch" in saved.files else -1
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.guard is not None and self.guard.failed:
-            return
-        updates = int(self.model.optimizer.iterations.numpy())  # optimizer updates so far
-        if updates != self._seen_updates:
-            self._seen_updates = updates
-            self.ema.update()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.path is None or (self.guard is not None and self.guard.failed):

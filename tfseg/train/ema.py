@@ -12,10 +12,18 @@ included: evaluation and export use the averaged network as a whole.
 Why not Keras' optimizer EMA (``use_ema=True``): its momentum is constant (no ramp, so early
 averages are dominated by the random initialisation for thousands of steps) and it averages
 only the trainable variables, so the batch-norm statistics would not match the averaged
-kernels. ``ModelEMA`` is the small replacement: shadows of ``model.weights``, an update run as
-one compiled function after each optimizer update (tfseg/train/callbacks.py calls it), a
-context manager that swaps the averages in for evaluation and export, and a state dict saved
-next to the resume backup and restored with it.
+kernels. ``ModelEMA`` is the small replacement: shadows of ``model.weights``, a context manager
+that swaps the averages in for evaluation and export, and a state dict saved next to the
+resume backup and restored with it.
+
+Where the update runs: in training, inside the train step. ``ModelEMA(model, optimizer)``
+keeps its shadows as the optimizer's own variables (replica-local, like its accumulators) and
+has the optimizer run the update right after each of its updates (tfseg.train.optim), so a
+step needs no host round trip, gradient accumulation and ``steps_per_execution`` count
+updates correctly, and under a distribution strategy every replica averages its own copy
+(the weights are equal on every replica after the synchronised update, the batch-norm
+statistics too). Without an optimizer the shadows are plain variables and ``update()`` runs
+one step (tests, tools).
 """
 
 from __future__ import annotations
@@ -53,27 +61,37 @@ class ModelEMA:
             model.save_weights("best.weights.h5")
     """
 
-    def __init__(self, model, decay: float = 0.9999, tau: float = 2000.0):
+    def __init__(self, model, optimizer=None, decay: float = 0.9999, tau: float = 2000.0):
         self.decay, self.tau = float(decay), float(tau)
         self._weights = list(model.weights)
-        with tf.init_scope():
-            self.shadows = [tf.Variable(np.asarray(w), trainable=False, name=f"ema/{i}")
+        if optimizer is None:
+            with tf.init_scope():
+                self.shadows = [tf.Variable(np.asarray(w), trainable=False, name=f"ema/{i}")
+                                for i, w in enumerate(self._weights)]
+                self.updates = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="ema/updates")
+        else:  # inside the strategy scope, like the optimizer's other variables
+            self.shadows = [optimizer.add_variable(w.shape, dtype=w.dtype, name=f"ema_{i}")
                             for i, w in enumerate(self._weights)]
-            self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema/updates")
+            self.updates = optimizer.add_variable((), dtype="int64", name="ema_updates")
+            for shadow, weight in zip(self.shadows, self._weights):
+                shadow.assign(weight)
+            optimizer.after_update = self._update
         self._update_fn = tf.function(self._update, jit_compile=False)
 
     def _update(self):
+        """One EMA step (graph code; also what the optimizer runs after each update)."""
         self.updates.assign_add(1)
         d = ramped_decay(tf.cast(self.updates, tf.float32), self.decay, self.tau)
         for shadow, weight in zip(self.shadows, self._weights):
-            if shadow.dtype.is_floating:
+            if tf.as_dtype(shadow.dtype).is_floating:
                 d_typed = tf.cast(d, shadow.dtype)
                 shadow.assign(d_typed * shadow + (1.0 - d_typed) * tf.cast(weight, shadow.dtype))
             else:  # integer state (counters): copy, as averaging them means nothing
                 shadow.assign(tf.cast(weight, shadow.dtype))
 
     def update(self) -> None:
-        """One EMA step from the model's current weights (call after an optimizer update)."""
+        """One EMA step from the model's current weights (outside training: tests, tools)."""
         self._update_fn()
 
     @contextlib.contextmanager

@@ -101,13 +101,14 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
             replicas=1,
             nominal_batch=cfg.train.nominal_batch)
         model.compile(optimizer=optimizer, jit_compile=_use_xla(cfg.train.jit_compile))
+        # The average is updated inside the train step, after each optimizer update.
+        ema = ModelEMA(model, inner_optimizer(model.optimizer)) if cfg.train.ema else None
     if chief:
         print(f"optimizer: {choice}", flush=True)
 
     mosaic_switch = tf.Variable(True, trainable=False, name="mosaic_enabled")
     train_data = distributed_dataset(strategy, lambda context: _train_dataset(
         cfg, data_dir, mosaic_switch, context))
-    ema = ModelEMA(model) if cfg.train.ema else None
     callbacks, guard, checkpoints = _callbacks(cfg, run_dir, model, ema,
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)

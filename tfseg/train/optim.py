@@ -78,6 +78,7 @@ class _ParameterGroups:
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
         self.accumulate_warmup = int(accumulate_warmup)
+        self.after_update = None  # graph code run right after each update (tfseg.train.ema)
 
     def _build_counters(self):
         """The update counter and the batch of the last update (-1: none yet); replica-local
@@ -140,6 +141,7 @@ class _ParameterGroups:
         steps = self.gradient_accumulation_steps
         if not steps:
             self._update_on_summed(grads, trainable_variables)
+            self._after_update()
             return
         accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
                         for v in trainable_variables]
@@ -151,12 +153,17 @@ class _ParameterGroups:
             self._backend_reset_gradient_accumulators()
             self.assign_add(self._updates, 1)
             self.assign(self._last_update, batch)
+            self._after_update()
 
         def accumulate():
             for g, a in zip(grads, accumulators):
                 self.assign(a, a + g)
 
         tf.cond(batch - self._last_update >= self._accumulate_now(), update, accumulate)
+
+    def _after_update(self):
+        if self.after_update is not None:
+            self.after_update()
 
     def _update_on_summed(self, grads, trainable_variables):
         """Scale and clip the summed gradients, then one ``update_step`` per variable."""
