@@ -68,11 +68,12 @@ def _convert(cfg, args) -> int:
             yolo.coco_to_yolo(str(images), str(ann_file), str(out), split=split)
         print(f"YOLO-seg dataset: {out} (data.yaml inside)")
         return 0
-    if not cfg.data.data_yaml:
-        raise ConfigError("converting to COCO needs data.data_yaml (the YOLO-seg data.yaml)")
+    if cfg.data.format != "yolo":
+        raise ConfigError("converting to COCO needs a YOLO-seg dataset: data=path/to/data.yaml "
+                          "(or data.format=yolo data.data_yaml=...)")
     for split in ("train", "val"):
         target = out / "annotations" / f"instances_{split}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        yolo.yolo_to_coco(cfg.data.data_yaml, split, str(target), strict=cfg.data.strict)
+        yolo.yolo_to_coco(str(paths.data_yaml), split, str(target), strict=cfg.data.strict)
         print(f"COCO annotations ({split}): {target}")
     return 0
