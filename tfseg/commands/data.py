@@ -37,11 +37,16 @@ def _view(cfg, output: str | None) -> int:
     """A PNG grid of augmented training batches, as the model sees them."""
     from tfseg.commands.models import prepared_dataset
     from tfseg.config.factory import augment_arguments
+    from tfseg.data.prepare import load_split
     from tfseg.pipeline.dataset import build_dataset
+    from tfseg.pipeline.mosaic import TILES
     from tfseg.pipeline.view import write_grid
 
     cfg, paths, classes = prepared_dataset(cfg, verbose=False)
-    batch = min(cfg.train.batch, 16)
+    # One pass gives num_examples - TILES + 1 samples (mosaic's sliding window) and drops a
+    # partial batch: a small training set would give none.
+    _, info = load_split(str(paths.records), "train")
+    batch = max(1, min(cfg.train.batch, 16, info["num_examples"] - TILES + 1))
     dataset = build_dataset(str(paths.records), "train", cfg.model.image_size, batch,
                             cfg.data.max_instances, training=True, seed=cfg.train.seed,
                             **augment_arguments(cfg))
@@ -68,11 +73,12 @@ def _convert(cfg, args) -> int:
             yolo.coco_to_yolo(str(images), str(ann_file), str(out), split=split)
         print(f"YOLO-seg dataset: {out} (data.yaml inside)")
         return 0
-    if not cfg.data.data_yaml:
-        raise ConfigError("converting to COCO needs data.data_yaml (the YOLO-seg data.yaml)")
+    if cfg.data.format != "yolo":
+        raise ConfigError("converting to COCO needs a YOLO-seg dataset: data=path/to/data.yaml "
+                          "(or data.format=yolo data.data_yaml=...)")
     for split in ("train", "val"):
         target = out / "annotations" / f"instances_{split}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        yolo.yolo_to_coco(cfg.data.data_yaml, split, str(target), strict=cfg.data.strict)
+        yolo.yolo_to_coco(str(paths.data_yaml), split, str(target), strict=cfg.data.strict)
         print(f"COCO annotations ({split}): {target}")
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tfseg.config.paths import DatasetPaths, dataset_paths
 from tfseg.config.schema import DataConfig
 from tfseg.errors import ConfigError
@@ -35,9 +33,11 @@ def ensure_dataset(data: DataConfig, quiet: bool = False, generate: bool = False
 
 
 def ensure_records(data: DataConfig, paths: DatasetPaths, verbose: bool = True) -> dict:
-    """Prepare the dataset's TFDS records unless they exist; returns prepare()'s summary.
+    """Prepare the dataset's TFDS records unless they exist and match their sources (see
+    ``tfseg.data.fingerprint``); returns prepare()'s summary.
 
-    Both splits (train and val) are prepared together, so their class maps agree.
+    Both splits (train and val) are prepared together, so their class maps agree. Format
+    yolo: the splits are converted to ``paths.train_annotations``/``val_annotations`` first.
     """
     from tfseg.data.prepare import prepare
     from tfseg.data.yolo import prepare_yolo
@@ -46,11 +46,7 @@ def ensure_records(data: DataConfig, paths: DatasetPaths, verbose: bool = True) 
     options = dict(num_workers=workers, strict=data.strict, beam_options=data.beam_options or None,
                    overwrite=data.overwrite, verbose=verbose)
     if data.format == "yolo":
-        if not data.data_yaml:
-            raise ConfigError("data.format is yolo: set data.data_yaml to the dataset's data.yaml")
-        yaml_path = Path(data.data_yaml)
-        yaml_path = yaml_path if yaml_path.is_absolute() else paths.root / yaml_path
-        return prepare_yolo(str(yaml_path), str(paths.records), **options)
+        return prepare_yolo(str(paths.data_yaml), str(paths.records), **options)
     return prepare([str(paths.train_images), str(paths.val_images)],
                    [str(paths.train_annotations), str(paths.val_annotations)],
                    str(paths.records), splits=["train", "val"], **options)

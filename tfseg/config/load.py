@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from tfseg.config.paths import is_ultralytics_yaml, ultralytics_data_section
 from tfseg.config.schema import ALIASES, SECTIONS, RunConfig
 from tfseg.errors import ConfigError
 
@@ -152,6 +153,14 @@ def data_yaml(name: str) -> Path | None:
     return shipped if shipped.is_file() else None
 
 
+def _dataset_layer(path: Path) -> list[tuple[str, Any]]:
+    """A dataset YAML's keys: our data section's, or an Ultralytics data.yaml mapped onto it."""
+    content = _read_yaml(path)
+    if is_ultralytics_yaml(content):
+        content = ultralytics_data_section(path, content)
+    return _flatten(content, str(path), "data")
+
+
 def load_config(overrides: Iterable[str] = (), section: str | None = None,
                 recipe: str | Path | None = None) -> RunConfig:
     """Build the RunConfig of one command.
@@ -187,7 +196,7 @@ def load_config(overrides: Iterable[str] = (), section: str | None = None,
         known = sorted(p.stem for p in (configs_dir() / "data").glob("*.yaml"))
         raise ConfigError(f"dataset config not found: '{data_name}' is neither a YAML file nor "
                           f"one of the shipped datasets ({', '.join(known) or 'none'})")
-    layers.insert(1, (str(yaml_path), _flatten(_read_yaml(yaml_path), str(yaml_path), "data")))
+    layers.insert(1, (str(yaml_path), _dataset_layer(yaml_path)))
 
     cfg = RunConfig()
     for source, items in layers:

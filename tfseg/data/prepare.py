@@ -23,8 +23,10 @@ import shlex
 import time
 
 import tensorflow_datasets as tfds
+from etils import epath
 
 from tfseg.data import tfds_builder
+from tfseg.data.fingerprint import source_fingerprint, stale_reason, stored_fingerprint
 from tfseg.errors import DatasetError
 
 
@@ -85,6 +87,30 @@ def _split_summary(builder: tfds_builder.CocoSegmentation, split: str) -> dict:
             "skipped_images": builder.image_skip_report(split)}
 
 
+def _set_aside_if_stale(output_dir: str, fingerprint: dict) -> epath.Path | None:
+    """Move records prepared from other sources out of the way, saying why in one line.
+
+    They go to ``<output_dir>/<builder>-<version>.stale`` (outside the folder TFDS and
+    ``dataset_dir`` look in) until the new ones are written, then are deleted.
+
+    Returns:
+        Where the stale records were moved, or None (none there, or they match).
+    """
+    version = str(tfds_builder.CocoSegmentation.VERSION)
+    current = epath.Path(output_dir) / tfds_builder.BUILDER_NAME / version
+    if not (current / "dataset_info.json").exists():
+        return None
+    reason = stale_reason(stored_fingerprint(str(current)), fingerprint)
+    if reason is None:
+        return None
+    aside = epath.Path(output_dir) / f"{tfds_builder.BUILDER_NAME}-{version}.stale"
+    if aside.exists():
+        aside.rmtree()
+    current.rename(aside)
+    print(f"records in {current} are out of date: {reason}; preparing them again", flush=True)
+    return aside
+
+
 def prepare(images_dir, annotation_files, output_dir: str, splits=None,
             num_workers: int | None = None, strict: bool = False,
             beam_options: str | None = None, overwrite: bool = False,
@@ -100,7 +126,9 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
         num_workers: local processes; None: every CPU this process may use; 0/1: in process.
         strict: raise DatasetError at the first bad record instead of skipping it.
         beam_options: Apache Beam pipeline options (a command-line string); generate on Beam.
-        overwrite: regenerate even when prepared records are already there.
+        overwrite: regenerate even when prepared records are already there. Without it,
+            records whose sources changed (``tfseg.data.fingerprint``) are regenerated too,
+            with a line saying why; matching ones are reused.
         verbose: print the summary (TFDS prints progress bars while writing).
 
     Returns:
@@ -117,10 +145,12 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
     """
     start = time.perf_counter()
     sources = _sources(images_dir, annotation_files, splits)
+    fingerprint = source_fingerprint(sources, strict)
+    stale = None if overwrite else _set_aside_if_stale(output_dir, fingerprint)
     workers = tfds_builder.default_num_workers() if num_workers is None else num_workers
     builder = tfds_builder.CocoSegmentation(sources=sources, data_dir=str(output_dir),
                                             num_workers=workers, strict=strict,
-                                            beam=bool(beam_options))
+                                            beam=bool(beam_options), fingerprint=fingerprint)
     reused = builder.is_prepared() and not overwrite
     try:
         builder.download_and_prepare(download_config=_download_config(overwrite, beam_options))
@@ -129,6 +159,8 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
         if found is None:
             raise
         raise DatasetError(found.group(1)) from err
+    if stale is not None:
+        stale.rmtree()
     summary = {
         "dataset_dir": str(builder.data_dir),
         "class_names": builder.class_names,

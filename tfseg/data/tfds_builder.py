@@ -43,6 +43,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfseg.data import coco, encode, features
+from tfseg.data.fingerprint import METADATA_KEY as FINGERPRINT_KEY
 from tfseg.errors import DatasetError
 
 BUILDER_NAME = "coco_segmentation"
@@ -80,6 +81,8 @@ class CocoSegmentation(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         num_workers: processes for local generation; 0 or 1 generates in this process.
         strict: raise DatasetError at the first bad record instead of skipping it.
         beam: generate with Apache Beam (see the module docstring).
+        fingerprint: ``tfseg.data.fingerprint.source_fingerprint`` of the sources, stored in
+            the metadata so a later preparation can tell whether they changed.
     """
 
     VERSION = tfds.core.Version("1.0.0")
@@ -89,13 +92,15 @@ class CocoSegmentation(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     code_path = None
 
     def __init__(self, *, sources: dict[str, tuple[str, str]], data_dir: str,
-                 num_workers: int = 0, strict: bool = False, beam: bool = False, **kwargs):
+                 num_workers: int = 0, strict: bool = False, beam: bool = False,
+                 fingerprint: dict | None = None, **kwargs):
         if not sources:
             raise DatasetError("no splits given to prepare")
         self._sources = {split: (str(img), str(ann)) for split, (img, ann) in sources.items()}
         self._num_workers = num_workers
         self._strict = strict
         self._beam = beam
+        self._fingerprint = fingerprint
         # Read and validate the JSON now: the class names are part of the feature spec.
         self.datasets = {split: coco.read_coco(ann, strict=strict)
                          for split, (_, ann) in self._sources.items()}
@@ -107,11 +112,12 @@ class CocoSegmentation(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         skips = {split: ds.skips.as_dict() for split, ds in self.datasets.items()}
+        extra = {FINGERPRINT_KEY: self._fingerprint} if self._fingerprint else {}
         return self.dataset_info_from_configs(
             description="Instance segmentation records prepared by tfseg from COCO-format files.",
             features=features.record_features(self.class_names),
             metadata=tfds.core.MetadataDict(features.metadata_dict(
-                self.class_names, self.category_ids, annotation_skips=skips)),
+                self.class_names, self.category_ids, annotation_skips=skips, **extra)),
         )
 
     def kept_counts(self, split: str) -> dict[str, int] | None:

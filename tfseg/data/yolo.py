@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 from pycocotools import mask as mask_utils
 
+from tfseg.config.paths import converted_annotations, read_yolo_layout
 from tfseg.data import coco
 from tfseg.errors import DatasetError
 
@@ -155,33 +156,14 @@ def coco_to_yolo(images_dir: str, annotation_file: str, out_root: str, split: st
 # ---------------------------------------------------------------------------------------
 
 def read_data_yaml(data_yaml: str) -> dict:
-    """data.yaml -> {"root", "names", "category_ids", "splits": {split: images folder}}."""
-    try:
-        with open(data_yaml) as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise DatasetError(f"cannot read the YOLO data.yaml ({e})", file=data_yaml) from None
-    if not isinstance(data, dict) or "names" not in data:
-        raise DatasetError("data.yaml needs 'names'", file=data_yaml, field="names")
-    names = data["names"]
-    if isinstance(names, dict):
-        names = [str(names[k]) for k in sorted(names)]
-    root = os.path.join(os.path.dirname(os.path.abspath(data_yaml)), str(data.get("path", "") or ""))
-    splits = {}
-    for split in ("train", "val", "test"):
-        folder = data.get(split)
-        if folder is None:
-            continue
-        if not isinstance(folder, str):
-            raise DatasetError("only one image folder per split is supported", file=data_yaml,
-                               field=split)
-        splits[split] = folder if os.path.isabs(folder) else os.path.join(root, folder)
-    ids = data.get("category_ids") or list(range(1, len(names) + 1))
-    if len(ids) != len(names):
-        raise DatasetError("category_ids must have one id per name", file=data_yaml,
-                           field="category_ids")
-    return {"root": root, "names": list(names), "category_ids": [int(i) for i in ids],
-            "splits": splits}
+    """data.yaml -> {"root", "names", "category_ids", "splits": {split: images folder}}.
+
+    The rules (``path`` relative to the YAML's folder, names as a list or a dict, one folder
+    per split) are ``tfseg.config.paths.read_yolo_layout``'s.
+    """
+    layout = read_yolo_layout(data_yaml)
+    return {"root": str(layout.root), "names": layout.names, "category_ids": layout.category_ids,
+            "splits": {split: str(folder) for split, folder in layout.splits.items()}}
 
 
 def _labels_path(image_path: str) -> str:
@@ -271,8 +253,9 @@ def yolo_to_coco(data_yaml: str, split: str, out_json: str, strict: bool = False
 def prepare_yolo(data_yaml: str, output_dir: str, **prepare_args) -> dict:
     """Prepare every split of a YOLO-seg dataset as TFDS records (``tfseg data prepare``).
 
-    Each split is converted to ``<output_dir>/coco_json/instances_<split>.json`` first, then
-    prepared like COCO data; the conversion's skips are added to the summary
+    Each split is converted to ``converted_annotations(output_dir, split)``
+    (``<output_dir>/coco_json/instances_<split>.json``, the split's evaluation ground truth)
+    first, then prepared like COCO data; the conversion's skips are added to the summary
     (``splits[split]["skipped_labels"]``).
 
     Args:
@@ -284,7 +267,7 @@ def prepare_yolo(data_yaml: str, output_dir: str, **prepare_args) -> dict:
 
     spec = read_data_yaml(data_yaml)
     converted = {split: yolo_to_coco(data_yaml, split,
-                                     os.path.join(output_dir, "coco_json", f"instances_{split}.json"),
+                                     str(converted_annotations(output_dir, split)),
                                      strict=prepare_args.get("strict", False))
                  for split in spec["splits"]}
     summary = prepare([c["images_dir"] for c in converted.values()],
