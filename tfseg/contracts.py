@@ -75,6 +75,8 @@ TRAIN_TARGETS = _table(
     TensorContract("boxes", "float32", "[B, M, 4]", "xyxy input pixels; zeros for padding"),
     TensorContract("classes", "int32", "[B, M]", "class index; -1 for padding"),
     TensorContract("masks", "uint8", "[B, M, P, P]", "0/1 masks at 1/4 input resolution"),
+    TensorContract("dropped", "int32", "[B]",
+                   "instances beyond M left out of the sample (the smallest); logged"),
 )
 
 # Raw model outputs (Keras predict, the raw TFLite export): a dict with these keys.

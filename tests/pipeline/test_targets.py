@@ -72,3 +72,22 @@ def test_to_targets_with_no_instances():
     _, targets = to_targets(sample, 32, 5)
     np.testing.assert_array_equal(targets["classes"], [-1] * 5)
     assert targets["masks"].shape == (5, 8, 8) and targets["masks"].numpy().sum() == 0
+
+
+def test_beyond_m_the_largest_are_kept_in_order_and_the_rest_counted():
+    # 5 squares of sides 2, 6, 4, 8, 3 px on a 16 px image, M = 3: keep sides 6, 4, 8
+    # (instances 1, 2, 3, in their order), 2 left out and counted.
+    sides = [2, 6, 4, 8, 3]
+    masks = np.zeros([5, 16, 16], np.uint8)
+    for i, side in enumerate(sides):
+        masks[i, :side, :side] = 1
+    masks = tf.constant(masks)
+    sample = {"image": tf.zeros([16, 16, 3], tf.uint8), "masks": masks,
+              "boxes": mask_boxes(masks), "classes": tf.constant([0, 1, 2, 3, 4])}
+    _, targets = to_targets(sample, 16, 3)
+    np.testing.assert_array_equal(targets["classes"], [1, 2, 3])
+    np.testing.assert_array_equal(targets["boxes"][:, 2], [6, 4, 8])
+    assert int(targets["dropped"]) == 2
+    _, roomy = to_targets(sample, 16, 8)
+    np.testing.assert_array_equal(roomy["classes"], [0, 1, 2, 3, 4, -1, -1, -1])
+    assert int(roomy["dropped"]) == 0

@@ -78,6 +78,8 @@ class YoloSeg(keras.Model):
         """
         self.yolo_loss = loss or YoloSegLoss(self.image_size, self.num_classes)
         self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS]
+        # Instances beyond the targets' M slots, summed over the epoch (tfseg.pipeline.targets).
+        self.dropped_instances = keras.metrics.Sum(name="dropped_instances")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The YOLO-seg loss of targets ``y`` (TRAIN_TARGETS) and raw outputs ``y_pred``.
@@ -92,6 +94,8 @@ class YoloSeg(keras.Model):
         total, terms = self.yolo_loss(y, y_pred)
         for term, tracker in zip(LOSS_TERMS, self.loss_terms):
             tracker.update_state(terms[term])
+        if "dropped" in y:
+            self.dropped_instances.update_state(keras.ops.sum(y["dropped"]))
         return total
 
     def get_config(self):

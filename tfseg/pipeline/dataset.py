@@ -71,7 +71,8 @@ def _eval_filler(size: int, max_instances: int, count: int) -> tf.data.Dataset:
     image = tf.zeros([size, size, 3], tf.float32)
     empty = {"boxes": tf.zeros([max_instances, 4]), "classes": -tf.ones([max_instances], tf.int32),
              "masks": tf.zeros([max_instances, proto, proto], tf.uint8),
-             "image_id": tf.constant(-1, tf.int64), "letterbox": tf.constant([1.0, 1.0, 1.0, 0.0, 0.0])}
+             "dropped": tf.constant(0, tf.int32), "image_id": tf.constant(-1, tf.int64),
+             "letterbox": tf.constant([1.0, 1.0, 1.0, 0.0, 0.0])}
     return tf.data.Dataset.from_tensors((image, empty)).repeat(count)
 
 

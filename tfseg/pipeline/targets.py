@@ -98,16 +98,44 @@ def pad_instances(boxes: tf.Tensor, classes: tf.Tensor, masks: tf.Tensor, max_in
             "masks": tf.ensure_shape(masks, [max_instances, proto, proto])}
 
 
+def keep_largest(sample: dict, max_instances: int) -> tuple[dict, tf.Tensor]:
+    """At most ``max_instances`` instances: when there are more, the M of largest mask area,
+    in their original order.
+
+    Why the largest: targets have a fixed M slots (100, COCO's default), and a mosaic of four
+    crowded images can hold more. The instances left out are the smallest, which carry the
+    least of the loss (and are the likeliest to be cut to slivers by the next augmentation);
+    the count is returned so training can report it instead of losing it silently.
+
+    Returns:
+        (the sample, unchanged when it fits; the count of instances left out, scalar int32).
+    """
+    count = tf.shape(sample["classes"])[0]
+
+    def largest():
+        _, index = tf.math.top_k(mask_areas(sample["masks"]), k=max_instances)
+        return select_instances(sample, tf.scatter_nd(index[:, None],
+                                                      tf.ones_like(index, tf.bool),
+                                                      tf.shape(sample["classes"])))
+
+    kept = tf.cond(count > max_instances, largest,
+                   lambda: {key: tf.identity(value) for key, value in sample.items()})
+    return kept, tf.maximum(count - max_instances, 0)
+
+
 def to_targets(sample: dict, size: int, max_instances: int) -> tuple[tf.Tensor, dict]:
     """A size x size sample -> (image, targets) of contracts.TRAIN_IMAGES / TRAIN_TARGETS.
 
     Returns:
         image ``[S, S, 3]`` float32 in [0, 1]; targets dict boxes ``[M, 4]`` float32 xyxy input
-        pixels, classes ``[M]`` int32 (-1 padding), masks ``[M, S/4, S/4]`` uint8 0/1.
+        pixels, classes ``[M]`` int32 (-1 padding), masks ``[M, S/4, S/4]`` uint8 0/1, and
+        dropped ``[]`` int32: instances beyond M left out (the smallest; see keep_largest).
     """
     with tf.name_scope("to_targets"):
         image = tf.ensure_shape(tf.cast(sample["image"], tf.float32) / 255.0, [size, size, 3])
         masks = tf.ensure_shape(sample["masks"], [None, size, size])
-        targets = pad_instances(sample["boxes"], sample["classes"], downsample_masks(masks),
+        kept, dropped = keep_largest({"boxes": sample["boxes"], "classes": sample["classes"],
+                                      "masks": masks}, max_instances)
+        targets = pad_instances(kept["boxes"], kept["classes"], downsample_masks(kept["masks"]),
                                 max_instances, size // PROTO_STRIDE)
-        return image, targets
+        return image, dict(targets, dropped=dropped)
