@@ -48,6 +48,9 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
                             help="input sizes (default: 320 640)")
         parser.add_argument("--batch", type=int, default=8, help="batch size (data, train)")
         parser.add_argument("--runs", type=int, default=20, help="timed repetitions or batches")
+        parser.add_argument("--epochs", type=int, default=3,
+                            help="train: whole epochs per size (the first, tracing, is "
+                                 "reported apart)")
         parser.add_argument("--modes", nargs="+",
                             choices=["float32", "float16", "dynamic_int8", "int8"],
                             help="export: TFLite modes (default: all four)")

@@ -1,7 +1,8 @@
 """Throughput of the full training pipeline (decode, mosaic, affine, flip, HSV, targets).
 
-Writes a ``shapes`` dataset with images near the target size, prepares its records, then
-times ``build_dataset`` batches after a warm-up: images/second and the peak RSS.
+Times ``build_dataset`` batches of a prepared dataset after a warm-up: images/second and the
+peak RSS. ``tfseg benchmark data`` measures the built-in ``cocolike`` set (COCO's image sizes
+and instance counts) unless ``data=`` names another.
 """
 
 from __future__ import annotations
@@ -10,19 +11,6 @@ import tempfile
 import time
 
 from tfseg.benchmarks.timing import peak_rss_mb
-
-
-def prepare_shapes(root: str, image_size: int, num_images: int, seed: int = 0) -> str:
-    """Write and prepare a shapes dataset of images about ``image_size`` pixels; the records dir."""
-    from tfseg.data.prepare import prepare
-    from tfseg.data.shapes import write_shapes
-
-    paths = write_shapes(root, num_train=num_images, num_val=1, seed=seed,
-                         min_size=image_size * 3 // 4, max_size=image_size, max_instances=6)
-    out = f"{root}/records"
-    prepare([paths["train_images"]], [paths["train_annotations"]], out, splits=["train"],
-            num_workers=1, verbose=False)
-    return out
 
 
 def pipeline_throughput(data_dir: str, image_size: int, batch_size: int = 8,
@@ -46,10 +34,16 @@ def pipeline_throughput(data_dir: str, image_size: int, batch_size: int = 8,
             "peak_rss_mb": peak_rss_mb()}
 
 
-def run(sizes: list[int], batch: int, runs: int) -> list[dict]:
+def run(sizes: list[int], batch: int, runs: int, overrides: list[str] | None = None) -> list[dict]:
+    """Pipeline images/s and peak RSS per size on a dataset of ``tfseg train``'s config:
+    the built-in ``cocolike`` set (COCO-shaped, M = 100) unless ``data=`` says otherwise."""
+    from tfseg.commands.models import load_run_config, prepared_dataset
+
+    cfg = load_run_config(["data=cocolike", *(overrides or [])], "train")
+    cfg, paths, _ = prepared_dataset(cfg, verbose=False)
     results = []
     for size in sizes:
-        with tempfile.TemporaryDirectory() as root:
-            data_dir = prepare_shapes(root, size, num_images=64)
-            results.append(pipeline_throughput(data_dir, size, batch, num_batches=runs))
+        result = pipeline_throughput(str(paths.records), size, batch, num_batches=runs,
+                                     max_instances=cfg.data.max_instances)
+        results.append(dict(result, data=cfg.data.name))
     return results

@@ -1,25 +1,37 @@
-"""Training throughput of yolov8-seg-n: images/second of Keras fit steps, eager vs XLA.
+"""Training speed and memory as ``tfseg train`` runs them, then the train step alone.
 
 Usage:
-    tfseg benchmark train --sizes 320 640 --batch 16 --runs 10     (graph mode + the pipeline)
-    python -m tfseg.benchmarks.train --modes graph,xla,bf16 --size 320   (the three step modes)
+    tfseg benchmark train --sizes 320 640 --batch 16 --epochs 3            (cocolike, M = 100)
+    tfseg benchmark train --sizes 320 --batch 16 data=shapes                (any dataset)
+    python -m tfseg.benchmarks.train --modes graph,xla,bf16 --size 320      (step modes)
 
-Synthetic fixed-shape batches (4 instances per image, masks at 1/4) feed ``model.fit`` with the
-real loss and the recipe's optimizer, so the number measures the train step (forward, loss with
-assignment, backward, update), not the input pipeline. The first ``--warmup`` steps (tracing,
-XLA compilation) are excluded and reported separately. "graph" is Keras' default
-``tf.function`` step (what the task calls eager), "xla" adds ``jit_compile=True``, "bf16" is
-the graph step under the ``mixed_bfloat16`` policy (outputs and loss stay float32).
-Prints one JSON line per mode. Besides wall time it reports the process CPU time per step
-(all threads): on a shared machine wall time follows the other jobs' load, CPU time much less,
-so compare variants by CPU time and ``--threads`` cores' worth of it.
+Whole epochs: each size runs ``tfseg.train.fit.train`` (what ``tfseg train`` calls) on the
+dataset, in a fresh child process so its peak resident memory is its own: the input pipeline,
+the train step, the callbacks and the per-epoch COCO evaluation share the same cores, as in a
+user's run. The default dataset is the built-in ``cocolike`` set (COCO's image sizes, instance
+counts, small objects and crowds; M = 100), written on first use; ``data=`` takes any dataset
+and every other ``key=value`` of ``tfseg train`` applies. Mosaic stays on (``close_mosaic=0``),
+as in all but the last epochs of a real run. The first epoch (tracing) is reported apart; the
+others give images/s over whole epochs (evaluation included), images/s of the training passes
+alone, the process CPU seconds per step (all threads: pipeline and step) and the evaluation's
+seconds.
+
+Step alone, second figure: the same model and loss fitted on batches of the same pipeline held
+in memory, so no input work competes; and on synthetic batches of 4 instances per image padded
+to M = 100 and to M = 16 (the padding must cost nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import statistics
+import tempfile
 import time
+
+# What every whole-epoch measurement runs with unless the command line says otherwise.
+DEFAULTS = ("data=cocolike", "close_mosaic=0")
 
 
 def _batch(size: int, batch: int, max_instances: int = 8):
@@ -60,11 +72,45 @@ class _Timer:
         self.callback = Callback()
 
 
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+def _epoch_timer():
+    """A Keras callback recording, per epoch: wall and CPU seconds of the whole epoch (the
+    epoch-end evaluation included: it runs after tfseg's callbacks) and of the training pass."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs: list[dict] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start, self.cpu = time.perf_counter(), time.process_time()
+            self.steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps = batch + 1
+            self.pass_end, self.pass_cpu = time.perf_counter(), time.process_time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now, cpu = time.perf_counter(), time.process_time()
+            self.epochs.append({"seconds": now - self.start, "cpu": cpu - self.cpu,
+                                "train_seconds": self.pass_end - self.start,
+                                "train_cpu": self.pass_cpu - self.cpu, "steps": self.steps,
+                                "dropped": float((logs or {}).get("dropped_instances", 0.0))})
+
+    return EpochTimer()
 
 
-def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmup: int) -> dict:
+def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmup: int,
+            data=None, num_classes: int = 3, max_instances: int = 8) -> dict:
+    """Images/s of the train step alone (``model.fit`` on batches held in memory).
+
+    Args:
+        mode: "graph" (Keras' tf.function step), "xla" (jit_compile) or "bf16"
+            (mixed_bfloat16 policy).
+        data: a dataset of (images, targets) batches to repeat; None: one synthetic batch of 4
+            instances per image padded to ``max_instances``.
+        num_classes: C of the model (the dataset's).
+    """
     import keras
     import tensorflow as tf
 
@@ -72,58 +118,108 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
     from tfseg.train.optim import make_optimizer
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mode == "bf16" else "float32")
-    model = build_model(model_name, 3, size)
+    model = build_model(model_name, num_classes, size)
     keras.mixed_precision.set_global_policy("float32")
     model.configure_loss()
     optimizer, _ = make_optimizer("sgd", lr0=0.01, lrf=0.01, momentum=0.937, weight_decay=5e-4,
                                   warmup_epochs=3, warmup_bias_lr=0.1, cosine=False, epochs=100,
-                                  steps_per_epoch=100, batch=batch, num_classes=3,
+                                  steps_per_epoch=100, batch=batch, num_classes=num_classes,
                                   nominal_batch=0)
     model.compile(optimizer=optimizer, jit_compile=(mode == "xla"))
-    data = tf.data.Dataset.from_tensors(_batch(size, batch)).repeat()
+    if data is None:
+        data = tf.data.Dataset.from_tensors(_batch(size, batch, max_instances))
     timer = _Timer()
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
+    model.fit(data.repeat(), epochs=1, steps_per_epoch=warmup + steps,
+              callbacks=[timer.callback], verbose=0)
     total = time.perf_counter() - start
-    timed = timer.times[warmup:]
-    per_step = _median(timed)
-    cpu_per_step = _median(timer.cpu_times[warmup:])
+    per_step = statistics.median(timer.times[warmup:])
     return {"mode": mode, "model": model_name, "size": size, "batch": batch,
             "images_per_second": round(batch / per_step, 2),
             "median_step_seconds": round(per_step, 3),
-            "median_step_cpu_seconds": round(cpu_per_step, 3),
+            "median_step_cpu_seconds": round(statistics.median(timer.cpu_times[warmup:]), 3),
             "first_steps_seconds": round(sum(timer.times[:warmup]), 1),
-            "total_seconds": round(total, 1), "timed_steps": len(timed)}
+            "total_seconds": round(total, 1), "timed_steps": steps}
 
 
-def run(sizes: list[int], batch: int, runs: int) -> list[dict]:
-    """Train-step images/s of yolov8-seg-n and, in the same process, the input pipeline's
-    images/s at the same size and batch: the pipeline must outrun the step."""
-    import tempfile
+def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], threads: int,
+                  step_runs: int) -> dict:
+    """One size, in this (child) process: `tfseg train`'s epochs, then the step alone."""
+    import tensorflow as tf
 
-    from tfseg.benchmarks.data import pipeline_throughput, prepare_shapes
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from tfseg.benchmarks.timing import peak_rss_mb
+    from tfseg.commands.models import load_run_config, prepared_dataset
+    from tfseg.pipeline.dataset import build_dataset
+    from tfseg.runs import new_run_dir
+    from tfseg.train.fit import train
 
-    results = []
+    with tempfile.TemporaryDirectory() as project:
+        cfg = load_run_config([*DEFAULTS, *overrides, f"imgsz={size}", f"batch={batch}",
+                               f"epochs={epochs}", f"project={project}"], "train")
+        cfg, paths, classes = prepared_dataset(cfg, verbose=False)
+        timer = _epoch_timer()
+        train(cfg, new_run_dir(project, "train"), verbose=0, extra_callbacks=[timer])
+        peak = peak_rss_mb()
+    first, steady = timer.epochs[0], timer.epochs[1:] or timer.epochs
+    steps = sum(e["steps"] for e in steady)
+    result = {
+        "target": "train", "data": cfg.data.name, "model": cfg.model.name, "size": size,
+        "batch": batch, "max_instances": cfg.data.max_instances, "epochs_timed": len(steady),
+        "images_per_second": round(steps * batch / sum(e["seconds"] for e in steady), 2),
+        "train_pass_images_per_second": round(
+            steps * batch / sum(e["train_seconds"] for e in steady), 2),
+        "cpu_seconds_per_step": round(sum(e["train_cpu"] for e in steady) / steps, 3),
+        "epoch_seconds": round(statistics.median(e["seconds"] for e in steady), 1),
+        "eval_seconds": round(statistics.median(e["seconds"] - e["train_seconds"]
+                                                for e in steady), 1),
+        "first_epoch_seconds": round(first["seconds"], 1),
+        "dropped_instances_per_epoch": statistics.mean(e["dropped"] for e in timer.epochs),
+        "peak_rss_mb": peak,
+    }
+    real = build_dataset(str(paths.records), "train", size, batch, cfg.data.max_instances,
+                         training=True, seed=0, mosaic_p=1.0).take(4).cache()
+    num_classes = len(classes["class_names"])
+    step = measure("graph", cfg.model.name, size, batch, step_runs, 2, data=real,
+                   num_classes=num_classes)
+    result["step_images_per_second"] = step["images_per_second"]
+    result["step_cpu_seconds"] = step["median_step_cpu_seconds"]
+    for m in (100, 16):
+        synthetic = measure("graph", cfg.model.name, size, batch, step_runs, 2,
+                            num_classes=num_classes, max_instances=m)
+        result[f"step_synthetic_m{m}_images_per_second"] = synthetic["images_per_second"]
+    return result
+
+
+def _child(queue, *args) -> None:
+    queue.put(_whole_epochs(*args))
+
+
+def run(sizes: list[int], batch: int, runs: int, overrides: list[str] | None = None,
+        epochs: int = 3, threads: int = 2):
+    """Yield one result per size (see the module docstring), each from a fresh process."""
+    context = multiprocessing.get_context("spawn")
     for size in sizes:
-        step = measure("graph", "yolov8-seg-n", size, batch, steps=runs, warmup=2)
-        with tempfile.TemporaryDirectory() as root:
-            pipeline = pipeline_throughput(prepare_shapes(root, size, num_images=64), size,
-                                           batch, num_batches=runs)
-        step.update(target="train", pipeline_images_per_second=pipeline["images_per_second"],
-                    pipeline_over_train=round(pipeline["images_per_second"]
-                                              / step["images_per_second"], 2))
-        results.append(step)
-    return results
+        queue = context.Queue()
+        process = context.Process(target=_child, args=(queue, size, batch, epochs,
+                                                       list(overrides or []), threads, runs))
+        process.start()
+        result = queue.get()
+        process.join()
+        yield result
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="train-step modes on synthetic batches")
     parser.add_argument("--model", default="yolov8-seg-n")
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-instances", type=int, default=100)
     parser.add_argument("--modes", default="graph,xla")
     args = parser.parse_args(argv)
 
@@ -133,7 +229,7 @@ def main(argv=None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     for mode in args.modes.split(","):
         print(json.dumps(measure(mode, args.model, args.size, args.batch, args.steps,
-                                 args.warmup)), flush=True)
+                                 args.warmup, max_instances=args.max_instances)), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ def run(args) -> int:
         options["threads"] = threads
         if args.modes:
             options["modes"] = args.modes
+    if args.target in ("train", "data"):
+        options["overrides"] = list(args.overrides)  # data=..., any tfseg train key
+    if args.target == "train":
+        options.update(epochs=args.epochs, threads=threads)
     results = []
     for result in module.run(args.sizes, args.batch, args.runs, **options):
         print(json.dumps(result), flush=True)

@@ -1,4 +1,5 @@
-"""Where a config's dataset lives on disk, and writing the built-in ``shapes`` on first use."""
+"""Where a config's dataset lives on disk, and writing the built-in ``shapes`` and ``cocolike``
+sets on first use."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def ensure_dataset(data: DataConfig, quiet: bool = False, generate: bool = False
         write_shapes(str(paths.root), num_train=data.shapes_train, num_val=data.shapes_val,
                      seed=data.shapes_seed, min_size=data.shapes_min_size,
                      max_size=data.shapes_max_size, num_classes=data.shapes_num_classes)
+    elif not complete and data.name == "cocolike" and (generate or not data.root):
+        from tfseg.data.cocolike import write_cocolike
+
+        if not quiet:
+            print(f"writing the built-in 'cocolike' dataset (300 train, 80 val images, "
+                  f"480-640 px) to {paths.root}")
+        write_cocolike(str(paths.root))
     for path in (paths.train_annotations, paths.val_annotations):
         if not path.is_file():
             raise ConfigError(f"dataset '{data.name}': annotation file not found: {path} "
