@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfseg.evaluate.plots import plot_results
-from tfseg.train.callbacks import (EVALUATED, CloseMosaic, EpochLine, EvaluateAndCheckpoint,
-                                   EvaluatedEarlyStopping, LearningRateLog,
-                                   ResumableCSVLogger)
+from tfseg.train.callbacks import (EVALUATED, CloseMosaic, EvaluateAndCheckpoint,
+                                   EvaluatedEarlyStopping, LearningRateLog, ResumableCSVLogger)
+from tfseg.train.progress import EpochLine
 
 
 def _fit(tmp_path, epochs, period, patience, maps, stream=None):
@@ -89,3 +89,17 @@ def test_close_mosaic_turns_mosaic_off_for_the_last_epochs():
         callback.on_epoch_begin(epoch)
         seen.append(bool(switch.numpy()))
     assert seen == [True, True, True, False, False]
+
+
+def test_a_log_file_gets_batch_progress_at_most_every_every_s_seconds():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    quiet, chatty = io.StringIO(), io.StringIO()
+    x = np.ones((4, 1), np.float32)
+    model.fit(x, x, batch_size=2, epochs=1, verbose=0,
+              callbacks=[EpochLine(1, 2, quiet), EpochLine(1, 2, chatty, every_s=0)])
+    assert len(quiet.getvalue().splitlines()) == 1
+    lines = chatty.getvalue().splitlines()
+    assert [line.split("  loss")[0] for line in lines[:2]] == ["  epoch 1/1 batch 1/2",
+                                                               "  epoch 1/1 batch 2/2"]
+    assert lines[2].startswith("epoch 1/1  loss")

@@ -19,7 +19,6 @@ TensorBoard, EarlyStopping, progress bars). Here:
 * ``LearningRateLog``: the current rates in the epoch logs.
 * ``ResumableCSVLogger``: Keras' CSVLogger that, on resume, drops rows of epochs that will
   be trained again, so the history has neither gaps nor duplicates.
-* ``EpochLine``: one compact line per epoch (losses, lr, time; metrics when evaluated).
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ import csv
 import math
 import os
 import shutil
-import sys
-import time
 from pathlib import Path
 
 import keras
@@ -350,55 +347,6 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
         if logs.get(EVALUATED) != 1.0:
             logs.update(dict.fromkeys(METRIC_KEYS, ""))
         super().on_epoch_end(epoch, logs)
-
-
-class EpochLine(keras.callbacks.Callback):
-    """One line per epoch: losses, lr and time, and the main metrics when evaluated, e.g.
-    ``epoch 3/10  loss 36.1 (box 0.708 seg 7.19 cls 0.712 dfl 0.413)  lr 0.00143  5.2 s  val
-    mask mAP50-95 0.412 mAP50 0.701  box mAP50-95 0.455 mAP50 0.733``; on a terminal, a
-    batch counter overwritten in place during the epoch.
-
-    Args:
-        epochs: total epochs.
-        steps: batches per epoch.
-        stream: where to print (default stdout).
-    """
-
-    def __init__(self, epochs: int, steps: int, stream=None):
-        super().__init__()
-        self.epochs, self.steps, self.stream = int(epochs), int(steps), stream or sys.stdout
-        self._start, self._epoch = time.perf_counter(), 0
-        self._live = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._epoch = time.perf_counter(), epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._live:
-            loss = float((logs or {}).get("loss", float("nan")))
-            self.stream.write(f"\repoch {self._epoch + 1}/{self.epochs} batch {batch + 1}/"
-                              f"{self.steps}  loss {loss:.4g}")
-            self.stream.flush()
-
-    def on_epoch_end(self, epoch, logs=None):
-        line = format_epoch_line(epoch, self.epochs, logs or {}, time.perf_counter() - self._start)
-        self.stream.write(("\r" if self._live else "") + line + "\n")
-        self.stream.flush()
-
-
-def format_epoch_line(epoch: int, epochs: int, logs: dict, seconds: float) -> str:
-    """The compact epoch line of EpochLine (see there)."""
-    terms = " ".join(f"{t} {float(logs[f'{t}_loss']):.4g}" for t in ("box", "seg", "cls", "dfl")
-                     if f"{t}_loss" in logs)
-    line = f"epoch {epoch + 1}/{epochs}  loss {float(logs.get('loss', float('nan'))):.4g}"
-    line += f" ({terms})" if terms else ""
-    line += f"  lr {float(logs['lr']):.3g}" if "lr" in logs else ""
-    line += f"  {seconds:.1f} s"
-    if logs.get(EVALUATED) == 1.0:
-        line += "  val " + "  ".join(
-            f"{kind} mAP50-95 {logs[f'val_{kind}_mAP50-95']:.3f} mAP50 {logs[f'val_{kind}_mAP50']:.3f}"
-            for kind in ("mask", "box"))
-    return line
 
 
 def inner_optimizer(optimizer):

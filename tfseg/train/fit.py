@@ -47,12 +47,13 @@ from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import WEIGHTS_DIR, save_config, write_json
-from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EpochLine,
-                                   EvaluateAndCheckpoint, EvaluatedEarlyStopping,
-                                   GuardedBackupAndRestore, LearningRateLog, NaNGuard,
-                                   ResumableCSVLogger, inner_optimizer)
+from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EvaluateAndCheckpoint,
+                                   EvaluatedEarlyStopping, GuardedBackupAndRestore,
+                                   LearningRateLog, NaNGuard, ResumableCSVLogger,
+                                   inner_optimizer)
 from tfseg.train.ema import ModelEMA
 from tfseg.train.optim import make_optimizer, precision_policy
+from tfseg.train.progress import EpochLine
 from tfseg.train.resume import finished_message, resumed_config
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
                                   per_replica_batch, prepare_fit, worker_index)

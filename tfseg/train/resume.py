@@ -14,10 +14,13 @@ from tfseg.config.schema import RunConfig
 from tfseg.errors import ConfigError
 from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, save_config
 
-# Keys a resumed run may change (they change neither the recipe nor the saved state's shape);
-# predict.* and export.* too (training does not read them). Any other change is refused.
+# Keys a resumed run may change: they change neither the recipe nor the saved state's shape
+# (the data paths: a dataset moved to another disk); predict.* and export.* too (training
+# does not read them). Any other change is refused.
 RESUME_CHANGEABLE = ("train.epochs", "train.patience", "train.eval_period", "train.jit_compile",
-                     "data.prepare_workers", "eval.batch", "eval.plots")
+                     "data.prepare_workers", "data.root", "data.records", "data.train_images",
+                     "data.train_annotations", "data.val_images", "data.val_annotations",
+                     "eval.batch", "eval.plots")
 
 
 def resumed_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
