@@ -105,11 +105,16 @@ def test_resume_a_finished_run_says_so_or_trains_the_extra_epochs(workdir, kille
 
 
 def test_finetune_on_fewer_classes_and_eval_period_above_patience(workdir, killed):
+    refused = tfseg("train", "data.root=ds2", "lr0=0.002", *FAST, cwd=workdir)
+    assert refused.returncode == 2 and "set optimizer=adamw or optimizer=sgd" in refused.stderr
     weights = killed["run"] / "weights" / "best.weights.h5"
-    result = tfseg("train", "data.root=ds2", f"model.weights={weights}", "epochs=2",
-                   "patience=1", "eval_period=2", "ema=false", "name=ft", *FAST, cwd=workdir)
+    # As the README's fine-tune line: weights=, freeze=10, optimizer=adamw lr0=0.002.
+    result = tfseg("train", "data.root=ds2", f"weights={weights}", "freeze=10", "optimizer=adamw",
+                   "lr0=0.002", "epochs=2", "patience=1", "eval_period=2", "ema=false",
+                   "name=ft", *FAST, cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"fine-tuning from {weights}" in result.stdout and "re-initialised" in result.stdout
+    assert "optimizer: adamw lr0=0.002 " in result.stdout
     run = workdir / "runs" / "train" / "ft"
     assert json.loads((run / "classes.json").read_text())["class_names"] == ["circle", "rectangle"]
     # patience 1 < eval_period 2: the run still reaches its evaluation at epoch 2.

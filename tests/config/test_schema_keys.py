@@ -211,8 +211,7 @@ def test_a_changed_value_changes_what_is_built_or_run(key, files, tmp_path, caps
         return
     if how.startswith("read:"):
         source = (ROOT / how[len("read:"):]).read_text()
-        leaf = key.split(".")[-1]
-        assert re.search(rf"\.{leaf}\b", source), f"{how} does not read {key}"
+        assert re.search(rf"\b{re.escape(key)}\b", source), f"{how} does not read {key}"
         return
     probe = _probes(tmp_path)[how]
     default, changed = load_config(BASE), load_config([*BASE, override])
