@@ -31,6 +31,9 @@ from tfseg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 REJECTED = "REJECTED"
+CALLBACKS = "test:tests/train/test_callbacks.py::"
+JOURNEY = "test:tests/cli/test_journey_train.py::"
+FINETUNE = JOURNEY + "test_finetune_on_fewer_classes_and_eval_period_above_patience"
 BASE = ["imgsz=64", "model.num_classes=2"]  # small, so the built-model probe is quick
 
 # key -> (changed value, how it is shown to matter)
@@ -63,7 +66,7 @@ KEYS = {
     "data.shapes_max_size": ("170", "shapes"),
     "data.shapes_num_classes": ("2", "shapes"),
     "augment.mosaic": ("0.5", "train_data"),
-    "augment.close_mosaic": ("3", "test:tests/train/test_callbacks.py::test_close_mosaic_turns_mosaic_off_for_the_last_epochs"),
+    "augment.close_mosaic": ("3", CALLBACKS + "test_close_mosaic_turns_mosaic_off_for_the_last_epochs"),
     "augment.degrees": ("5", "train_data"),
     "augment.translate": ("0.2", "train_data"),
     "augment.scale": ("0.3", "train_data"),
@@ -84,7 +87,7 @@ KEYS = {
     "train.warmup_epochs": ("1", "optimizer"),
     "train.warmup_bias_lr": ("0.05", REJECTED),
     "train.cosine": ("true", "optimizer"),
-    "train.ema": ("false", "test:tests/cli/test_journey_train.py::test_finetune_on_fewer_classes_and_eval_period_above_patience"),
+    "train.ema": ("false", FINETUNE),
     "train.clip_norm": ("1", "optimizer"),
     "train.nominal_batch": ("0", "optimizer"),
     "train.mixed_precision": ("true", "precision"),
@@ -97,11 +100,11 @@ KEYS = {
     "train.alpha": ("1", "loss"),
     "train.beta": ("4", "loss"),
     "train.max_mask_anchors": ("64", "loss"),
-    "train.patience": ("3", "test:tests/train/test_callbacks.py::test_patience_counts_epochs_but_stops_only_at_evaluations"),
-    "train.eval_period": ("3", "test:tests/cli/test_journey_train.py::test_finetune_on_fewer_classes_and_eval_period_above_patience"),
+    "train.patience": ("3", CALLBACKS + "test_patience_counts_epochs_but_stops_only_at_evaluations"),
+    "train.eval_period": ("3", FINETUNE),
     "train.freeze": ("3", "built"),
     "train.strategy": ("mirrored", "strategy"),
-    "train.resume": ("{run}", "test:tests/cli/test_journey_train.py::test_sigkill_then_resume_continues_and_keeps_the_history"),
+    "train.resume": ("{run}", JOURNEY + "test_sigkill_then_resume_continues_and_keeps_the_history"),
     "train.seed": ("3", "train_data"),
     "eval.conf": ("0.1", "evaluate"),
     "eval.iou": ("0.5", "evaluate"),
