@@ -1,10 +1,15 @@
 """The import direction of tfseg's stages (STYLE.md's table), enforced by walking the AST."""
 
 import ast
+import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (pyproject allows it): no TOML reader in the stdlib
+    tomllib = None
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +79,25 @@ def test_only_the_cli_layer_imports_export_and_nothing_imports_the_cli():
             assert "cli" not in imported or package == "cli", f"{path} imports tfseg.cli"
 
 
+def _declared_packages(text: str, reader=tomllib) -> set[str]:
+    """``[tool.setuptools] packages`` of pyproject.toml: with tomllib where there is one,
+    else read from the list's quoted names (all this test needs, with no extra dependency)."""
+    if reader is not None:
+        return set(reader.loads(text)["tool"]["setuptools"]["packages"])
+    section = re.search(r"^\[tool\.setuptools\]\s*$(.*?)^\[", text, re.S | re.M).group(1)
+    listed = re.search(r"^packages\s*=\s*\[(.*?)\]", section, re.S | re.M).group(1)
+    return set(re.findall(r'"([^"]+)"', re.sub(r"#.*", "", listed)))
+
+
+def test_the_python_3_10_reading_of_pyproject_agrees_with_tomllib():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "tfseg.export" in _declared_packages(text, reader=None)
+    if tomllib is not None:
+        assert _declared_packages(text, reader=None) == _declared_packages(text)
+
+
 def test_every_package_folder_is_installed():
-    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    declared = _declared_packages((ROOT / "pyproject.toml").read_text())
     folders = {"tfseg." + ".".join(p.parent.relative_to(ROOT / "tfseg").parts)
                for p in (ROOT / "tfseg").rglob("__init__.py") if p.parent != ROOT / "tfseg"}
     assert folders | {"tfseg", "tfseg.export", "tfseg.configs"} == declared

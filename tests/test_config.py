@@ -8,7 +8,7 @@ from tfseg.errors import ConfigError
 
 def test_recipe_and_overrides_layer_in_order(tmp_path):
     user = tmp_path / "mine.yaml"
-    user.write_text("train:\n  epochs: 7\n  lr0: 0.02\nmodel:\n  name: yolo11-seg-s\n")
+    user.write_text("train:\n  epochs: 7\n  optimizer: sgd\n  lr0: 0.02\nmodel:\n  name: yolo11-seg-s\n")
     cfg = load_config([f"cfg={user}", "epochs=3", "imgsz=320"])
     assert cfg.train.epochs == 3  # command line beats the user file
     assert cfg.train.lr0 == 0.02  # user file beats the recipe
@@ -51,7 +51,7 @@ def test_unknown_key_in_a_yaml_file_names_the_file_and_close_matches(tmp_path):
 
 
 def test_type_conversion_of_command_line_strings():
-    cfg = load_config(["ema=false", "lr0=1e-3", "epochs=4", "cosine=yes"])
+    cfg = load_config(["ema=false", "optimizer=adamw", "lr0=1e-3", "epochs=4", "cosine=yes"])
     assert cfg.train.ema is False and cfg.train.cosine is True
     assert cfg.train.lr0 == pytest.approx(1e-3)
     assert cfg.train.epochs == 4 and isinstance(cfg.train.epochs, int)

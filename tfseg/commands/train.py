@@ -14,9 +14,18 @@ def run(args) -> int:
     resume = next((v for k, _, v in (o.partition("=") for o in overrides)
                    if k in ("resume", "train.resume")), "")
     if resume:
-        # A resumed run continues with the config it was started with.
+        # A resumed run continues with the config it was started with; the overrides given
+        # with resume= are checked against it in tfseg.train.fit (allowed ones applied).
         cfg = load_run_config([f"cfg={Path(resume) / CONFIG_FILE}", *overrides], "train")
         run_dir = Path(resume)
+        # Before TensorFlow loads: refuse recipe changes, or say the run is finished.
+        from tfseg.train.resume import finished_message, resumed_config
+
+        cfg = resumed_config(cfg, run_dir)
+        message = finished_message(run_dir, cfg.train.epochs)
+        if message:
+            print(message)
+            return 0
     else:
         cfg = load_run_config(overrides, "train")
         cfg, _, classes = prepared_dataset(cfg)
@@ -26,5 +35,6 @@ def run(args) -> int:
     from tfseg.train.fit import train
 
     result = train(cfg, run_dir)
-    print(f"run directory: {run_dir}")
+    if result.get("stopped") != "finished":
+        print(f"run directory: {run_dir}")
     return 1 if result.get("stopped") == "nan" else 0

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from tfseg.config.factory import check_auto_optimizer, predict_arguments
 from tfseg.config.paths import is_ultralytics_yaml, ultralytics_data_section
 from tfseg.config.schema import ALIASES, SECTIONS, RunConfig
 from tfseg.errors import ConfigError
@@ -227,8 +228,11 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("train.epochs and train.batch must be positive")
     if cfg.train.optimizer not in ("auto", "sgd", "adamw"):
         raise ConfigError(f"train.optimizer must be auto, sgd or adamw, got '{cfg.train.optimizer}'")
-    if cfg.predict.cutouts not in ("none", "alpha", "black"):
-        raise ConfigError(f"predict.cutouts must be none, alpha or black, got '{cfg.predict.cutouts}'")
+    if cfg.task != "segment":
+        raise ConfigError(f"task: tfseg trains and runs instance segmentation only ('segment'), "
+                          f"got '{cfg.task}'")
+    check_auto_optimizer(cfg.train)
+    predict_arguments(cfg)  # checks predict.cutouts and predict.mask_format
     if cfg.data.format not in ("coco", "yolo"):
         raise ConfigError(f"data.format must be coco or yolo, got '{cfg.data.format}'")
     for key in ("model.weights", "train.resume"):

@@ -64,8 +64,8 @@ class TrainConfig:
     epochs: int = 100
     batch: int = 16  # global batch size
     steps_per_epoch: int = 0  # 0: one pass over the training set
-    optimizer: str = "auto"  # auto | sgd | adamw
-    lr0: float = 0.01  # initial learning rate (after warmup)
+    optimizer: str = "auto"  # auto | sgd | adamw; auto picks lr0/momentum itself (setting them is refused)
+    lr0: float = 0.01  # initial learning rate (after warmup); needs optimizer sgd or adamw
     lrf: float = 0.01  # final learning rate as a fraction of lr0
     momentum: float = 0.937
     weight_decay: float = 0.0005
@@ -85,11 +85,11 @@ class TrainConfig:
     alpha: float = 0.5  # assigner: score exponent of the alignment metric
     beta: float = 6.0  # assigner: IoU exponent of the alignment metric
     max_mask_anchors: int = 256  # mask loss: positives per image it covers (memory cap)
-    patience: int = 50  # early stopping after this many epochs without mask mAP gain
-    eval_period: int = 1  # evaluate every N epochs
+    patience: int = 50  # stop when an evaluation finds no mask mAP gain for this many epochs; 0: off
+    eval_period: int = 1  # evaluate every N epochs (and always the last)
     freeze: int = 0  # freeze the first N backbone stages
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
-    resume: str = ""  # run directory to resume
+    resume: str = ""  # run directory to resume (epochs=, patience=, eval_period=... may change)
     seed: int = 0
 
 
@@ -135,7 +135,7 @@ class ExportConfig:
 
 @dataclass
 class RunConfig:
-    task: str = "segment"
+    task: str = "segment"  # the only task tfseg has; any other value is refused (kept so YOLO-style configs load)
     project: str = "runs"  # run directories go to <project>/<verb>/<name>
     name: str = ""  # run name; empty: the verb's default (train, val, ...), auto-incremented
     model: ModelConfig = field(default_factory=ModelConfig)

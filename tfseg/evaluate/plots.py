@@ -1,10 +1,12 @@
-"""Evaluation plots as PNG (OpenCV, no plotting library): PR curves, confusion matrix, grid.
+"""Evaluation plots as PNG (OpenCV, no plotting library): PR curves, confusion matrix, grid,
+and the training curves of a run (results.png).
 
 Host side: numpy and cv2 only. Box IoU comes from tfseg.ops.boxes (one implementation).
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import cv2
@@ -169,3 +171,55 @@ def _write(path: str | Path, canvas: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), canvas):
         raise OSError(f"could not write {path}")
     return path
+
+
+# results.png: the columns of results.csv shown, one panel each (losses, then val metrics).
+RESULT_PANELS = ("box_loss", "seg_loss", "cls_loss", "dfl_loss",
+                 "val_box_mAP50", "val_box_mAP50-95", "val_mask_mAP50", "val_mask_mAP50-95")
+
+
+def plot_results(results_csv: str | Path, path: str | Path) -> Path:
+    """Training curves from a run's results.csv as one PNG: a panel per loss term and per
+    main metric against the epoch (metrics only at evaluated epochs; blank cells skipped).
+
+    Args:
+        results_csv: the run's results.csv (header row, one row per epoch).
+        path: output PNG (``<run>/results.png``).
+
+    Returns:
+        ``path``.
+    """
+    with open(results_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    panel_w, panel_h, cols = 300, 220, 4
+    canvas = np.full((panel_h * 2, panel_w * cols, 3), 255, np.uint8)
+    for i, column in enumerate(RESULT_PANELS):
+        points = [(float(r["epoch"]) + 1, float(r[column])) for r in rows
+                  if r.get(column) not in (None, "", "NA") and np.isfinite(float(r[column]))]
+        left, top = (i % cols) * panel_w, (i // cols) * panel_h
+        _line_panel(canvas[top:top + panel_h, left:left + panel_w], column, points)
+    return _write(path, canvas)
+
+
+def _line_panel(panel: np.ndarray, title: str, points: list[tuple[float, float]]) -> None:
+    """Draw one titled curve (with its y range and last value) into ``panel`` in place."""
+    height, width = panel.shape[:2]
+    x0, y0, x1, y1 = 45, 30, width - 10, height - 25  # plot area
+    cv2.rectangle(panel, (x0, y0), (x1, y1), _GREY, 1)
+    label = f"{title}: {points[-1][1]:.4g}" if points else f"{title}: -"
+    cv2.putText(panel, label, (x0, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _BLACK, 1, cv2.LINE_AA)
+    if not points:
+        return
+    xs, ys = np.array(points, np.float64).T
+    lo, hi = float(ys.min()), float(ys.max())
+    span_y, span_x = (hi - lo) or 1.0, (xs.max() - xs.min()) or 1.0
+    px = x0 + (xs - xs.min()) / span_x * (x1 - x0)
+    py = y1 - (ys - lo) / span_y * (y1 - y0)
+    line = np.stack([px, py], axis=1).round().astype(np.int32)
+    cv2.polylines(panel, [line], False, (200, 80, 0), 2, cv2.LINE_AA)
+    for x, y in line:
+        cv2.circle(panel, (int(x), int(y)), 2, (200, 80, 0), -1, cv2.LINE_AA)
+    for value, y in ((hi, y0 + 8), (lo, y1)):
+        cv2.putText(panel, f"{value:.3g}", (2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.33, _BLACK, 1, cv2.LINE_AA)
+    cv2.putText(panel, f"epoch {xs.min():.0f}..{xs.max():.0f}", (x0, height - 8),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.35, _BLACK, 1, cv2.LINE_AA)

@@ -5,12 +5,17 @@ TensorBoard, EarlyStopping, progress bars). Here:
 
 * ``NaNGuard``: Keras' TerminateOnNaN, plus a message naming the last good checkpoint and a
   flag the saving callbacks read so a diverged state never overwrites a good one.
+* ``GuardedBackupAndRestore`` and ``CommitBackup``: Keras' BackupAndRestore restoring first
+  and saving last at each epoch end (after the checkpoints and the CSV row), kept when the
+  run ends so a finished run can be extended.
 * ``EMAUpdate``: the EMA state (updated inside the train step) saved next to the resume
   backup at each epoch end and restored with it.
 * ``EvaluateAndCheckpoint``: periodic COCO evaluation with the EMA weights swapped in; metrics
   added to the epoch logs (so CSV, TensorBoard and EarlyStopping see them); ``last`` and
   ``best`` (by mask mAP50-95) weights written atomically into ``<run>/weights/``.
 * ``CloseMosaic``: turns the pipeline's mosaic off for the last epochs.
+* ``EvaluatedEarlyStopping``: stop when the best mask mAP is ``patience`` epochs old, judged
+  at evaluations only (an epoch that was not evaluated never stops a run).
 * ``LearningRateLog``: the current rates in the epoch logs.
 * ``ResumableCSVLogger``: Keras' CSVLogger that, on resume, drops rows of epochs that will
   be trained again, so the history has neither gaps nor duplicates.
@@ -32,8 +37,8 @@ from tfseg.errors import ConfigError
 EMA_STATE = "ema.npz"
 MASK_MAP = "val_mask_mAP50-95"
 EVALUATED = "evaluated"  # 1.0 in the logs of an epoch that was evaluated, else 0.0
-# The evaluation metrics put into the epoch logs: always the same columns (CSVLogger fixes its
-# columns at the first row), NaN until the first evaluation.
+# The evaluation metrics put into the logs of evaluated epochs (results.csv always has their
+# columns, blank in the other rows: CSVLogger fixes its columns at the first row).
 METRIC_KEYS = tuple(f"val_{kind}_{name}" for kind in ("box", "mask") for name in
                     ("mAP50-95", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "AR100"))
 
@@ -79,10 +84,12 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
 
 
 class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that does not back up a state whose loss went non-finite."""
+    """BackupAndRestore that restores at train begin, backs up only when ``CommitBackup``
+    (last in the callback list) says so, never a state whose loss went non-finite, and keeps
+    the backup when training ends (resuming a finished run with more epochs needs it)."""
 
     def __init__(self, backup_dir: str, guard: NaNGuard, **kwargs):
-        super().__init__(backup_dir, **kwargs)
+        super().__init__(backup_dir, delete_checkpoint=False, **kwargs)
         self.guard = guard
 
     def on_train_begin(self, logs=None):
@@ -96,12 +103,28 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
                               "accumulation changed?)")
 
     def on_epoch_end(self, epoch, logs=None):
+        """Nothing here: ``commit`` saves, once the epoch's other outputs are written."""
+
+    def commit(self, epoch: int, logs=None) -> None:
+        """Back up the state at the end of ``epoch`` (not after a non-finite loss)."""
         if not self.guard.failed:
             super().on_epoch_end(epoch, logs)
 
-    def on_train_end(self, logs=None):
-        if not self.guard.failed:  # keep the backup of a failed run: it is where to resume
-            super().on_train_end(logs)
+
+class CommitBackup(keras.callbacks.Callback):
+    """Last callback of an epoch end: the backup that resume starts from is written after
+    the checkpoints and the results.csv row of that epoch.
+
+    Args:
+        backup: the run's GuardedBackupAndRestore.
+    """
+
+    def __init__(self, backup: GuardedBackupAndRestore):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup.commit(epoch, logs)
 
 
 class EMAUpdate(keras.callbacks.Callback):
@@ -176,6 +199,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         self.best_map = -1.0
         self.best_epoch = -1
         self.last_epoch = -1
+        self.evaluated_epoch = -1  # the last epoch this callback evaluated
 
     def on_train_begin(self, logs=None):
         record = self.weights_dir / "best.txt"
@@ -197,16 +221,17 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                 found = {f"val_{k.replace('/', '_')}": float(v)
                          for k, v in self.evaluate_fn(self.model).items()}
                 metrics = {k: found.get(k, float("nan")) for k in METRIC_KEYS}
-                self.last_metrics = metrics
+                self.last_metrics, self.evaluated_epoch = metrics, epoch
                 if self.on_evaluated is not None:
                     self.on_evaluated(epoch, metrics)
             if self.write:
                 self._save(epoch, due)
-        # Non-evaluated epochs repeat the last values, so every row has the same columns and
-        # EarlyStopping counts patience in epochs; ``evaluated`` says which rows measured them
-        # (the CSV leaves the others blank).
-        logs.update(self.last_metrics or dict.fromkeys(METRIC_KEYS, float("nan")))
-        logs[EVALUATED] = 1.0 if due and self.write else 0.0
+        # Only evaluated epochs carry metrics (no NaN placeholders in the logs, progress or
+        # TensorBoard); ``evaluated`` says which ones did (the CSV leaves the others blank).
+        evaluated = due and self.write
+        if evaluated:
+            logs.update(self.last_metrics)
+        logs[EVALUATED] = 1.0 if evaluated else 0.0
 
     def _averaged(self):
         import contextlib
@@ -252,6 +277,29 @@ class CloseMosaic(keras.callbacks.Callback):
             self.switch.assign(enabled)
 
 
+class EvaluatedEarlyStopping(keras.callbacks.Callback):
+    """Stop when the best mask mAP50-95 is ``patience`` or more epochs old, judged only at
+    the end of an evaluated epoch: patience is counted in epochs, but an epoch that was not
+    evaluated can neither stop the run nor count as "no gain" (with ``eval_period`` larger
+    than ``patience``, Keras' EarlyStopping stopped runs before their first evaluation).
+    The best epoch is the checkpointer's, restored from best.txt on resume.
+
+    Args:
+        checkpoints: the run's EvaluateAndCheckpoint (runs before this callback).
+        patience: epochs; > 0.
+    """
+
+    def __init__(self, checkpoints: EvaluateAndCheckpoint, patience: int):
+        super().__init__()
+        self.checkpoints, self.patience = checkpoints, int(patience)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get(EVALUATED) != 1.0 or self.checkpoints.best_epoch < 0:
+            return
+        if epoch - self.checkpoints.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+
 class LearningRateLog(keras.callbacks.Callback):
     """Adds ``lr`` (weights) and ``lr_bias`` at the current iteration to the epoch logs."""
 
@@ -289,7 +337,7 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})  # other callbacks read the same logs: change a copy
-        if logs.get(EVALUATED) == 0.0:
+        if logs.get(EVALUATED) != 1.0:
             logs.update(dict.fromkeys(METRIC_KEYS, ""))
         super().on_epoch_end(epoch, logs)
 

@@ -16,7 +16,14 @@ arguments. A run directory ends up holding::
 Resume (``train.resume=<run dir>``): the run's own config.yaml is reloaded, BackupAndRestore
 restores weights, optimizer state (hence the schedule's iteration) and the epoch, the EMA
 callback restores the average saved with that backup; the epoch in progress at the kill is
-trained again.
+trained again. The backup is kept when a run ends, so a finished run resumed with a larger
+``epochs`` trains the extra epochs (the schedule and close-mosaic stretched to the new length)
+and appends to results.csv; without a larger ``epochs`` it says it is finished. Only some
+keys may change on resume (tfseg/train/resume.py); others are refused by name.
+
+Under ``optimizer: auto`` the optimizer, lr0 and momentum it chose are written back into
+config.yaml, so a resumed or extended run keeps them (a longer run would otherwise flip auto
+from AdamW to SGD and the saved optimizer state would not fit).
 """
 
 from __future__ import annotations
@@ -28,21 +35,26 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfseg.config.load import load_config
+from tfseg.config.factory import (dataset_arguments, evaluate_arguments, loss_arguments,
+                                  model_arguments, optimizer_arguments, steps_per_epoch)
 from tfseg.config.paths import dataset_paths
 from tfseg.config.schema import RunConfig
 from tfseg.data.prepare import load_split, prepare
 from tfseg.errors import ConfigError, WeightsError
 from tfseg.evaluate.loop import evaluate, make_detector
+from tfseg.evaluate.plots import plot_results
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
-from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, write_json
-from tfseg.train.callbacks import (CloseMosaic, EMAUpdate, EvaluateAndCheckpoint,
-                                   GuardedBackupAndRestore, LearningRateLog, NaNGuard,
-                                   ResumableCSVLogger, inner_optimizer)
+from tfseg.runs import WEIGHTS_DIR, save_config, write_json
+from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EvaluateAndCheckpoint,
+                                   EvaluatedEarlyStopping, GuardedBackupAndRestore,
+                                   LearningRateLog, NaNGuard, ResumableCSVLogger,
+                                   inner_optimizer)
 from tfseg.train.ema import ModelEMA
 from tfseg.train.optim import make_optimizer, precision_policy
+from tfseg.train.progress import EpochLine
+from tfseg.train.resume import finished_message, resumed_config
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
                                   per_replica_batch, prepare_fit, worker_index)
 
@@ -60,19 +72,25 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
         extra_callbacks: Keras callbacks run after tfseg's own (user hooks).
 
     Returns:
-        {"epochs_trained", "batches", "updates" (optimizer updates), "stopped" ("completed" | "early_stopping" | "nan"),
+        {"epochs_trained", "batches", "updates" (optimizer updates), "stopped" ("completed" |
+        "early_stopping" | "nan" | "finished": a resumed run that had trained all its epochs),
         "message", "best_epoch", "best_mask_map", "last_weights", "best_weights",
         "optimizer", "seconds", "metrics" (last epoch logs)}.
 
     Raises:
-        ConfigError: bad settings (batch vs replicas, unknown optimizer/strategy, no data).
+        ConfigError: bad settings (batch vs replicas, unknown optimizer/strategy, no data, a
+            recipe key changed on resume, a finished run without a backup).
         WeightsError: ``model.weights`` does not exist.
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.resume:
-        cfg = _resumed_config(cfg, run_dir)
+        cfg = resumed_config(cfg, run_dir)
+        message = finished_message(run_dir, cfg.train.epochs)
+        if message:
+            print(message, flush=True)
+            return {"epochs_trained": 0, "stopped": "finished", "message": message}
     keras.utils.set_random_seed(cfg.train.seed)
     strategy = strategy or make_strategy(cfg.train.strategy)
     chief = is_chief(strategy)
@@ -80,31 +98,26 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     data_dir, val_json = _dataset_files(cfg)
     info = _train_info(cfg, data_dir)
     num_classes = cfg.model.num_classes or len(info["class_names"])
-    steps = cfg.train.steps_per_epoch or info["num_examples"] // cfg.train.batch
-    if steps < 1:
-        raise ConfigError(f"train.batch: {cfg.train.batch} is larger than the "
-                          f"{info['num_examples']} training images (or set train.steps_per_epoch)")
+    steps = steps_per_epoch(cfg, info["num_examples"])
 
     policy = precision_policy(cfg.train.mixed_precision)
     with strategy.scope():
         model = _build(cfg, num_classes, policy)
         optimizer, choice = make_optimizer(
-            cfg.train.optimizer, lr0=cfg.train.lr0, lrf=cfg.train.lrf,
-            momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay,
-            warmup_epochs=cfg.train.warmup_epochs, warmup_bias_lr=cfg.train.warmup_bias_lr,
-            cosine=cfg.train.cosine, epochs=cfg.train.epochs, steps_per_epoch=steps,
-            batch=cfg.train.batch, num_classes=num_classes, clip_norm=cfg.train.clip_norm,
+            **optimizer_arguments(cfg, steps, num_classes),
             # 1, not the replica count: Keras all-reduces gradients by SUM, and each replica's
             # loss sums over its own images (tfseg/train/strategy.py), so the summed gradient
             # already is the global batch's; make_optimizer's x replicas would make updates
             # R times too large.
-            replicas=1,
-            nominal_batch=cfg.train.nominal_batch)
+            replicas=1)
         model.compile(optimizer=optimizer, jit_compile=_use_xla(cfg.train.jit_compile))
         # The average is updated inside the train step, after each optimizer update.
         ema = ModelEMA(model, inner_optimizer(model.optimizer)) if cfg.train.ema else None
     if chief:
-        print(f"optimizer: {choice}", flush=True)
+        print(f"optimizer: {choice.name} lr0={choice.lr0:g} momentum={choice.momentum:g} "
+              f"(batches per update {choice.accumulate})", flush=True)
+        if cfg.train.optimizer == "auto":
+            _record_auto_choice(cfg, run_dir, choice)
 
     mosaic_switch = tf.Variable(True, trainable=False, name="mosaic_enabled")
     train_data = distributed_dataset(strategy, lambda context: _train_dataset(
@@ -113,14 +126,44 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
                                                mosaic_switch, data_dir, val_json, info,
                                                strategy, chief)
     prepare_fit(model, strategy)  # Keras 3.15 multi-worker workarounds
+    if chief and verbose != 0:
+        callbacks.append(EpochLine(cfg.train.epochs, steps))
     with strategy.scope():
         history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                            callbacks=callbacks + list(extra_callbacks or []),
-                            verbose=verbose if chief else 0)
+                            callbacks=callbacks + list(extra_callbacks or []), verbose=0)
     summary = _summary(history, model, guard, checkpoints, choice, start)
     if chief:
         write_json(run_dir / "train_summary.json", summary)
+        _report(run_dir, summary, checkpoints, verbose != 0)
     return summary
+
+
+def _record_auto_choice(cfg: RunConfig, run_dir: Path, choice) -> None:
+    """Write what ``optimizer: auto`` chose into the run's config.yaml (see the module doc)."""
+    train = dataclasses.replace(cfg.train, optimizer=choice.name, lr0=choice.lr0,
+                                momentum=choice.momentum, warmup_bias_lr=choice.warmup_bias_lr,
+                                resume="")
+    save_config(run_dir, dataclasses.replace(cfg, train=train))
+
+
+def _report(run_dir: Path, summary: dict, checkpoints, verbose: bool) -> None:
+    """results.png from results.csv; the last evaluation's table and the best epoch."""
+    results = run_dir / "results.csv"
+    if results.is_file():
+        plot_results(results, run_dir / "results.png")
+    table = run_dir / "val" / "metrics.txt"
+    if not verbose:
+        return
+    if summary["message"]:
+        print(summary["message"], flush=True)
+    if table.is_file() and checkpoints.evaluated_epoch >= 0:
+        print(f"\nlast evaluation (epoch {checkpoints.evaluated_epoch + 1}, "
+              f"{'EMA ' if checkpoints.ema is not None else ''}weights):\n{table.read_text()}")
+    if checkpoints.best_epoch >= 0:
+        print(f"best: epoch {summary['best_epoch']}, mask mAP50-95 {summary['best_mask_map']:.4f}"
+              f" -> {summary['best_weights']}")
+    print(f"{summary['epochs_trained']} epochs in {summary['seconds']:.0f} s; curves: "
+          f"{run_dir / 'results.png'}", flush=True)
 
 
 def _use_xla(requested: bool) -> bool:
@@ -129,16 +172,6 @@ def _use_xla(requested: bool) -> bool:
     4.9 without, after 70 s of compilation (185 s at 64 px)."""
     return bool(requested) and bool(tf.config.list_physical_devices("GPU")
                                     or tf.config.list_logical_devices("TPU"))
-
-
-def _resumed_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
-    """The resumed run's own config (its recipe must not change midway), resume kept."""
-    saved = run_dir / CONFIG_FILE
-    if not saved.is_file():
-        raise ConfigError(f"train.resume: {run_dir} has no {CONFIG_FILE}; is it a run directory?")
-    resumed = load_config([f"cfg={saved}"], section="train")
-    resumed.train.resume = str(run_dir)
-    return resumed
 
 
 def _dataset_files(cfg: RunConfig) -> tuple[Path, Path]:
@@ -163,14 +196,13 @@ def _build(cfg: RunConfig, num_classes: int, policy: str) -> keras.Model:
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        model = build_model(cfg.model.name, num_classes, cfg.model.image_size)
+        model = build_model(**model_arguments(cfg, num_classes))
     finally:
         keras.config.set_dtype_policy(previous)
     if cfg.model.weights and not cfg.train.resume:
         load_start_weights(model, cfg.model.weights)
     freeze_layers(model, cfg.train.freeze)
-    model.configure_loss(YoloSegLoss(cfg.model.image_size, num_classes, box_gain=cfg.train.box,
-                                     cls_gain=cfg.train.cls, dfl_gain=cfg.train.dfl))
+    model.configure_loss(YoloSegLoss(**loss_arguments(cfg, num_classes)))
     return model
 
 
@@ -214,22 +246,21 @@ def freeze_layers(model: keras.Model, count: int) -> list[str]:
 
 
 def _train_dataset(cfg: RunConfig, data_dir: Path, mosaic_switch, context):
-    aug = cfg.augment
     # Repeat the records, not the batches: the mosaic groups samples in sliding windows, so a
     # single pass yields fewer samples than records, and a small set may yield no batch.
     records, _ = load_split(str(data_dir), "train")
-    return build_dataset(records.repeat(), "train", cfg.model.image_size, cfg.train.batch,
-                         cfg.data.max_instances, training=True, seed=cfg.train.seed,
-                         input_context=context, mosaic_p=aug.mosaic, mosaic_enabled=mosaic_switch,
-                         degrees=aug.degrees, translate=aug.translate, scale=aug.scale,
-                         shear=aug.shear, fliplr=aug.fliplr, hsv_h=aug.hsv_h, hsv_s=aug.hsv_s,
-                         hsv_v=aug.hsv_v, min_area=aug.min_area)
+    return build_dataset(records.repeat(), "train", input_context=context,
+                         mosaic_enabled=mosaic_switch, **dataset_arguments(cfg, training=True))
 
 
 def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info,
                strategy, chief):
-    """Callbacks in the order they must run at each epoch end: back up, EMA, evaluate and
-    checkpoint (adds val metrics to the logs), lr, then the loggers and early stopping."""
+    """Callbacks in the order they must run at each epoch end: EMA, evaluate and checkpoint
+    (adds val metrics to the logs), lr, the loggers, early stopping, and last the backup
+    commit, so a backup that says "epoch e done" always has e's results.csv row and
+    checkpoints (a kill before it trains e again; the CSV logger trims its row). The
+    BackupAndRestore stays first in the list: its on_train_begin sets the initial epoch the
+    others read."""
     # Every worker evaluates and saves, the others into their own scratch folder: Keras'
     # save_weights creates variables, which under a multi-worker strategy is a collective
     # every worker must join (a chief-only save waits for the others forever).
@@ -239,22 +270,21 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
     tensorboard = chief and _tensorboard_available()
     guard = NaNGuard(last_good=lambda: checkpoints.describe_last())
 
-    val = build_dataset(str(data_dir), "val", cfg.model.image_size, cfg.eval.batch,
-                        cfg.data.max_instances, training=False)
-    detector = make_detector(model, cfg.eval.conf, cfg.eval.iou, cfg.eval.max_det,
-                             cfg.eval.agnostic, cfg.eval.multi_label)  # traced once per run
+    val = build_dataset(str(data_dir), "val", **dataset_arguments(cfg, training=False))
+    settings = evaluate_arguments(cfg)
+    detector = make_detector(model, settings["conf"], settings["iou"], settings["max_det"],
+                             settings["agnostic"], settings["multi_label"])  # traced once per run
 
     def evaluate_fn(weights_model):
         return evaluate(weights_model, val, val_json, info["category_ids"],
-                        info["class_names"], output_dir=own_dir / "val", conf=cfg.eval.conf,
-                        iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
-                        multi_label=cfg.eval.multi_label, plots=True, verbose=False,
-                        detector=detector)
+                        info["class_names"], output_dir=own_dir / "val", **settings,
+                        verbose=False, detector=detector)
 
     checkpoints = EvaluateAndCheckpoint(evaluate_fn, own_dir / WEIGHTS_DIR, cfg.train.epochs,
                                         cfg.train.eval_period, ema, guard, write=True,
                                         on_evaluated=_prediction_images(run_dir) if tensorboard else None)
-    callbacks = [guard, GuardedBackupAndRestore(str(backup), guard, double_checkpoint=True)]
+    restore = GuardedBackupAndRestore(str(backup), guard, double_checkpoint=True)
+    callbacks = [guard, restore]
     if ema is not None:
         callbacks.append(EMAUpdate(ema, str(backup), guard))
     callbacks += [checkpoints,
@@ -265,8 +295,8 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False, update_freq="epoch"))
     if cfg.train.patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping("val_mask_mAP50-95", mode="max",
-                                                       patience=cfg.train.patience))
+        callbacks.append(EvaluatedEarlyStopping(checkpoints, cfg.train.patience))
+    callbacks.append(CommitBackup(restore))
     return callbacks, guard, checkpoints
 
 
@@ -302,7 +332,8 @@ def _summary(history, model, guard, checkpoints, choice, start) -> dict:
     if guard.failed:
         stopped, message = "nan", guard.message
     elif len(history.epoch) and model.stop_training:
-        stopped, message = "early_stopping", "stopped early: no mask mAP gain within patience"
+        stopped, message = "early_stopping", (f"stopped early: no mask mAP gain since epoch "
+                                               f"{checkpoints.best_epoch + 1} (train.patience)")
     else:
         stopped, message = "completed", ""
     weights = checkpoints.weights_dir
