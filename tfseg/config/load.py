@@ -220,6 +220,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.optimizer must be auto, sgd or adamw, got '{cfg.train.optimizer}'")
     if cfg.predict.cutouts not in ("none", "alpha", "black"):
         raise ConfigError(f"predict.cutouts must be none, alpha or black, got '{cfg.predict.cutouts}'")
+    if cfg.predict.mask_format not in ("rle", "polygon"):
+        raise ConfigError(f"predict.mask_format must be rle or polygon, got '{cfg.predict.mask_format}'")
     if cfg.data.format not in ("coco", "yolo"):
         raise ConfigError(f"data.format must be coco or yolo, got '{cfg.data.format}'")
     for key in ("model.weights", "train.resume"):

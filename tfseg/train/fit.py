@@ -35,6 +35,7 @@ from tfseg.data.prepare import load_split, prepare
 from tfseg.errors import ConfigError, WeightsError
 from tfseg.evaluate.loop import evaluate
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
+from tfseg.model.artifact import write_training_info
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, write_json
@@ -80,6 +81,8 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     data_dir, val_json = _dataset_files(cfg)
     info = _train_info(cfg, data_dir)
     num_classes = cfg.model.num_classes or len(info["class_names"])
+    if chief:  # weights/model.json: what predict and export need beside the weights
+        write_training_info(run_dir / WEIGHTS_DIR, cfg, info["class_names"], info["category_ids"])
     steps = cfg.train.steps_per_epoch or info["num_examples"] // cfg.train.batch
     if steps < 1:
         raise ConfigError(f"train.batch: {cfg.train.batch} is larger than the "
