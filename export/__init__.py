@@ -30,44 +30,6 @@ FORMATS = ("savedmodel", "tflite")
 __all__ = ["export", "check_gpu", "inspect_tflite", "FORMATS"]
 
 
-def _load_model(model, weights, model_name: str, num_classes: int, image_size: int):
-    """The Keras network from a model object or a weights file (.keras / .weights.h5)."""
-    import keras
-
-    from tfseg.model import build_model
-
-    if model is not None:
-        return model
-    if not weights:
-        raise ExportError("nothing to export: no trained weights given (weights=<run dir, "
-                          ".weights.h5 or .keras>); a freshly initialised network is not an export")
-    path = _weights_file(Path(weights))
-    if path.suffix == ".keras":
-        return keras.saving.load_model(str(path))
-    network = build_model(model_name, num_classes, image_size)
-    try:
-        network.load_weights(str(path))
-    except (ValueError, KeyError, OSError) as err:
-        raise ExportError(f"weights {path} do not fit {model_name} with {num_classes} classes "
-                          f"at {image_size}: {err}") from None
-    return network
-
-
-def _weights_file(path: Path) -> Path:
-    """A weights file from a file path or a run directory (its best, else last, weights)."""
-    from tfseg.runs import WEIGHTS_DIR, run_weights
-
-    if path.is_dir():
-        found = run_weights(path)
-        if found:
-            return found
-        raise ExportError(f"run directory {path} holds no weights "
-                          f"({WEIGHTS_DIR}/best.weights.h5 or last.weights.h5): train first")
-    if not path.is_file():
-        raise ExportError(f"weights file not found: {path}")
-    return path
-
-
 def _check_arguments(image_size: int, num_classes: int, formats, class_names, category_ids):
     if not isinstance(image_size, int) or image_size < 32 or image_size % 32:
         raise ExportError("export image size must be a positive multiple of 32, "
@@ -82,8 +44,8 @@ def _check_arguments(image_size: int, num_classes: int, formats, class_names, ca
         raise ExportError(f"{len(category_ids)} category ids for {num_classes} classes")
 
 
-def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = None,
-           model_name: str = "yolov8-seg-n", num_classes: int | None = None,
+def export(output_dir: str | os.PathLike, *, model, model_name: str | None = None,
+           num_classes: int | None = None,
            image_size: int = 640, class_names: list[str] | None = None,
            category_ids: list[int] | None = None,
            formats: Iterable[str] = FORMATS, tflite_modes: Iterable[str] = ("float32",),
@@ -91,14 +53,16 @@ def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = N
            max_detections: int = 100, agnostic: bool = False, serving_name: str = "tfseg",
            serving_version: int = 1,
            calibration: Callable[[], Iterable[np.ndarray]] | None = None,
-           warmup_images: list[bytes] | None = None) -> dict[str, Path]:
+           warmup_images: list[bytes] | None = None,
+           model_info: dict | None = None) -> dict[str, Path]:
     """Export a trained network to SavedModel (TF Serving) and/or TFLite.
 
     Args:
         output_dir: export folder (created).
-        model: a built Keras YoloSeg (takes precedence over ``weights``).
-        weights: .keras or .weights.h5 file, or a run directory (best, else last, weights).
-        model_name: ``yolov8-seg-n`` ... (to build the network for ``.weights.h5``).
+        model: a built Keras YoloSeg (load one from a path with
+            ``tfseg.commands.resolve.resolve_model``).
+        model_name: ``yolov8-seg-n`` ... for the metadata and file names (default: the
+            model's).
         num_classes: C (default: the model's).
         image_size: S, a multiple of 32.
         class_names / category_ids: C names and source category ids (default: class<i>, i).
@@ -111,13 +75,15 @@ def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = N
             (int8 only); :func:`tfseg.export.api.calibration_images` makes one from records.
         warmup_images: encoded images for the TF Serving warmup file (default: one grey
             PNG of S x S).
+        model_info: the model artifact's metadata (tfseg.model.artifact: architecture,
+            classes, recipe), copied into the export metadata as ``model``.
 
     Returns:
         ``{"metadata": path, "savedmodel": version folder, "tflite_<mode>": path,
         "tflite_raw_<mode>": path, ...}``.
 
     Raises:
-        ExportError: no weights, S not a multiple of 32, unknown format or mode, an empty
+        ExportError: no model, S not a multiple of 32, unknown format or mode, an empty
             calibration set, an existing Serving version.
     """
     from tfseg.export import metadata as meta
@@ -125,12 +91,13 @@ def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = N
 
     formats = [f.strip() for f in formats if f.strip()]
     tflite_modes = [m.strip() for m in tflite_modes if m.strip()]
-    if num_classes is None and model is not None:
-        num_classes = getattr(model, "num_classes", None)
-    if num_classes is None:
-        raise ExportError("num_classes is needed to export from a weights file")
+    if model is None:
+        raise ExportError("nothing to export: no trained model given; a freshly initialised "
+                          "network is not an export")
+    num_classes = num_classes or getattr(model, "num_classes", None)
+    model_name = model_name or getattr(model, "model_name", "yolov8-seg-n")
     _check_arguments(image_size, num_classes, formats, class_names, category_ids)
-    network = _load_model(model, weights, model_name, num_classes, image_size)
+    network = model
     input_size = network.inputs[0].shape[1]
     if input_size != image_size:
         raise ExportError(f"the model takes {input_size} px inputs, not the requested {image_size}")
@@ -138,6 +105,8 @@ def export(output_dir: str | os.PathLike, *, model=None, weights: str | None = N
     category_ids = list(category_ids if category_ids is not None else range(num_classes))
     info = meta.build_metadata(model_name, num_classes, image_size, class_names, category_ids,
                                score_threshold, iou_threshold, max_detections, agnostic)
+    if model_info:
+        info["model"] = dict(model_info)
     post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

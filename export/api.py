@@ -1,6 +1,6 @@
 """The edge between the CLI's config and :func:`tfseg.export.export` (plain arguments).
 
-    export_from_config(cfg, model, classes, output_dir) -> list of written paths
+    export_from_config(cfg, model, classes, output_dir, model_info) -> written paths
     calibration_images(records, image_size, count)      -> int8 representative images
     check_gpu_main(path, end_to_end=None)               -> exit code; prints the report
 """
@@ -44,14 +44,16 @@ def calibration_images(records: str, image_size: int, count: int,
     return images
 
 
-def export_from_config(cfg, model, classes: dict, output_dir: str | Path) -> list[Path]:
+def export_from_config(cfg, model, classes: dict, output_dir: str | Path,
+                       model_info: dict | None = None) -> list[Path]:
     """``tfseg export``: unpack RunConfig sections into :func:`tfseg.export.export`.
 
     Args:
         cfg: RunConfig (model, data, export sections).
-        model: the trained Keras network, or None to load ``cfg.model.weights``.
+        model: the trained Keras network.
         classes: {"class_names": [...], "category_ids": [...]}.
         output_dir: the export folder.
+        model_info: the model artifact's metadata, copied into the export metadata.
 
     Returns:
         The written paths (metadata, SavedModel version folder, .tflite files).
@@ -63,14 +65,14 @@ def export_from_config(cfg, model, classes: dict, output_dir: str | Path) -> lis
         calibration = calibration_images(cfg.data.records, cfg.model.image_size,
                                          options.calibration_images)
     written = export(
-        output_dir, model=model, weights=cfg.model.weights or None, model_name=cfg.model.name,
+        output_dir, model=model, model_name=cfg.model.name,
         num_classes=cfg.model.num_classes or len(classes["class_names"]),
         image_size=cfg.model.image_size, class_names=classes["class_names"],
         category_ids=classes["category_ids"], formats=options.formats.split(","),
         tflite_modes=modes, raw=options.raw, score_threshold=options.conf, iou_threshold=options.iou,
         max_detections=options.max_det, agnostic=options.agnostic,
         serving_name=options.serving_name, serving_version=options.serving_version,
-        calibration=calibration)
+        calibration=calibration, model_info=model_info)
     return list(written.values())
 
 

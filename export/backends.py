@@ -23,7 +23,8 @@ def _savedmodel_metadata(path: Path) -> dict | None:
 
 
 def load_backend(path: str | Path, num_threads: int = 2):
-    """A predict backend for an exported file, with ``num_classes`` and ``class_names``.
+    """A predict backend for an exported file, with ``num_classes``, ``class_names`` and
+    ``metadata`` (the export's metadata dict, or None).
 
     Args:
         path: an end-to-end .tflite file, or a SavedModel version folder.
@@ -44,6 +45,7 @@ def load_backend(path: str | Path, num_threads: int = 2):
         backend = SavedModelBackend(path)
     else:
         raise ExportError(f"{path} is neither a .tflite file nor a SavedModel folder")
+    backend.metadata = metadata
     if metadata:
         backend.num_classes = int(metadata["num_classes"])
         backend.class_names = list(metadata["class_names"])

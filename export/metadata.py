@@ -5,7 +5,9 @@ buffer holds the UTF-8 JSON (the mechanism the TFLite schema provides for named 
 runtime ignores entries it does not know). Read it back with :func:`read_tflite_metadata`
 (or any flatbuffer reader: metadata name -> buffer index -> bytes).
 
-Fields (``FIELDS`` below): what a client needs to run the export without tfseg.
+Fields (``FIELDS`` below): what a client needs to run the export without tfseg. Exports made
+from a model artifact also carry ``model``: its metadata (tfseg.model.artifact: architecture,
+image size, class names, category ids, source and the recipe it was trained with).
 """
 
 from __future__ import annotations

@@ -58,8 +58,8 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
                             help="TensorFlow threads (default 2; 0: TensorFlow's choice)")
         parser.add_argument("--output", help="also write the results to this JSON file")
     elif name == "import-weights":
-        parser.add_argument("checkpoint", help="Ultralytics state dict (.pt saved with "
-                                               "torch.save(state_dict), or .safetensors)")
+        parser.add_argument("checkpoint", help="Ultralytics checkpoint (yolov8n-seg.pt, a "
+                                               "state dict .pt, .safetensors or .npz)")
         parser.add_argument("--output", help="where to write the Keras weights (.weights.h5)")
     elif name == "export":
         parser.add_argument("--check-gpu", metavar="TFLITE",

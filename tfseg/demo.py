@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfseg.commands.models import load_trained_model, prepared_dataset, resolve_weights
+from tfseg.commands.models import prepared_dataset
+from tfseg.commands.resolve import resolve_model
 from tfseg.config import load_config
-from tfseg.runs import new_run_dir, save_config, write_json
+from tfseg.runs import new_run_dir, run_weights, save_config, write_json
 
 # What the demo trains: small enough for a CPU, big enough to learn the shapes. A gradient
 # update every step (nominal_batch=0) and AdamW at a higher rate than the recipe's, since a
@@ -70,7 +71,7 @@ def run(args) -> int:
     stage.finish("done", f"{len(classes['class_names'])} classes", str(paths.root))
 
     weights = _train(stages, cfg, run_dir)
-    model = load_trained_model(cfg, str(weights)) if weights else None
+    model = resolve_model(weights).model if weights else None
     _val(stages, cfg, run_dir, model, paths, classes)
     _export(stages, cfg, run_dir, model, classes)
     _predict(stages, cfg, run_dir, model, paths, classes)
@@ -93,7 +94,7 @@ def _train(stages, cfg, run_dir: Path) -> Path | None:
     from tfseg.train.fit import train
 
     result = train(cfg, run_dir) or {}
-    weights = resolve_weights(str(run_dir))
+    weights = run_weights(run_dir)
     steps = result.get("steps", "")
     stage.finish("done", f"{cfg.model.name} {cfg.train.epochs} epochs at {cfg.model.image_size} px"
                  + (f", {steps} steps" if steps else ""), str(weights))

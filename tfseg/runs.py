@@ -17,7 +17,8 @@ from tfseg.config.load import dump_config
 from tfseg.config.schema import RunConfig
 
 CONFIG_FILE = "config.yaml"
-WEIGHTS_DIR = "weights"
+CLASSES_FILE = "classes.json"  # the dataset's class names and category ids, beside config.yaml
+WEIGHTS_DIR = "weights"  # *.weights.h5 and model.json (tfseg.model.artifact)
 
 
 def new_run_dir(project: str | Path, verb: str, name: str = "") -> Path:

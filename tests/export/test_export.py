@@ -11,38 +11,23 @@ from tfseg.errors import ExportError
 from tfseg.export import export
 
 
-def test_no_weights_is_an_export_error(tmp_path):
-    with pytest.raises(ExportError, match="no trained weights"):
-        export(tmp_path, model=None, weights=None, num_classes=3, image_size=128)
-    with pytest.raises(ExportError, match="not found"):
-        export(tmp_path, weights=str(tmp_path / "missing.weights.h5"), num_classes=3,
-               image_size=128)
-    (tmp_path / "run" / "weights").mkdir(parents=True)
-    with pytest.raises(ExportError, match="holds no weights"):
-        export(tmp_path / "out", weights=str(tmp_path / "run"), num_classes=3, image_size=128)
+def test_no_model_is_an_export_error(tmp_path):
+    # Loading weights from a path is tfseg.commands.resolve's job (tests/cli/test_journey_weights.py).
+    with pytest.raises(ExportError, match="no trained model"):
+        export(tmp_path, model=None, num_classes=3, image_size=128)
 
 
 @pytest.mark.parametrize("size", [100, 0, 48])
-def test_size_not_a_multiple_of_32_is_an_export_error(tmp_path, size):
+def test_size_not_a_multiple_of_32_is_an_export_error(tmp_path, network, size):
     with pytest.raises(ExportError, match="multiple of 32"):
-        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=size)
+        export(tmp_path, model=network, num_classes=3, image_size=size)
 
 
-def test_unknown_format_and_class_count_mismatch(tmp_path):
+def test_unknown_format_and_class_count_mismatch(tmp_path, network):
     with pytest.raises(ExportError, match="onnx"):
-        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=128,
-               formats=["onnx"])
+        export(tmp_path, model=network, num_classes=3, image_size=128, formats=["onnx"])
     with pytest.raises(ExportError, match="2 class names for 3 classes"):
-        export(tmp_path, weights="w.weights.h5", num_classes=3, image_size=128,
-               class_names=["a", "b"])
-
-
-def test_weights_of_another_model_are_an_export_error(tmp_path, network):
-    path = tmp_path / "n.weights.h5"
-    network.save_weights(str(path))
-    with pytest.raises(ExportError, match="do not fit"):
-        export(tmp_path / "out", weights=str(path), model_name="yolov8-seg-n", num_classes=5,
-               image_size=128, formats=["tflite"])
+        export(tmp_path, model=network, num_classes=3, image_size=128, class_names=["a", "b"])
 
 
 def test_load_backend_reads_metadata_and_matches_keras(exported, letterboxed, keras_detections):

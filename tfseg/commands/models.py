@@ -1,4 +1,4 @@
-"""Configs of trained runs and loading a trained model for val, predict and export."""
+"""Configs of trained runs, and the dataset a command needs (models load in resolve.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from tfseg.commands.datasets import DatasetPaths, ensure_dataset, ensure_records
 from tfseg.config import RunConfig, load_config
 from tfseg.errors import ConfigError
-from tfseg.runs import CONFIG_FILE, WEIGHTS_DIR, run_weights
+from tfseg.runs import CONFIG_FILE
 
 
 def load_run_config(overrides: list[str], section: str) -> RunConfig:
@@ -22,20 +22,6 @@ def load_run_config(overrides: list[str], section: str) -> RunConfig:
         if key in ("weights", "model.weights") and (Path(value) / CONFIG_FILE).is_file():
             return load_config([f"cfg={Path(value) / CONFIG_FILE}", *overrides], section=section)
     return load_config(overrides, section=section)
-
-
-def resolve_weights(path: str) -> Path:
-    """A weights file from a path that may be a run directory (best, else last weights)."""
-    candidate = Path(path)
-    if candidate.is_dir():
-        found = run_weights(candidate)
-        if found:
-            return found
-        raise ConfigError(f"run directory {candidate} holds no weights "
-                          f"({WEIGHTS_DIR}/best.weights.h5 or last.weights.h5)")
-    if not candidate.is_file():
-        raise ConfigError(f"weights not found: {candidate}")
-    return candidate
 
 
 def prepared_dataset(cfg: RunConfig, verbose: bool = True) -> tuple[RunConfig, DatasetPaths, dict]:
@@ -58,21 +44,3 @@ def prepared_dataset(cfg: RunConfig, verbose: bool = True) -> tuple[RunConfig, D
                    val_annotations=str(paths.val_annotations))
     cfg = replace(cfg, data=data, model=replace(cfg.model, num_classes=num_classes))
     return cfg, paths, classes
-
-
-def load_trained_model(cfg: RunConfig, weights: str):
-    """Build the configured model and load weights (.weights.h5, .keras or a run directory)."""
-    import keras
-
-    from tfseg.model import build_model
-
-    path = resolve_weights(weights)
-    if path.suffix == ".keras":
-        return keras.saving.load_model(str(path))
-    model = build_model(cfg.model.name, cfg.model.num_classes, cfg.model.image_size)
-    try:
-        model.load_weights(str(path))
-    except (ValueError, KeyError) as err:
-        raise ConfigError(f"weights {path} do not fit {cfg.model.name} with "
-                          f"{cfg.model.num_classes} classes: {err}") from None
-    return model

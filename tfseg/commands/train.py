@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfseg.commands.models import load_run_config, prepared_dataset
-from tfseg.commands.predict import CLASSES_FILE
-from tfseg.runs import CONFIG_FILE, new_run_dir, save_config, write_json
+from tfseg.runs import CLASSES_FILE, CONFIG_FILE, new_run_dir, save_config, write_json
 
 
 def run(args) -> int:

@@ -1,11 +1,11 @@
-"""``tfseg val weights=<run dir or file>``: COCO box and mask evaluation into runs/val/<name>."""
+"""``tfseg val weights=<run, weights, .pt or export>``: COCO box and mask evaluation into
+runs/val/<name>."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from tfseg.commands.models import load_run_config, load_trained_model, prepared_dataset
+from tfseg.commands.models import load_run_config, prepared_dataset
 from tfseg.errors import ConfigError
 from tfseg.runs import new_run_dir, save_config
 
@@ -13,17 +13,16 @@ from tfseg.runs import new_run_dir, save_config
 def run(args) -> int:
     cfg = load_run_config(args.overrides, "eval")
     if not cfg.model.weights:
-        raise ConfigError("val needs weights=<run directory, .weights.h5 or .keras file>")
-    cfg, paths, classes = prepared_dataset(cfg)
-    weights = Path(cfg.model.weights)
-    if weights.suffix == ".tflite" or (weights / "saved_model.pb").is_file():
-        # An export: scored as deployed (its thresholds and max detections were set at export).
-        from tfseg.export.backends import load_backend
+        raise ConfigError("val needs weights=<run folder, .weights.h5, .keras, Ultralytics "
+                          ".pt/.safetensors, .tflite or export folder>")
+    # An export is scored as deployed (its thresholds and max detections were set at export).
+    from tfseg.commands.resolve import explicit_model_options, resolve_model
 
-        model = load_backend(weights)
-        cfg = replace(cfg, model=replace(cfg.model, image_size=model.image_size))
-    else:
-        model = load_trained_model(cfg, cfg.model.weights)
+    loaded = resolve_model(cfg.model.weights, **explicit_model_options(args.overrides, "eval"))
+    model = loaded.model
+    cfg = replace(cfg, model=replace(cfg.model, image_size=loaded.info.image_size,
+                                     num_classes=loaded.info.num_classes))
+    cfg, paths, classes = prepared_dataset(cfg)
 
     from tfseg.evaluate.loop import evaluate
     from tfseg.pipeline.dataset import build_dataset

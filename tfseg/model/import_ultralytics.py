@@ -6,14 +6,8 @@ the checkpoint's tensor names must equal the table's, every shape must match, an
 first mismatch raises a WeightsError naming the tensor (with a hint: detection or pose
 checkpoint, another scale, another number of classes, another family).
 
-Checkpoint formats read (chosen by suffix):
-    .npz            a dict of numpy arrays (``np.savez``); what the tests use
-    .safetensors    read with ``safetensors.numpy`` (the ``torch`` extra installs it)
-    .pt / .pth      a plain ``torch.save(state_dict)``, read with ``weights_only=True``.
-                    A training checkpoint from Ultralytics (``yolov8n-seg.pt``) stores a
-                    pickled model object, which ``weights_only`` refuses: tfseg never
-                    unpickles code. Convert it once where Ultralytics is installed:
-                    ``python tools/compare_ultralytics.py convert yolov8n-seg.pt out.safetensors``.
+Checkpoint files (.npz, .safetensors, .pt state dicts and Ultralytics' own training
+checkpoints) are read by tfseg.model.checkpoint_files, without Ultralytics.
 Names may carry the ``model.`` prefix of a full model's state dict or not.
 
 Layouts: conv OIHW -> HWIO; depthwise [C, 1, kh, kw] -> [kh, kw, C, 1]; transposed conv
@@ -23,13 +17,13 @@ dropped; the DFL projection must be the fixed 0..reg_max-1 ramp our decoding ass
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tfseg.errors import WeightsError
+from tfseg.model.artifact import ModelInfo, default_category_ids, write_model_info
+from tfseg.model.checkpoint_files import COCO_CLASS_NAMES, read_checkpoint_file
 from tfseg.model.head import HeadBranch, SegmentHead
 from tfseg.model.layers import (C2PSA, C2f, C3k, C3k2, SPPF, Attention, Bottleneck, ConvBNSiLU,
                                 PSABlock)
@@ -215,71 +209,12 @@ def apply_state_dict(model: YoloSeg, state: dict) -> int:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Read a state dict from .npz, .safetensors or a plain torch .pt/.pth.
-
-    Args:
-        path: the checkpoint file.
-
-    Returns:
-        ``{name: np.ndarray}``.
+    """The state dict of a checkpoint file: ``{name: np.ndarray}`` (formats: checkpoint_files).
 
     Raises:
-        WeightsError: unreadable, truncated, pickled model object, or unknown suffix.
+        WeightsError: unreadable, truncated, unknown suffix, or a missing package.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {path}: no such file")
-    readers = {".npz": _read_npz, ".safetensors": _read_safetensors, ".pt": _read_torch,
-               ".pth": _read_torch}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise WeightsError(f"checkpoint {path}: unknown format '{path.suffix}' "
-                           f"(expected one of {', '.join(readers)})")
-    return reader(path)
-
-
-def _read_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise WeightsError(f"checkpoint {path}: unreadable or truncated .npz ({error})") from error
-
-
-def _read_safetensors(path: Path) -> dict:
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as error:
-        raise WeightsError(f"checkpoint {path}: reading .safetensors needs the 'safetensors' "
-                           "package (pip install 'tfseg[torch]')") from error
-    try:
-        return dict(load_file(str(path)))
-    except Exception as error:  # safetensors raises its own SafetensorError
-        raise WeightsError(f"checkpoint {path}: unreadable or truncated .safetensors "
-                           f"({error})") from error
-
-
-def _read_torch(path: Path) -> dict:
-    try:
-        import torch
-    except ImportError as error:
-        raise WeightsError(f"checkpoint {path}: reading .pt needs torch (pip install "
-                           "'tfseg[torch]'), or convert it to .safetensors / .npz") from error
-    try:
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise WeightsError(
-            f"checkpoint {path}: holds a pickled model object (an Ultralytics training "
-            "checkpoint); tfseg reads tensors only. Convert it where Ultralytics is installed: "
-            "python tools/compare_ultralytics.py convert <in.pt> <out.safetensors>") from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise WeightsError(f"checkpoint {path}: unreadable or truncated ({error})") from error
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(hasattr(v, "numpy") for v in loaded.values()):
-        raise WeightsError(f"checkpoint {path}: not a state dict of tensors")
-    return {name: tensor.detach().float().numpy() if tensor.is_floating_point()
-            else tensor.numpy() for name, tensor in loaded.items()}
+    return read_checkpoint_file(path).state
 
 
 def infer_num_classes(state: dict) -> int:
@@ -293,19 +228,60 @@ def infer_num_classes(state: dict) -> int:
                        "not a YOLOv8/11 checkpoint")
 
 
-def import_weights(checkpoint_path: str | Path, model_name: str, num_classes: int | None,
-                   image_size: int, output_path: str | Path) -> Path:
-    """Import an Ultralytics checkpoint and write Keras weights (``.weights.h5``).
+def load_ultralytics(checkpoint_path: str | Path, model_name: str | None = None,
+                     image_size: int | None = None) -> tuple[YoloSeg, ModelInfo]:
+    """An Ultralytics checkpoint as a built YoloSeg, in memory, and what it is.
 
     Args:
-        checkpoint_path: .npz, .safetensors or plain .pt/.pth state dict.
-        model_name: e.g. ``yolov8-seg-n`` (must match the checkpoint's family and scale).
-        num_classes: C; 0 or None takes it from the checkpoint.
-        image_size: S the model is built at (weights do not depend on it).
-        output_path: where to write; must end with ``.weights.h5``.
+        checkpoint_path: .npz, .safetensors, a plain .pt/.pth state dict, or an Ultralytics
+            training checkpoint (``yolov8n-seg.pt``).
+        model_name: e.g. ``yolov8-seg-n``; None: the one the checkpoint names (Ultralytics
+            .pt files do; state dicts do not).
+        image_size: S to build at; None: the checkpoint's training size, else 640.
 
     Returns:
-        The path written.
+        (the model with the weights, its ModelInfo). Class names: the checkpoint's own, else
+        the COCO names for an 80-class checkpoint, else ``class<i>``.
+
+    Raises:
+        WeightsError: unreadable file, unknown architecture, or tensors that do not fit
+            (the tensor is named).
+    """
+    checkpoint = read_checkpoint_file(checkpoint_path)
+    model_name = model_name or checkpoint.model_name
+    if not model_name:
+        raise WeightsError(f"checkpoint {checkpoint_path}: it does not say which architecture "
+                           "it is; give it as model=<yolov8-seg-n, yolo11-seg-s, ...>")
+    num_classes = infer_num_classes(checkpoint.state)
+    size = image_size or checkpoint.image_size or 640
+    model = build_model(model_name, num_classes, size)
+    try:
+        apply_state_dict(model, checkpoint.state)
+    except WeightsError as error:
+        raise WeightsError(f"checkpoint {checkpoint_path}: {error}") from None
+    names = checkpoint.class_names
+    if not names or len(names) != num_classes:
+        names = list(COCO_CLASS_NAMES) if num_classes == len(COCO_CLASS_NAMES) else [
+            f"class{i}" for i in range(num_classes)]
+    info = ModelInfo(model_name, size, names, default_category_ids(num_classes),
+                     source=f"imported from {Path(checkpoint_path).name}")
+    return model, info
+
+
+def import_weights(checkpoint_path: str | Path, model_name: str | None, image_size: int | None,
+                   output_path: str | Path) -> tuple[Path, ModelInfo]:
+    """Import an Ultralytics checkpoint: Keras weights plus their metadata JSON.
+
+    Args:
+        checkpoint_path: see :func:`load_ultralytics`.
+        model_name: e.g. ``yolov8-seg-n``; None: the checkpoint's own.
+        image_size: S recorded in the metadata (weights do not depend on it); None: the
+            checkpoint's, else 640.
+        output_path: where to write; must end with ``.weights.h5``. The metadata goes to
+            ``<stem>.json`` beside it (tfseg.model.artifact).
+
+    Returns:
+        (the weights path, the ModelInfo written beside it).
 
     Raises:
         WeightsError: the checkpoint does not fit (the tensor is named).
@@ -313,13 +289,9 @@ def import_weights(checkpoint_path: str | Path, model_name: str, num_classes: in
     output_path = Path(output_path)
     if not output_path.name.endswith(".weights.h5"):
         raise WeightsError(f"output {output_path}: Keras weights files must end with .weights.h5")
-    state = read_checkpoint(checkpoint_path)
-    num_classes = num_classes or infer_num_classes(state)
-    model = build_model(model_name, num_classes, image_size)
-    try:
-        apply_state_dict(model, state)
-    except WeightsError as error:
-        raise WeightsError(f"checkpoint {checkpoint_path}: {error}") from error
+    model, info = load_ultralytics(checkpoint_path, model_name, image_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(output_path))
-    return output_path
+    stem = output_path.name[: -len(".weights.h5")]
+    write_model_info(output_path.with_name(f"{stem}.json"), info)
+    return output_path, info

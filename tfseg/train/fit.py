@@ -44,6 +44,7 @@ from tfseg.errors import ConfigError, WeightsError
 from tfseg.evaluate.loop import evaluate, make_detector
 from tfseg.evaluate.plots import plot_results
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
+from tfseg.model.artifact import write_training_info
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import WEIGHTS_DIR, save_config, write_json
@@ -98,6 +99,8 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     data_dir, val_json = _dataset_files(cfg)
     info = _train_info(cfg, data_dir)
     num_classes = cfg.model.num_classes or len(info["class_names"])
+    if chief:  # weights/model.json: what predict and export need beside the weights
+        write_training_info(run_dir / WEIGHTS_DIR, cfg, info["class_names"], info["category_ids"])
     steps = steps_per_epoch(cfg, info["num_examples"])
 
     policy = precision_policy(cfg.train.mixed_precision)

@@ -1,0 +1,282 @@
+"""Journeys with a model and no dataset: the installed ``tfseg`` run as a user types it.
+
+A tiny training run (64 px, two steps) is made once; its dataset is then deleted, and each
+test works in a fresh empty folder holding only what a user would copy there: the weights
+with their ``model.json``, or the run folder, and a photo / folder / video.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent))  # this venv's command
+CONF = ["conf=0.0001", "max_det=5", "save_json=true"]  # an untrained net: keep its few best
+
+
+def tfseg(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    """Run ``tfseg args...`` in ``cwd``; assert its exit code."""
+    command = [TFSEG] if TFSEG else [sys.executable, "-m", "tfseg"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env,
+                            timeout=900)
+    assert result.returncode == expect, (f"tfseg {' '.join(args)} -> {result.returncode}\n"
+                                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def _write_video(path: Path, images: list[Path]) -> Path:
+    frames = [cv2.resize(cv2.imread(str(p)), (96, 80)) for p in images]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (96, 80))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    assert path.stat().st_size > 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run; its dataset deleted afterwards. Media kept in ``media/``."""
+    root = tmp_path_factory.mktemp("train")
+    tfseg(root, "data", "shapes", "--output", "ds", "shapes_train=8", "shapes_val=4",
+          "shapes_min_size=64", "shapes_max_size=96")
+    tfseg(root, "train", "data.root=ds", "imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2",
+          "nominal_batch=0", "jit_compile=false", "prepare_workers=0", "patience=0")
+    annotations = json.loads((root / "ds/annotations/instances_train.json").read_text())
+    categories = annotations["categories"]
+    media = root / "media"
+    (media / "folder").mkdir(parents=True)
+    val_images = sorted((root / "ds/images/val").iterdir())
+    shutil.copy(val_images[0], media / "photo.jpg")
+    for image in val_images[:2]:
+        shutil.copy(image, media / "folder" / image.name)
+    _write_video(media / "clip.avi", val_images)
+    shutil.rmtree(root / "ds")  # no dataset anywhere from here on
+    return SimpleNamespace(run=root / "runs/train/train", media=media,
+                           names=[c["name"] for c in sorted(categories, key=lambda c: c["id"])],
+                           category_ids=sorted(c["id"] for c in categories))
+
+
+@pytest.fixture
+def user(trained, tmp_path):
+    """A fresh folder holding best.weights.h5 + model.json copied from the run, and the media."""
+    for name in ("best.weights.h5", "model.json"):
+        shutil.copy(trained.run / "weights" / name, tmp_path / name)
+    for item in trained.media.iterdir():
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, tmp_path / item.name)
+    return tmp_path
+
+
+def _predicted_names(run_dir: Path) -> list[str]:
+    records = json.loads((run_dir / "predictions.json").read_text())
+    return [d["class_name"] for record in records for d in record["detections"]]
+
+
+def test_training_writes_the_model_metadata_beside_the_weights(trained):
+    info = json.loads((trained.run / "weights" / "model.json").read_text())
+    assert info["model_name"] == "yolov8-seg-n" and info["image_size"] == 64
+    assert info["class_names"] == trained.names and info["num_classes"] == len(trained.names)
+    assert info["category_ids"] == trained.category_ids
+    assert info["recipe"]["model"]["image_size"] == 64 and info["recipe"]["train"]["epochs"] == 1
+
+
+def test_predict_a_photo_with_the_weights_alone(user, trained):
+    tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg", *CONF)
+    run = user / "runs" / "predict" / "predict"
+    assert (run / "photo.jpg").is_file()  # the overlay
+    names = _predicted_names(run)
+    assert names and set(names) <= set(trained.names), names
+    assert not (user / "datasets").exists()
+
+
+@pytest.mark.slow
+def test_predict_a_folder_and_a_video_with_the_weights_alone(user, trained):
+    tfseg(user, "predict", "weights=best.weights.h5", "source=folder", *CONF)
+    tfseg(user, "predict", "weights=best.weights.h5", "source=clip.avi", *CONF)
+    runs = user / "runs" / "predict"
+    assert len(list((runs / "predict").glob("*.jpg"))) == 2
+    assert (runs / "predict2" / "clip.mp4").stat().st_size > 0
+    assert len(json.loads((runs / "predict2" / "predictions.json").read_text())) == 4  # frames
+    for run in ("predict", "predict2"):
+        names = _predicted_names(runs / run)
+        assert names and set(names) <= set(trained.names), (run, names)
+    assert not (user / "datasets").exists()
+
+
+@pytest.mark.slow
+def test_export_a_run_folder_without_its_dataset_then_predict_with_the_export(trained, tmp_path):
+    from tfseg.export.metadata import read_tflite_metadata
+
+    readme = (ROOT / "README.md").read_text()  # the README's command and where it says files go
+    assert "tfseg export weights=runs/train/train" in readme
+    assert "tfseg predict weights=runs/export/train/yolov8-seg-n_640_float32.tflite" in readme
+    shutil.copytree(trained.run, tmp_path / "runs/train/train")
+    shutil.copy(trained.media / "photo.jpg", tmp_path / "photo.jpg")
+    out = tfseg(tmp_path, "export", "weights=runs/train/train", "formats=tflite", "raw=false",
+                "tflite_modes=float32")
+    export_dir = tmp_path / "runs/export/train"  # named after the run it came from
+    assert f"exports: {Path('runs/export/train')}" in out.stdout
+    metadata = json.loads((export_dir / "metadata.json").read_text())
+    assert metadata["class_names"] == trained.names
+    assert metadata["category_ids"] == trained.category_ids
+    assert metadata["model"]["recipe"]["model"]["image_size"] == 64  # the artifact, copied
+    tflite = export_dir / "yolov8-seg-n_64_float32.tflite"
+    assert read_tflite_metadata(tflite)["class_names"] == trained.names
+    tfseg(tmp_path, "predict", f"weights={tflite}", "source=photo.jpg", "save_json=true")
+    tfseg(tmp_path, "predict", "weights=runs/export/train", "source=photo.jpg")
+    assert (tmp_path / "runs/predict/predict2/photo.jpg").is_file()
+    assert not (tmp_path / "datasets").exists()
+
+
+def _one_error_line(stderr: str, verb: str) -> str:
+    """The error line tfseg printed; no traceback (TensorFlow's start-up lines aside)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith(f"tfseg {verb}: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_a_bad_mask_format_is_one_line_naming_the_key(user):
+    out = tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg",
+                "predict.mask_format=png", expect=2)
+    line = _one_error_line(out.stderr, "predict")
+    assert "predict.mask_format" in line and "rle or polygon" in line
+    assert len(out.stderr.strip().splitlines()) == 1  # raised before TensorFlow loads
+
+
+def test_weights_without_their_metadata_say_what_is_missing(user):
+    (user / "model.json").unlink()
+    out = tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg", expect=2)
+    assert "no model.json beside it" in _one_error_line(out.stderr, "predict")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
+                    reason="torch is installed here: the message for a missing torch cannot show")
+def test_an_ultralytics_pt_without_torch_says_what_to_install(tmp_path):
+    (tmp_path / "yolov8n-seg.pt").write_bytes(b"PK\x03\x04 not read without torch")
+    shutil.copy(ROOT / "tests/fixtures/model/scene.png", tmp_path / "photo.png")
+    out = tfseg(tmp_path, "predict", "weights=yolov8n-seg.pt", "source=photo.png", expect=2)
+    assert 'pip install -e ".[torch]"' in _one_error_line(out.stderr, "predict")
+
+
+def _reference_state() -> dict:
+    """The stored reference state dict of yolov8-seg-n, 3 classes (tests/fixtures/model)."""
+    spec = importlib.util.spec_from_file_location("fixtures_tool",
+                                                  ROOT / "tools/make_model_fixtures.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    entries = json.loads((ROOT / "tests/fixtures/model/yolov8-seg-n.state.json").read_text())
+    return tool.reference_like_weights(entries)
+
+
+def _reference_npz(path: Path) -> Path:
+    import numpy as np
+
+    np.savez(path, **_reference_state())
+    return path
+
+
+def test_import_weights_then_the_printed_next_command(tmp_path):
+    _reference_npz(tmp_path / "v8n.npz")
+    shutil.copy(ROOT / "tests/fixtures/model/scene.png", tmp_path / "photo.jpg")
+    out = tfseg(tmp_path, "import-weights", "v8n.npz", "model=yolov8-seg-n", "imgsz=160")
+    info = json.loads((tmp_path / "v8n.json").read_text())
+    assert info["model_name"] == "yolov8-seg-n" and info["image_size"] == 160
+    assert info["class_names"] == ["class0", "class1", "class2"]  # a bare state dict names none
+    line = next(line for line in out.stdout.splitlines() if line.startswith("next: "))
+    command = line.removeprefix("next: ").split("   (")[0].split()
+    assert command[:2] == ["tfseg", "predict"]
+    tfseg(tmp_path, *command[1:])  # as printed
+    assert (tmp_path / "runs/predict/predict/photo.jpg").is_file()
+    assert not (tmp_path / "datasets").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="torch is not installed (pip install -e \".[torch]\"): the .pt journey "
+                           "needs it; its no-torch message is tested above")
+def test_predict_and_export_an_ultralytics_pt_directly(tmp_path):
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "checkpoint_tests", ROOT / "tests/model/test_checkpoint_files.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    state = _reference_state()
+    names = ["circle", "rectangle", "triangle"]
+    helpers.fake_ultralytics_checkpoint(torch, state, tmp_path / "yolov8n-seg.pt", names)
+    shutil.copy(ROOT / "tests/fixtures/model/scene.png", tmp_path / "photo.png")
+    tfseg(tmp_path, "predict", "weights=yolov8n-seg.pt", "source=photo.png", "save_json=true",
+          "conf=0.0001", "max_det=5")
+    assert set(_predicted_names(tmp_path / "runs/predict/predict")) <= set(names)
+    tfseg(tmp_path, "export", "weights=yolov8n-seg.pt", "formats=tflite", "raw=false")
+    metadata = json.loads((tmp_path / "runs/export/yolov8n-seg/metadata.json").read_text())
+    assert metadata["class_names"] == names and metadata["model_name"] == "yolov8-seg-n"
+
+
+# The resolver in-process: each kind of path, and each failure as one WeightsError.
+
+@pytest.fixture(scope="module")
+def small_artifact(tmp_path_factory):
+    """A yolov8-seg-n at 64 px saved as weights + model.json, and as a .keras file."""
+    from tfseg.model import build_model
+    from tfseg.model.artifact import ModelInfo, write_model_info
+
+    folder = tmp_path_factory.mktemp("artifact")
+    model = build_model("yolov8-seg-n", 2, 64)
+    model.save_weights(str(folder / "last.weights.h5"))
+    model.save(str(folder / "net.keras"))
+    info = ModelInfo("yolov8-seg-n", 64, ["cat", "dog"], [17, 18], source="test")
+    write_model_info(folder, info)
+    write_model_info(folder / "net.json", ModelInfo("yolov8-seg-n", 64, ["a", "b"], [1, 2]))
+    return folder
+
+
+def test_resolver_loads_weights_keras_and_run_folders(small_artifact, tmp_path):
+    from tfseg.commands.resolve import resolve_model
+
+    loaded = resolve_model(small_artifact / "last.weights.h5", image_size=96)
+    assert loaded.kind == "keras" and loaded.info.class_names == ["cat", "dog"]
+    assert loaded.info.category_ids == [17, 18]
+    assert loaded.model.inputs[0].shape[1] == 96  # rebuilt at the size asked for
+    keras_file = resolve_model(small_artifact / "net.keras")
+    assert keras_file.info.class_names == ["a", "b"]  # <stem>.json wins over model.json
+    run = tmp_path / "runs" / "train" / "exp"
+    shutil.copytree(small_artifact, run / "weights")
+    from_run = resolve_model(run)  # no best: the last weights
+    assert from_run.path.name == "last.weights.h5" and from_run.run_name == "exp"
+
+
+def test_resolver_failures_are_weights_errors_naming_the_path(small_artifact, tmp_path):
+    from tfseg.commands.resolve import resolve_model
+    from tfseg.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="weights not found: .*absent"):
+        resolve_model(tmp_path / "absent.weights.h5")
+    with pytest.raises(WeightsError, match="not a run folder"):
+        resolve_model(tmp_path)
+    (tmp_path / "run" / "weights").mkdir(parents=True)
+    with pytest.raises(WeightsError, match="holds no weights"):
+        resolve_model(tmp_path / "run")
+    with pytest.raises(WeightsError, match="are yolov8-seg-n .*not yolo11-seg-n"):
+        resolve_model(small_artifact / "last.weights.h5", model_name="yolo11-seg-n")
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(small_artifact / "last.weights.h5", other / "last.weights.h5")
+    (other / "model.json").write_text(json.dumps(
+        {"model_name": "yolov8-seg-n", "image_size": 64, "class_names": ["a", "b", "c"]}))
+    with pytest.raises(WeightsError, match="do not fit yolov8-seg-n with 3 classes"):
+        resolve_model(other / "last.weights.h5")
+    (other / "model.json").write_text("{")
+    with pytest.raises(WeightsError, match="model.json: not readable JSON"):
+        resolve_model(other / "last.weights.h5")
