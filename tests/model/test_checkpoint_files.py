@@ -109,3 +109,24 @@ def test_an_unknown_architecture_asks_for_model(tmp_path, reference):
         load_ultralytics(path)
     model, info = load_ultralytics(path, NAME, 64)
     assert info.class_names == ["class0", "class1", "class2"] and info.image_size == 64
+
+
+def test_training_starts_from_an_ultralytics_checkpoint_with_another_class_count(tmp_path, reference):
+    # Fine-tuning the reference's 3-class state dict (an .npz, no torch needed) into a 2-class
+    # model: every tensor the two share comes from the checkpoint, the class outputs stay fresh.
+    import numpy as np
+
+    from tfseg.model.yolo_seg import build_model
+    from tfseg.train.fit import load_start_weights
+
+    path = tmp_path / "v8n.npz"
+    np.savez(path, **reference.state(NAME))
+    imported, _ = load_ultralytics(path, NAME, 160)
+    model = build_model(NAME, 2, 160)
+    fresh = load_start_weights(model, path)
+    assert fresh and all("cls" in name or "class" in name or "predict" in name for name in fresh)
+    loaded = {v.path: v.numpy() for v in imported.weights}
+    same = [v for v in model.weights if v.path not in fresh and v.path in loaded]
+    assert len(same) > 0.9 * len(model.weights)
+    for variable in same:
+        np.testing.assert_array_equal(variable.numpy(), loaded[variable.path])

@@ -29,6 +29,7 @@ from AdamW to SGD and the saved optimizer state would not fit).
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.artifact import write_training_info
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
-from tfseg.runs import WEIGHTS_DIR, save_config, write_json
+from tfseg.runs import WEIGHTS_DIR, run_weights, save_config, write_json
 from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EvaluateAndCheckpoint,
                                    EvaluatedEarlyStopping, GuardedBackupAndRestore,
                                    LearningRateLog, NaNGuard, ResumableCSVLogger,
@@ -209,13 +210,18 @@ def _build(cfg: RunConfig, num_classes: int, policy: str) -> keras.Model:
     return model
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".npz")  # Ultralytics checkpoints
+
+
 def load_start_weights(model: keras.Model, source: str | Path) -> list[str]:
     """Start from earlier weights; layers whose shapes differ (the class outputs of another
     class count) keep their fresh initialisation.
 
     Args:
         model: the built model.
-        source: a ``.weights.h5`` file, or a run directory (its best, else last, weights).
+        source: a ``.weights.h5`` file, a run directory (its best, else last, weights), or
+            an Ultralytics checkpoint (``.pt``, ``.safetensors``, ...: converted in memory
+            through tfseg.model.import_ultralytics, with the checkpoint's own class count).
 
     Returns:
         The paths of the variables that were *not* loaded (re-initialised).
@@ -225,12 +231,20 @@ def load_start_weights(model: keras.Model, source: str | Path) -> list[str]:
     """
     path = Path(source)
     if path.is_dir():
-        candidates = [path / WEIGHTS_DIR / n for n in ("best.weights.h5", "last.weights.h5")]
-        path = next((c for c in candidates if c.is_file()), candidates[0])
+        path = run_weights(path) or path / WEIGHTS_DIR / "best.weights.h5"
     if not path.is_file():
         raise WeightsError(f"model.weights: no weights file at {path}")
     before = {v.path: v.numpy().copy() for v in model.weights}
-    model.load_weights(str(path), skip_mismatch=True)
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        from tfseg.model.import_ultralytics import load_ultralytics
+
+        imported, _ = load_ultralytics(path, model.model_name, model.image_size)
+        with tempfile.TemporaryDirectory() as folder:
+            converted = Path(folder) / "start.weights.h5"
+            imported.save_weights(str(converted))
+            model.load_weights(str(converted), skip_mismatch=True)
+    else:
+        model.load_weights(str(path), skip_mismatch=True)
     fresh = [v.path for v in model.weights if (before[v.path] == v.numpy()).all()
              and v.numpy().size > 1]
     if fresh:
