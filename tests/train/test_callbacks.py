@@ -103,3 +103,12 @@ def test_a_log_file_gets_batch_progress_at_most_every_every_s_seconds():
     assert [line.split("  loss")[0] for line in lines[:2]] == ["  epoch 1/1 batch 1/2",
                                                                "  epoch 1/1 batch 2/2"]
     assert lines[2].startswith("epoch 1/1  loss")
+
+
+def test_the_epoch_line_reports_instances_left_out_over_max_instances():
+    from tfseg.train.progress import format_epoch_line
+
+    logs = {"loss": 3.0, "box_loss": 1.0, "lr": 0.01, "evaluated": 0.0}
+    assert "left out" not in format_epoch_line(0, 5, dict(logs, dropped_instances=0.0), 2.0)
+    line = format_epoch_line(0, 5, dict(logs, dropped_instances=37.0), 2.0)
+    assert "37 instances over data.max_instances left out" in line

@@ -61,6 +61,9 @@ def format_epoch_line(epoch: int, epochs: int, logs: dict, seconds: float) -> st
     line += f" ({terms})" if terms else ""
     line += f"  lr {float(logs['lr']):.3g}" if "lr" in logs else ""
     line += f"  {seconds:.1f} s"
+    dropped = int(float(logs.get("dropped_instances", 0.0)))
+    if dropped:  # more instances than data.max_instances slots: the smallest were left out
+        line += f"  {dropped} instances over data.max_instances left out"
     if logs.get(EVALUATED) == 1.0:
         line += "  val " + "  ".join(
             f"{kind} mAP50-95 {logs[f'val_{kind}_mAP50-95']:.3f} mAP50 {logs[f'val_{kind}_mAP50']:.3f}"
