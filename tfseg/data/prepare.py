@@ -207,7 +207,8 @@ def dataset_dir(data_dir: str) -> str:
     return os.path.dirname(newest)
 
 
-def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_config=None):
+def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_config=None,
+               decode: bool = True):
     """Prepared records of one split, decoded per ``tfseg.data.features``.
 
     Args:
@@ -215,6 +216,11 @@ def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_conf
         split: split name, or any TFDS split expression ("train[:10%]").
         shuffle_files: shuffle the order of the record files (training).
         read_config: optional ``tfds.ReadConfig`` (sharding by input context, seeds).
+        decode: False leaves the image and the masks as their encoded bytes (``[]`` and
+            ``[K]`` strings, which tfseg.pipeline.decode accepts): the training pipeline
+            shuffles records before decoding them, and a shuffle buffer of encoded records
+            holds a few hundred KB each where decoded ones hold several MB (the image plus
+            one full-size mask per instance).
 
     Returns:
         (dataset, info): a tf.data.Dataset of record dicts (keys and dtypes in
@@ -237,7 +243,10 @@ def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_conf
         "splits": sorted(builder.info.splits),
         "metadata": meta,
     }
-    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
+    decoders = None if decode else {"image": tfds.decode.SkipDecoding(),
+                                    "objects": {"mask": tfds.decode.SkipDecoding()}}
+    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files,
+                                 read_config=read_config, decoders=decoders)
     return dataset, info
 
 

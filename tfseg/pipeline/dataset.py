@@ -24,7 +24,7 @@ def _records(source, split: str) -> tf.data.Dataset:
         return source
     from tfseg.data.prepare import load_split  # the records' reader, owned by tfseg.data
 
-    records, _ = load_split(source, split)
+    records, _ = load_split(source, split, decode=False)  # decoded after the shuffle
     return records
 
 

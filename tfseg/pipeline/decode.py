@@ -30,9 +30,12 @@ def _decode_image(image: tf.Tensor) -> tf.Tensor:
 
 def _decode_masks(masks: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """``[K, H, W]`` uint8 0/1 from ``[K, H, W(, 1)]`` tensors or ``[K]`` encoded PNGs."""
-    if masks.dtype == tf.string:
-        masks = tf.map_fn(lambda png: tf.io.decode_png(png, channels=1), masks,
-                          fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+    if masks.dtype == tf.string:  # [K] PNGs; K may be 0, which map_fn cannot stack
+        masks = tf.cond(
+            tf.size(masks) > 0,
+            lambda: tf.map_fn(lambda png: tf.io.decode_png(png, channels=1), masks,
+                              fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8)),
+            lambda: tf.zeros(tf.stack([0, height, width, 1]), tf.uint8))
     if masks.shape.rank == 4:
         masks = masks[..., 0]  # [K, H, W, 1] -> [K, H, W]
     masks = tf.cast(tf.minimum(tf.cast(masks, tf.int32), 1), tf.uint8)  # 0/1 even if stored 0/255

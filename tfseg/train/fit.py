@@ -265,7 +265,7 @@ def freeze_layers(model: keras.Model, count: int) -> list[str]:
 def _train_dataset(cfg: RunConfig, data_dir: Path, mosaic_switch, context):
     # Repeat the records, not the batches: the mosaic groups samples in sliding windows, so a
     # single pass yields fewer samples than records, and a small set may yield no batch.
-    records, _ = load_split(str(data_dir), "train")
+    records, _ = load_split(str(data_dir), "train", decode=False)  # decoded after the shuffle
     return build_dataset(records.repeat(), "train", input_context=context,
                          mosaic_enabled=mosaic_switch, **dataset_arguments(cfg, training=True))
 
