@@ -81,3 +81,23 @@ def test_freeze_marks_the_first_layers_untrainable():
     assert freeze_layers(model, 3) == ["stem", "down2", "stage2"]
     assert not model.get_layer("stage2").trainable and model.get_layer("down3").trainable
     assert len(model.trainable_weights) < total
+
+
+def test_evaluation_traces_its_detector_once_per_run(shapes_root, tmp_path, make_config,
+                                                     run_config, monkeypatch):
+    # Two epochs, each evaluated: one detector for the run, traced once (a new tf.function
+    # per evaluation retraced the network and post-processing every epoch).
+    import tfseg.train.fit as fit
+
+    made = []
+
+    def counting(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    real = fit.make_detector
+    monkeypatch.setattr(fit, "make_detector", counting)
+    cfg = run_config(make_config(shapes_root, **{"train.epochs": 2, "train.steps_per_epoch": 1}))
+    summary = train(cfg, tmp_path / "run", verbose=0)
+    assert summary["epochs_trained"] == 2 and len(made) == 1
+    assert made[0].experimental_get_tracing_count() == 1
