@@ -120,7 +120,7 @@ def test_coco_export_val_predict_export(coco_run):
 
     tfseg(folder, "export", "weights=runs/train/train", "formats=tflite", "tflite_modes=float32",
           "raw=false")
-    exported = folder / "runs" / "export" / "export"
+    exported = folder / "runs" / "export" / "train"  # the run's name
     assert list(exported.glob("*_float32.tflite"))
     assert json.loads((exported / "metadata.json").read_text())["class_names"] == NAMES
 
@@ -163,7 +163,7 @@ def test_ultralytics_data_yaml_export(yolo_run):
     folder, _, _, _ = yolo_run
     tfseg(folder, "export", "weights=runs/train/train", "formats=tflite", "tflite_modes=float32",
           "raw=false")
-    metadata = folder / "runs" / "export" / "export" / "metadata.json"
+    metadata = folder / "runs" / "export" / "train" / "metadata.json"
     assert json.loads(metadata.read_text())["class_names"] == NAMES
 
 
