@@ -133,6 +133,8 @@ def test_export_a_run_folder_without_its_dataset_then_predict_with_the_export(tr
     assert metadata["model"]["recipe"]["model"]["image_size"] == 64  # the artifact, copied
     tflite = export_dir / "yolov8-seg-n_64_float32.tflite"
     assert read_tflite_metadata(tflite)["class_names"] == trained.names
+    report = tfseg(tmp_path, "export", "--check-gpu", str(tflite)).stdout  # the README's check
+    assert f"GPU delegate report for {tflite}" in report and "NON_MAX_SUPPRESSION" in report
     tfseg(tmp_path, "predict", f"weights={tflite}", "source=photo.jpg", "save_json=true")
     tfseg(tmp_path, "predict", "weights=runs/export/train", "source=photo.jpg")
     assert (tmp_path / "runs/predict/predict2/photo.jpg").is_file()
