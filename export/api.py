@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from tfseg.config.factory import export_arguments
 from tfseg.export import export
 from tfseg.export.gpu_rules import check_gpu
 
@@ -58,21 +59,17 @@ def export_from_config(cfg, model, classes: dict, output_dir: str | Path,
     Returns:
         The written paths (metadata, SavedModel version folder, .tflite files).
     """
-    options = cfg.export
-    modes = [m for m in options.tflite_modes.split(",") if m.strip()]
+    options = export_arguments(cfg)
+    count = options.pop("calibration_images")
     calibration = None
-    if "int8" in modes and options.calibration_images > 0 and cfg.data.records:
-        calibration = calibration_images(cfg.data.records, cfg.model.image_size,
-                                         options.calibration_images)
+    if "int8" in options["tflite_modes"] and count > 0 and cfg.data.records:
+        calibration = calibration_images(cfg.data.records, cfg.model.image_size, count)
     written = export(
         output_dir, model=model, model_name=cfg.model.name,
         num_classes=cfg.model.num_classes or len(classes["class_names"]),
         image_size=cfg.model.image_size, class_names=classes["class_names"],
-        category_ids=classes["category_ids"], formats=options.formats.split(","),
-        tflite_modes=modes, raw=options.raw, score_threshold=options.conf, iou_threshold=options.iou,
-        max_detections=options.max_det, agnostic=options.agnostic,
-        serving_name=options.serving_name, serving_version=options.serving_version,
-        calibration=calibration, model_info=model_info)
+        category_ids=classes["category_ids"], calibration=calibration, model_info=model_info,
+        **options)
     return list(written.values())
 
 

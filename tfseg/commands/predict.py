@@ -24,16 +24,12 @@ def run(args) -> int:
 
     loaded = resolve_model(weights, **explicit_model_options(overrides, "predict"))
 
+    from tfseg.config.factory import predict_arguments
     from tfseg.predict.loop import predict
 
     run_dir = new_run_dir(cfg.project, "predict", cfg.name)
     save_config(run_dir, cfg)
-    options = cfg.predict
-    summary = predict(loaded.model, options.source, run_dir, loaded.info.class_names,
-                      conf=options.conf, iou=options.iou, max_det=options.max_det,
-                      save_json=options.save_json, cutouts=options.cutouts != "none",
-                      cutout_background="transparent" if options.cutouts == "alpha" else "black",
-                      mask_format=options.mask_format, agnostic=options.agnostic,
-                      save_overlays=options.save_overlays)
+    summary = predict(loaded.model, cfg.predict.source, run_dir, loaded.info.class_names,
+                      **predict_arguments(cfg))
     print(f"results: {run_dir}")
     return 0 if summary.get("frames") else 1

@@ -24,20 +24,17 @@ def run(args) -> int:
                                      num_classes=loaded.info.num_classes))
     cfg, paths, classes = prepared_dataset(cfg)
 
+    from tfseg.config.factory import dataset_arguments, evaluate_arguments
     from tfseg.evaluate.loop import evaluate
     from tfseg.pipeline.dataset import build_dataset
 
     split = cfg.eval.split
     annotations = paths.val_annotations if split == "val" else paths.train_annotations
-    dataset = build_dataset(str(paths.records), split, cfg.model.image_size, cfg.eval.batch,
-                            cfg.data.max_instances, training=False)
+    dataset = build_dataset(str(paths.records), split, **dataset_arguments(cfg, training=False))
     run_dir = new_run_dir(cfg.project, "val", cfg.name)
     save_config(run_dir, cfg)
     metrics = evaluate(model, dataset, annotations, classes["category_ids"],
-                       classes["class_names"], output_dir=run_dir, conf=cfg.eval.conf,
-                       iou=cfg.eval.iou, max_det=cfg.eval.max_det, agnostic=cfg.eval.agnostic,
-                       multi_label=cfg.eval.multi_label,
-                       plots=cfg.eval.plots)
+                       classes["class_names"], output_dir=run_dir, **evaluate_arguments(cfg))
     print(f"results: {run_dir} (box mAP50-95 {metrics['box/mAP50-95']:.4f}, "
           f"mask mAP50-95 {metrics['mask/mAP50-95']:.4f})")
     return 0
