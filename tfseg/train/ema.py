@@ -46,18 +46,18 @@ def ramped_decay(updates, decay: float = 0.9999, tau: float = 2000.0):
 class ModelEMA:
     """Shadows of all of a model's weights and their ramped-decay update.
 
-    Create it outside any distribution-strategy scope: the shadows are plain host variables
-    (reading a mirrored weight in cross-replica context gives its synchronised value).
-
     Args:
         model: a built Keras model.
+        optimizer: the model's (compiled) tfseg optimizer: the shadows become its variables
+            and it updates them after each of its updates, inside the train step; create the
+            EMA in the same distribution-strategy scope. None: plain variables, ``update()``
+            by hand.
         decay: the asymptotic decay (reference 0.9999).
         tau: ramp length in updates (reference 2000).
 
     Example:
-        ema = ModelEMA(model)
-        ema.update()                       # after each optimizer update
-        with ema.swapped_in(model):        # evaluate or save the averaged network
+        ema = ModelEMA(model, model.optimizer)  # after compile; fit now keeps it up to date
+        with ema.swapped_in(model):             # evaluate or save the averaged network
             model.save_weights("best.weights.h5")
     """
 
