@@ -7,7 +7,6 @@ and instance counts) unless ``data=`` names another.
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 from tfseg.benchmarks.timing import peak_rss_mb
