@@ -21,7 +21,7 @@ import tensorflow as tf
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.loss.buckets import power_of_two_buckets, switch_on_size
 from tfseg.ops.boxes import area
-from tfseg.ops.masks import combine_prototypes, crop_to_boxes
+from tfseg.ops.masks import box_inside, combine_prototypes
 
 # Boxes thinner than a prototype pixel would divide a one-pixel loss by a tiny area.
 _MIN_AREA = 1.0
@@ -70,29 +70,63 @@ def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, p
     used = tf.gather(fg, chosen, batch_dims=1)  # [B, K]
     chosen_gt = tf.gather(gt_index, chosen, batch_dims=1)  # [B, K]
 
-    logits = combine_prototypes(tf.gather(coefficients, chosen, batch_dims=1),
-                                prototypes)  # [B, K, P, P]
-    targets = tf.cast(tf.gather(gt_masks, chosen_gt, batch_dims=1), tf.float32)  # [B, K, P, P]
+    targets = tf.gather(gt_masks, chosen_gt, batch_dims=1)  # [B, K, P, P] uint8
     boxes = tf.gather(gt_boxes, chosen_gt, batch_dims=1) / float(proto_stride)  # [B, K, 4]
 
-    per_anchor = box_normalized_bce(logits, targets, boxes)  # [B, K]
+    per_anchor = box_normalized_bce(tf.gather(coefficients, chosen, batch_dims=1), prototypes,
+                                    targets, boxes)  # [B, K]
     return tf.reduce_sum(per_anchor * used) / tf.maximum(tf.reduce_sum(used), 1.0)
 
 
-def box_normalized_bce(logits: tf.Tensor, targets: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
-    """BCE summed inside each box, divided by the box area.
+def box_normalized_bce(coefficients: tf.Tensor, prototypes: tf.Tensor, targets: tf.Tensor,
+                       boxes: tf.Tensor) -> tf.Tensor:
+    """Per instance: the BCE of its mask logits summed inside its box, over the box area.
+
+    The mask logits are ``coefficients x prototypes`` (tfseg.ops.masks.combine_prototypes).
+    Computed with its own gradient: autodiff would keep several ``[B, K, P, Q]`` float
+    tensors (logits, targets, the BCE, the cropped BCE) alive from the forward pass to the
+    backward pass, which at COCO density (K up to 256 at P = 160) is gigabytes held while
+    the network's own activations are; here only the inputs are kept, and the backward pass
+    makes the logits again (one einsum) and frees them at once.
 
     Args:
-        logits: ``[..., P, Q]`` float32 mask logits.
-        targets: ``[..., P, Q]`` float32 0/1 masks.
-        boxes: ``[..., 4]`` float32 xyxy in mask pixels.
+        coefficients: ``[B, K, C]`` float32 mask coefficients per instance.
+        prototypes: ``[B, P, Q, C]`` float32 prototypes, NHWC.
+        targets: ``[B, K, P, Q]`` 0/1 masks (any dtype; not differentiated).
+        boxes: ``[B, K, 4]`` float32 xyxy in prototype pixels (not differentiated).
 
     Returns:
-        ``[...]`` float32: the mean BCE over the box's pixels.
+        ``[B, K]`` float32: the mean BCE over the box's pixels.
     """
-    # sigmoid_cross_entropy_with_logits, rewritten for speed: max(x, 0) - x z + log1p(exp(-|x|))
-    # equals softplus(x) - x z, two ops instead of seven over the [B, K, P, Q] logits (and a
-    # backward of sigmoid(x) - z). TF's softplus is overflow-safe.
-    bce = tf.nn.softplus(logits) - logits * targets  # [..., P, Q]
-    inside_sum = tf.reduce_sum(crop_to_boxes(bce, boxes), axis=[-2, -1])  # [...]
-    return inside_sum / tf.maximum(area(boxes), _MIN_AREA)
+    height, width = prototypes.shape[1], prototypes.shape[2]
+    inside_y, inside_x = box_inside(boxes, height, width)  # [B, K, P], [B, K, Q]
+    # 1 / area goes on the rows: the sum over the box divided by its area in one weight.
+    rows = inside_y / tf.maximum(area(boxes), _MIN_AREA)[..., None]  # [B, K, P]
+    return _inside_bce(coefficients, prototypes, targets, rows, inside_x)
+
+
+@tf.custom_gradient
+def _inside_bce(coefficients, prototypes, targets, rows, cols):
+    """sum_pq rows[p] cols[q] BCE(logits[p, q], targets[p, q]) per instance, and its gradient
+    with respect to the coefficients and prototypes (the weights and targets are constants).
+    """
+    # Tensors of this graph: an input may live in an enclosing tf.cond/switch_case branch
+    # (the loss's buckets), and a gradient that referred to it there could not be built.
+    coefficients, prototypes, targets, rows, cols = (
+        tf.identity(t) for t in (coefficients, prototypes, targets, rows, cols))
+    logits = combine_prototypes(coefficients, prototypes)  # [B, K, P, Q]
+    # sigmoid_cross_entropy_with_logits as softplus(x) - x z: two ops over [B, K, P, Q].
+    # The targets stay in their own (small) dtype until used: they are kept for the backward.
+    bce = tf.nn.softplus(logits) - logits * tf.cast(targets, logits.dtype)  # [B, K, P, Q]
+    per_instance = tf.reduce_sum(tf.linalg.matvec(bce, cols) * rows, axis=-1)  # [B, K]
+
+    def gradient(upstream):  # upstream: [B, K]
+        # d BCE / d logit = sigmoid(x) - z, weighted by the box's pixels and 1 / area.
+        weights = (upstream[..., None] * rows)[..., :, None] * cols[..., None, :]  # [B,K,P,Q]
+        logits = combine_prototypes(coefficients, prototypes)
+        d_logits = (tf.sigmoid(logits) - tf.cast(targets, logits.dtype)) * weights
+        d_coefficients = tf.einsum("bkpq,bpqc->bkc", d_logits, prototypes)
+        d_prototypes = tf.einsum("bkpq,bkc->bpqc", d_logits, coefficients)
+        return d_coefficients, d_prototypes, None, None, None
+
+    return per_instance, gradient
