@@ -8,8 +8,10 @@ Entry points:
 Layout written under ``output_dir``:
     metadata.json                          class names, input, outputs, thresholds, conventions
     <serving_name>/<version>/              SavedModel for TF Serving (+ assets.extra warmup)
-    models.config                          TF Serving --model_config_file example
-    <model>_<S>_<mode>.tflite              end-to-end (signature "detect"), metadata inside
+    models.config                          TF Serving --model_config_file (base_path /models/<name>)
+    batching_parameters.txt                TF Serving --batching_parameters_file
+    <model>_<S>_<mode>.tflite              end-to-end (signature "detect", run-time thresholds),
+                                           metadata inside
     <model>_<S>_raw_<mode>.tflite          network only (signature "raw"), metadata inside
 """
 
@@ -69,7 +71,9 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
         formats: some of ("savedmodel", "tflite").
         tflite_modes: some of ("float32", "float16", "dynamic_int8", "int8").
         raw: also write the network-only .tflite files.
-        score_threshold, iou_threshold, max_detections, agnostic: PostProcess options.
+        score_threshold, iou_threshold, max_detections, agnostic: PostProcess options;
+            the thresholds and max_detections are the defaults of the run-time inputs,
+            max_detections also the capacity N of every output.
         serving_name, serving_version: TF Serving model name and version folder.
         calibration: callable returning uint8 ``[S, S, 3]`` letterboxed training images
             (int8 only); :func:`tfseg.export.api.calibration_images` makes one from records.

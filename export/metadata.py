@@ -40,6 +40,25 @@ _TFLITE_DETECTION_MEANINGS = {
 }
 
 
+_SERVING_MASKS_PNG = {
+    "dtype": "string", "shape": "[B, N]",
+    "meaning": "one grey PNG (P x P uint8, mask probability x 255) per row, on the "
+               "letterboxed prototype grid, zero outside the box; empty past num_detections "
+               "(TF Serving REST writes it as {\"b64\": ...})"}
+_RUNTIME_THRESHOLDS = (
+    "signatures with inputs score_threshold, iou_threshold (float32) and max_detections "
+    "(int32), one value per image, override these per request; -1 keeps the value here. "
+    "max_detections fills at most that many of the N rows (num_detections = min(found, "
+    "max_detections)); output shapes stay N. A TFLite signature has no optional inputs: "
+    "feed all three, -1 for the export's values")
+
+
+def _threshold_inputs(batch: str) -> dict:
+    return {signatures.INPUT_SCORE: f"float32 [{batch}], -1 = thresholds.score",
+            signatures.INPUT_IOU: f"float32 [{batch}] in [0, 1], -1 = thresholds.iou",
+            signatures.INPUT_MAX_DETECTIONS: f"int32 [{batch}] <= N, -1 = N"}
+
+
 def _contract_outputs(table: dict, names, overrides: dict | None = None) -> dict:
     out = {}
     for name in names:
@@ -73,6 +92,9 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
                                           "num_detections")})
     serving_default["letterbox"] = {"dtype": "float32", "shape": "[B, 5]",
                                     "meaning": LETTERBOX_INFO["letterbox"].meaning}
+    serving_default = {name: serving_default[name] if name in serving_default else
+                       _SERVING_MASKS_PNG for name in signatures.SERVING_OUTPUTS}
+    serving_pixels = _contract_outputs(DETECTIONS, signatures.DETECTION_OUTPUTS)
     return {
         "format": "tfseg-export/1",
         "model_name": model_name,
@@ -87,30 +109,40 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
                           f"pad_left = (S - new_w) // 2; pad value {LETTERBOX_PAD_VALUE}"),
         },
         "thresholds": {"score": float(score_threshold), "iou": float(iou_threshold),
-                       "max_detections": int(max_detections), "agnostic": bool(agnostic)},
+                       "max_detections": int(max_detections), "agnostic": bool(agnostic),
+                       "runtime": _RUNTIME_THRESHOLDS},
         "box_convention": {
             "savedmodel " + signatures.SERVING_BYTES: "xyxy, original-image pixels",
             "savedmodel " + signatures.SERVING_PIXELS: "xyxy, letterboxed input pixels",
+            "savedmodel " + signatures.SERVING_BYTES_THRESHOLDS: "xyxy, original-image pixels",
+            "savedmodel " + signatures.SERVING_PIXELS_THRESHOLDS: "xyxy, letterboxed input pixels",
             "tflite " + signatures.TFLITE_DETECT: "normalized [ymin, xmin, ymax, xmax] of the "
                                                    "letterboxed input",
             "tflite " + signatures.TFLITE_RAW: "none: DFL logits, decode on the host "
                                                 "(tfseg.postprocess.PostProcess)",
         },
         "signatures": {
-            "savedmodel": {signatures.SERVING_BYTES: {"inputs": {signatures.INPUT_BYTES:
-                                                                 "string [B] encoded image"}},
-                           signatures.SERVING_PIXELS: {"inputs": {signatures.INPUT_PIXELS:
-                                                                  "uint8 [B, S, S, 3]"}}},
+            "savedmodel": {
+                signatures.SERVING_BYTES: {"inputs": {signatures.INPUT_BYTES:
+                                                      "string [B] encoded image"}},
+                signatures.SERVING_PIXELS: {"inputs": {signatures.INPUT_PIXELS:
+                                                       "uint8 [B, S, S, 3]"}},
+                signatures.SERVING_BYTES_THRESHOLDS: {"inputs": {
+                    signatures.INPUT_BYTES: "string [B] encoded image", **_threshold_inputs("B")}},
+                signatures.SERVING_PIXELS_THRESHOLDS: {"inputs": {
+                    signatures.INPUT_PIXELS: "uint8 [B, S, S, 3]", **_threshold_inputs("B")}}},
             "tflite": {signatures.TFLITE_DETECT: {"inputs": {signatures.INPUT_PIXELS:
-                                                             "uint8 [1, S, S, 3]"}},
+                                                             "uint8 [1, S, S, 3]",
+                                                             **_threshold_inputs("1")}},
                        signatures.TFLITE_RAW: {"inputs": {signatures.INPUT_PIXELS:
                                                           "uint8 [1, S, S, 3]"}}},
         },
         "sizes": sizes,
         "outputs": {
             "savedmodel " + signatures.SERVING_BYTES: serving_default,
-            "savedmodel " + signatures.SERVING_PIXELS: _contract_outputs(
-                DETECTIONS, signatures.DETECTION_OUTPUTS),
+            "savedmodel " + signatures.SERVING_PIXELS: serving_pixels,
+            "savedmodel " + signatures.SERVING_BYTES_THRESHOLDS: serving_default,
+            "savedmodel " + signatures.SERVING_PIXELS_THRESHOLDS: serving_pixels,
             "tflite " + signatures.TFLITE_DETECT: _contract_outputs(
                 DETECTIONS, signatures.DETECTION_OUTPUTS, _TFLITE_DETECTION_MEANINGS),
             "tflite " + signatures.TFLITE_RAW: _contract_outputs(

@@ -5,10 +5,20 @@ variables, see DESIGN.md's export facts) into a temporary folder beside the targ
 renamed into place, so a Serving instance watching ``<dir>/<name>`` never sees half a version.
 
 Signatures:
-    serving_default  image_bytes string [B] -> boxes (ORIGINAL pixels, xyxy), scores, classes,
-                     masks [B, N, P, P], num_detections, letterbox [B, 5]
-    serving_pixels   images uint8 [B, S, S, 3] letterboxed -> boxes (input pixels, xyxy),
-                     scores, classes, masks, num_detections
+    serving_default   image_bytes string [B] -> boxes (ORIGINAL pixels, xyxy), scores, classes,
+                      masks_png_bytes [B, N] (one PNG per row), num_detections, letterbox [B, 5]
+    serving_pixels    images uint8 [B, S, S, 3] letterboxed -> boxes (input pixels, xyxy),
+                      scores, classes, masks [B, N, P, P] float32, num_detections
+    serving_thresholds, serving_pixels_thresholds
+                      the same two with run-time inputs score_threshold float32 [B],
+                      iou_threshold float32 [B], max_detections int32 [B] (-1: the export's)
+
+Thresholds are separate signatures, not inputs with defaults, so that requests with images
+alone stay as they are and TF Serving's batching (which concatenates every input along
+axis 0) works for both: a signature default would be fed as-is to a batch of any size.
+
+Beside ``<name>/`` the export writes ``models.config`` (base_path inside the container, see
+CONTAINER_MODELS) and ``batching_parameters.txt`` for ``--enable_batching``.
 """
 
 from __future__ import annotations
@@ -27,6 +37,12 @@ from tfseg.export import signatures
 from tfseg.export.warmup import write_warmup_requests
 
 Endpoint = tuple[Callable, list]  # (function, input_signature)
+
+# Where the README's `docker run -v <export dir>:/models` mounts the export folder: TF Serving
+# reads models.config inside the container, so base_path must be a container path.
+CONTAINER_MODELS = "/models"
+MODELS_CONFIG = "models.config"
+BATCHING_PARAMETERS = "batching_parameters.txt"
 
 
 def write_archive(model: keras.Model, post: keras.layers.Layer,
@@ -49,24 +65,67 @@ def write_archive(model: keras.Model, post: keras.layers.Layer,
 
 def serving_endpoints(model: keras.Model, post: keras.layers.Layer,
                       image_size: int) -> dict[str, Endpoint]:
-    """The two TF Serving signatures, batch dimension free (Serving batches requests)."""
+    """The four TF Serving signatures, batch dimension free (Serving batches requests).
+
+    The functions' parameter names are the signatures' input names.
+    """
     def from_bytes(image_bytes):
         return signatures.bytes_detections(model, post, image_bytes, image_size)
 
     def from_pixels(images):
         return signatures.pixels_detections(model, post, images)
 
+    def from_bytes_thresholds(image_bytes, score_threshold, iou_threshold, max_detections):
+        return signatures.bytes_detections(model, post, image_bytes, image_size, dict(zip(
+            signatures.THRESHOLD_INPUTS, (score_threshold, iou_threshold, max_detections))))
+
+    def from_pixels_thresholds(images, score_threshold, iou_threshold, max_detections):
+        return signatures.pixels_detections(model, post, images, dict(zip(
+            signatures.THRESHOLD_INPUTS, (score_threshold, iou_threshold, max_detections))))
+
+    image_bytes = [tf.TensorSpec([None], tf.string, name=signatures.INPUT_BYTES)]
+    pixels = [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8,
+                            name=signatures.INPUT_PIXELS)]
+    thresholds = signatures.threshold_specs(None)
     return {
-        signatures.SERVING_BYTES: (from_bytes, [
-            tf.TensorSpec([None], tf.string, name=signatures.INPUT_BYTES)]),
-        signatures.SERVING_PIXELS: (from_pixels, [
-            tf.TensorSpec([None, image_size, image_size, 3], tf.uint8,
-                          name=signatures.INPUT_PIXELS)]),
+        signatures.SERVING_BYTES: (from_bytes, image_bytes),
+        signatures.SERVING_PIXELS: (from_pixels, pixels),
+        signatures.SERVING_BYTES_THRESHOLDS: (from_bytes_thresholds, image_bytes + thresholds),
+        signatures.SERVING_PIXELS_THRESHOLDS: (from_pixels_thresholds, pixels + thresholds),
     }
 
 
+def batching_parameters(max_batch_size: int = 8, batch_timeout_micros: int = 2000,
+                        max_enqueued_batches: int = 100, num_batch_threads: int = 4) -> str:
+    """TF Serving ``--batching_parameters_file`` (text-format BatchingParameters).
+
+    Every input of our signatures has the batch on axis 0 and a fixed size otherwise, so
+    requests concatenate without padding. The defaults suit a CPU server: a batch waits at
+    most 2 ms for company, up to 8 images run together, 4 batches at once.
+    """
+    return (
+        "# TF Serving batching (docker ... --enable_batching "
+        f"--batching_parameters_file={CONTAINER_MODELS}/{BATCHING_PARAMETERS}).\n"
+        "# Largest batch the model runs; more images per request are split.\n"
+        f"max_batch_size {{ value: {max_batch_size} }}\n"
+        "# How long the first request of a batch waits for others (latency cost).\n"
+        f"batch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
+        "# Queue length in batches before requests are refused (back-pressure).\n"
+        f"max_enqueued_batches {{ value: {max_enqueued_batches} }}\n"
+        "# Batches run in parallel: about the number of cores / threads per batch.\n"
+        f"num_batch_threads {{ value: {num_batch_threads} }}\n"
+        "# Inputs are fixed-size (images [S, S, 3] or one encoded string each).\n"
+        "pad_variable_length_inputs: false\n")
+
+
 def models_config(name: str, base_path: str) -> str:
-    """A TF Serving ``--model_config_file`` example (text protobuf) serving every version."""
+    """A TF Serving ``--model_config_file`` (text protobuf) serving every version.
+
+    Args:
+        name: the model name clients address (``/v1/models/<name>``).
+        base_path: the folder holding the version folders, as the server sees it (inside
+            the container: ``/models/<name>``).
+    """
     return (
         "model_config_list {\n"
         "  config {\n"
@@ -82,7 +141,8 @@ def export_savedmodel(model: keras.Model, post: keras.layers.Layer, image_size: 
                       output_dir: str | os.PathLike, name: str, version: int,
                       warmup_images: list[bytes] | None = None,
                       extra_files: dict[str, str] | None = None) -> Path:
-    """Write ``<output_dir>/<name>/<version>/`` atomically, with warmup and models.config.
+    """Write ``<output_dir>/<name>/<version>/`` atomically, with warmup, models.config and
+    batching_parameters.txt (for the README's ``docker run`` mount of ``output_dir``).
 
     Args:
         model: the network (float32 [B, S, S, 3] in [0, 1] -> RAW_OUTPUTS).
@@ -114,13 +174,14 @@ def export_savedmodel(model: keras.Model, post: keras.layers.Layer, image_size: 
         write_archive(model, post, serving_endpoints(model, post, image_size), staging / "sm")
         if warmup_images:
             write_warmup_requests(staging / "sm" / "assets.extra" / "tf_serving_warmup_requests",
-                                  name, signatures.SERVING_BYTES, signatures.INPUT_BYTES,
-                                  warmup_images)
+                                  name, warmup_images)
         for file_name, text in (extra_files or {}).items():
             (staging / "sm" / file_name).parent.mkdir(parents=True, exist_ok=True)
             (staging / "sm" / file_name).write_text(text)
         os.replace(staging / "sm", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    (Path(output_dir) / "models.config").write_text(models_config(name, str(model_root.resolve())))
+    (Path(output_dir) / MODELS_CONFIG).write_text(
+        models_config(name, f"{CONTAINER_MODELS}/{name}"))
+    (Path(output_dir) / BATCHING_PARAMETERS).write_text(batching_parameters())
     return target

@@ -5,9 +5,14 @@ arithmetic is not a TFLite builtin, and one cast at the input is the only op the
 delegate has to leave to the CPU before the network.
 
     pixels_detections   uint8 [B, S, S, 3] letterboxed -> DETECTIONS (xyxy input pixels)
-    bytes_detections    string [B] encoded JPEG/PNG    -> DETECTIONS in ORIGINAL pixels + letterbox
+    bytes_detections    string [B] encoded JPEG/PNG    -> DETECTIONS in ORIGINAL pixels + letterbox,
+                                                          masks as PNG bytes (compact for REST)
     tflite_detections   uint8 [1, S, S, 3] letterboxed -> DETECTIONS, boxes normalized yxyx
     raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone)
+
+The detection functions take optional run-time thresholds (THRESHOLD_INPUTS: score and IoU
+threshold, max_detections), one value per image; a negative value means the export's own
+(PostProcess's constructor values). The output shapes never change: N is the capacity.
 
 Signature names and output names of each export are the constants below; the metadata
 (export/metadata.py) and the README state them for clients.
@@ -24,12 +29,31 @@ from tfseg.ops.letterbox import letterbox_image, letterbox_inverse_boxes
 # Signature keys of the SavedModel (TF Serving) and the .tflite files.
 SERVING_BYTES = "serving_default"
 SERVING_PIXELS = "serving_pixels"
+SERVING_BYTES_THRESHOLDS = "serving_thresholds"  # serving_default + the threshold inputs
+SERVING_PIXELS_THRESHOLDS = "serving_pixels_thresholds"  # serving_pixels + the threshold inputs
 TFLITE_DETECT = "detect"
 TFLITE_RAW = "raw"
 INPUT_BYTES = "image_bytes"
 INPUT_PIXELS = "images"
+# Run-time threshold inputs, one value per image ([B]; [1] in the .tflite); negative = default.
+INPUT_SCORE = "score_threshold"
+INPUT_IOU = "iou_threshold"
+INPUT_MAX_DETECTIONS = "max_detections"
+THRESHOLD_INPUTS = (INPUT_SCORE, INPUT_IOU, INPUT_MAX_DETECTIONS)
+USE_DEFAULT = -1  # the value of a threshold input that selects the export's own
 
 DETECTION_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections")
+# serving_default's masks: one PNG per row. TF Serving's REST API writes string outputs whose
+# name ends in "_bytes" as {"b64": ...}; PNG keeps the masks exact to 1/255 at ~1% of the size.
+MASKS_PNG = "masks_png_bytes"
+SERVING_OUTPUTS = ("boxes", "scores", "classes", MASKS_PNG, "num_detections", "letterbox")
+
+
+def threshold_specs(batch: int | None) -> list[tf.TensorSpec]:
+    """Input specs of the run-time thresholds: float32, float32, int32, each ``[batch]``."""
+    return [tf.TensorSpec([batch], tf.float32, name=INPUT_SCORE),
+            tf.TensorSpec([batch], tf.float32, name=INPUT_IOU),
+            tf.TensorSpec([batch], tf.int32, name=INPUT_MAX_DETECTIONS)]
 RAW_OUTPUTS = ("box_logits", "class_logits", "mask_coefficients", "prototypes")
 
 
@@ -53,33 +77,37 @@ def raw_outputs(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
     return {name: outputs[name] for name in RAW_OUTPUTS}
 
 
-def pixels_detections(model: keras.Model, post: keras.layers.Layer,
-                      images: tf.Tensor) -> dict[str, tf.Tensor]:
+def pixels_detections(model: keras.Model, post: keras.layers.Layer, images: tf.Tensor,
+                      thresholds: dict[str, tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
     """Network + PostProcess on letterboxed pixels.
 
     Args:
         images: ``[B, S, S, 3]`` uint8 letterboxed RGB.
+        thresholds: None (the export's values) or THRESHOLD_INPUTS name -> ``[B]`` tensor
+            (PostProcess's run-time arguments; negative entries take the export's value).
 
     Returns:
         DETECTIONS: boxes ``[B, N, 4]`` xyxy input pixels, scores ``[B, N]``, classes
         ``[B, N]`` int32, masks ``[B, N, P, P]``, num_detections ``[B]`` int32.
     """
-    return post(model(_network_input(images), training=False))
+    return post(model(_network_input(images), training=False), **(thresholds or {}))
 
 
-def tflite_detections(model: keras.Model, post: keras.layers.Layer,
-                      images: tf.Tensor) -> dict[str, tf.Tensor]:
+def tflite_detections(model: keras.Model, post: keras.layers.Layer, images: tf.Tensor,
+                      thresholds: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """The end-to-end TFLite function: boxes normalized [ymin, xmin, ymax, xmax].
 
     Args:
         images: ``[1, S, S, 3]`` uint8 letterboxed RGB.
+        thresholds: THRESHOLD_INPUTS name -> ``[1]`` tensor (a TFLite signature has no
+            optional inputs: the app passes each, -1 for the export's value).
 
     Returns:
         boxes ``[1, N, 4]`` float32 normalized yxyx of the letterboxed input, scores
         ``[1, N]``, classes ``[1, N]`` int32, masks ``[1, N, P, P]``, num_detections ``[1]``.
     """
     size = float(images.shape[1])
-    detections = dict(pixels_detections(model, post, images))
+    detections = dict(pixels_detections(model, post, images, thresholds))
     detections["boxes"] = xyxy_to_yxyx(detections["boxes"]) * (1.0 / size)
     return detections
 
@@ -109,25 +137,49 @@ def decode_and_letterbox(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, 
     return tf.map_fn(one, image_bytes, fn_output_signature=signature)
 
 
+def encode_masks_png(masks: tf.Tensor, num_detections: tf.Tensor) -> tf.Tensor:
+    """Mask probabilities -> one grey PNG per row (uint8 round(255 p)); "" past the valid rows.
+
+    Args:
+        masks: ``[B, N, P, P]`` float32 probabilities in [0, 1].
+        num_detections: ``[B]`` int32.
+
+    Returns:
+        ``[B, N]`` string: PNG bytes of a P x P uint8 image, empty for padding rows.
+    """
+    n, p = masks.shape[1], masks.shape[2]
+    valid = tf.reshape(tf.range(n)[None, :] < num_detections[:, None], [-1])  # [B*N]
+    pixels = tf.cast(tf.round(tf.reshape(masks, [-1, p, p, 1]) * 255.0), tf.uint8)  # [BN,P,P,1]
+    encoded = tf.map_fn(
+        lambda args: tf.cond(args[1], lambda: tf.io.encode_png(args[0]), lambda: tf.constant("")),
+        (pixels, valid), fn_output_signature=tf.TensorSpec([], tf.string))  # [B*N]
+    return tf.reshape(encoded, [-1, n])
+
+
 def bytes_detections(model: keras.Model, post: keras.layers.Layer, image_bytes: tf.Tensor,
-                     size: int) -> dict[str, tf.Tensor]:
+                     size: int, thresholds: dict[str, tf.Tensor] | None = None
+                     ) -> dict[str, tf.Tensor]:
     """The TF Serving default: encoded images -> detections on the original images.
 
     Args:
         image_bytes: ``[B]`` string, encoded JPEG/PNG/GIF/BMP.
         size: S.
+        thresholds: as in :func:`pixels_detections`.
 
     Returns:
-        DETECTIONS with boxes ``[B, N, 4]`` xyxy ORIGINAL-image pixels (clipped), masks
-        ``[B, N, P, P]`` still on the letterboxed prototype grid, plus letterbox ``[B, 5]``
-        (orig_height, orig_width, scale, pad_top, pad_left) to place the masks.
+        SERVING_OUTPUTS: boxes ``[B, N, 4]`` xyxy ORIGINAL-image pixels (clipped), scores,
+        classes, num_detections as in DETECTIONS; masks_png_bytes ``[B, N]`` string, each a
+        P x P grey PNG of the mask probabilities x 255 on the letterboxed prototype grid
+        (empty past num_detections); letterbox ``[B, 5]`` (orig_height, orig_width, scale,
+        pad_top, pad_left) to place the masks.
     """
     images, letterbox = decode_and_letterbox(image_bytes, size)
-    detections = dict(pixels_detections(model, post, images))
+    detections = dict(pixels_detections(model, post, images, thresholds))
     n = detections["scores"].shape[1]
     valid = tf.range(n)[None, :] < detections["num_detections"][:, None]  # [B, N]
     valid = tf.cast(valid, tf.float32)[..., None]  # [B, N, 1]
     # Padding rows stay zero after the inverse map (it would move them to -pad / scale).
     detections["boxes"] = letterbox_inverse_boxes(detections["boxes"], letterbox) * valid
     detections["letterbox"] = letterbox
+    detections[MASKS_PNG] = encode_masks_png(detections.pop("masks"), detections["num_detections"])
     return detections

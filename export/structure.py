@@ -122,7 +122,10 @@ def _subgraph(model, graph) -> Subgraph:
         shape = t.ShapeAsNumpy().tolist() if t.ShapeLength() else []
         signature = t.ShapeSignatureAsNumpy().tolist() if t.ShapeSignatureLength() else shape
         buffer = model.Buffers(t.Buffer()) if t.Buffer() else None
-        is_const = bool(buffer is not None and (buffer.DataLength() or buffer.Size()))
+        # A constant with no elements (the [0] shape of a RESHAPE to a scalar) has an
+        # empty buffer but is a constant all the same.
+        is_const = bool(buffer is not None and (buffer.DataLength() or buffer.Size()
+                                                or 0 in shape))
         tensors.append(Tensor(i, t.Name().decode(), _TYPE_NAMES.get(t.Type(), str(t.Type())),
                               shape, signature, is_const))
     operators = []

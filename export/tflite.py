@@ -1,7 +1,9 @@
 """TFLite exports: SavedModel (ExportArchive) -> ``TFLiteConverter.from_saved_model``.
 
 Files (``<stem>`` = ``<model name>_<S>``):
-    <stem>_<mode>.tflite       end-to-end: uint8 [1, S, S, 3] -> detections (signature "detect")
+    <stem>_<mode>.tflite       end-to-end: uint8 [1, S, S, 3] + run-time thresholds (score,
+                               IoU, max_detections; [1] each, -1 = the export's) -> detections
+                               (signature "detect")
     <stem>_raw_<mode>.tflite   the network alone: uint8 [1, S, S, 3] -> raw outputs ("raw")
 
 Modes:
@@ -44,8 +46,12 @@ def _endpoint(model: keras.Model, post: keras.layers.Layer, image_size: int,
               end_to_end: bool) -> tuple[str, Callable, list]:
     spec = [tf.TensorSpec([1, image_size, image_size, 3], tf.uint8, name=signatures.INPUT_PIXELS)]
     if end_to_end:
-        return (signatures.TFLITE_DETECT,
-                lambda images: signatures.tflite_detections(model, post, images), spec)
+        # The parameter names are the signature's input names.
+        def detect(images, score_threshold, iou_threshold, max_detections):
+            thresholds = dict(zip(signatures.THRESHOLD_INPUTS,
+                                  (score_threshold, iou_threshold, max_detections)))
+            return signatures.tflite_detections(model, post, images, thresholds)
+        return signatures.TFLITE_DETECT, detect, spec + signatures.threshold_specs(1)
     return (signatures.TFLITE_RAW, lambda images: signatures.raw_outputs(model, images), spec)
 
 
@@ -61,7 +67,12 @@ def _representative(calibration: Callable[[], Iterable[np.ndarray]], image_size:
                                   f"[{image_size}, {image_size}, 3] letterboxed pixels, "
                                   f"got {image.dtype} {list(image.shape)}")
             count += 1
-            yield {signatures.INPUT_PIXELS: image[None]}
+            sample = {signatures.INPUT_PIXELS: image[None]}
+            if key == signatures.TFLITE_DETECT:  # the export's thresholds
+                sample.update({name: np.full([1], signatures.USE_DEFAULT, dtype) for name, dtype
+                               in zip(signatures.THRESHOLD_INPUTS,
+                                      (np.float32, np.float32, np.int32))})
+            yield sample
         if count == 0:
             raise ExportError("the representative (calibration) dataset is empty: int8 "
                               "needs at least one training image (export.calibration_images)")

@@ -22,6 +22,8 @@ import os
 
 import tensorflow as tf
 
+from tfseg.export import signatures
+
 _LENGTH_DELIMITED = 2
 
 
@@ -60,20 +62,29 @@ def prediction_log(model_name: str, signature_name: str, inputs: dict[str, bytes
     return _field(6, _field(1, request))
 
 
-def write_warmup_requests(path: str | os.PathLike, model_name: str, signature_name: str,
-                          input_name: str, encoded_images: list[bytes]) -> None:
-    """Write one warmup request per encoded image (batch of one) as a TFRecord file.
+def warmup_inputs(encoded: bytes, thresholds: bool) -> dict[str, bytes]:
+    """One request's inputs (batch of one): the image, and the thresholds at -1 (defaults)."""
+    inputs = {signatures.INPUT_BYTES: tf.make_tensor_proto([encoded], tf.string, [1])}
+    if thresholds:
+        for name, dtype in zip(signatures.THRESHOLD_INPUTS, (tf.float32, tf.float32, tf.int32)):
+            inputs[name] = tf.make_tensor_proto([signatures.USE_DEFAULT], dtype, [1])
+    return {name: tensor.SerializeToString() for name, tensor in inputs.items()}
+
+
+def write_warmup_requests(path: str | os.PathLike, model_name: str,
+                          encoded_images: list[bytes]) -> None:
+    """Write warmup requests as a TFRecord file: per encoded image, one request to
+    ``serving_default`` and one to ``serving_thresholds`` (the signatures REST clients use).
 
     Args:
         path: the file to write (its folder is created).
         model_name: the Serving model name.
-        signature_name: the signature to warm up.
-        input_name: its string input (``image_bytes``).
         encoded_images: JPEG/PNG bytes.
     """
     os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
     with tf.io.TFRecordWriter(os.fspath(path)) as writer:
         for encoded in encoded_images:
-            tensor = tf.make_tensor_proto([encoded], dtype=tf.string, shape=[1])
-            writer.write(prediction_log(model_name, signature_name,
-                                        {input_name: tensor.SerializeToString()}))
+            for signature, thresholds in ((signatures.SERVING_BYTES, False),
+                                          (signatures.SERVING_BYTES_THRESHOLDS, True)):
+                writer.write(prediction_log(model_name, signature,
+                                            warmup_inputs(encoded, thresholds)))

@@ -7,7 +7,10 @@ Steps, as an Android/iOS app would write them:
   2. letterbox it to S x S: scale = min(S/h, S/w), bilinear resize to round(h*scale) x
      round(w*scale), pad with grey 114, image centred (pad_top = (S - new_h) // 2, ...);
   3. run the signature "detect" by NAME (the flatbuffer's output order is not the
-     signature's): input "images" uint8 [1, S, S, 3]; outputs "boxes" [1, N, 4] normalized
+     signature's): inputs "images" uint8 [1, S, S, 3] and the run-time thresholds
+     "score_threshold" float32 [1], "iou_threshold" float32 [1], "max_detections" int32 [1]
+     (every input must be fed; -1 means the value chosen at export, written in the
+     file's metadata); outputs "boxes" [1, N, 4] normalized
      [ymin, xmin, ymax, xmax] of the letterboxed input, "scores" [1, N], "classes" [1, N],
      "masks" [1, N, S/4, S/4] probabilities, "num_detections" [1];
   4. map boxes back: x = (x_norm * S - pad_left) / scale, y likewise with pad_top;
@@ -41,13 +44,21 @@ def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, int,
     return canvas, (scale, top, left)
 
 
-def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2) -> dict:
-    """Run the "detect" signature on one letterboxed image; outputs by name."""
+def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2,
+               score_threshold: float = -1, iou_threshold: float = -1,
+               max_detections: int = -1) -> dict:
+    """Run the "detect" signature on one letterboxed image; outputs by name.
+
+    A threshold left at -1 is the one chosen at export.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
     runner = interpreter.get_signature_runner("detect")
-    return runner(images=image[None])
+    return runner(images=image[None],
+                  score_threshold=np.array([score_threshold], np.float32),
+                  iou_threshold=np.array([iou_threshold], np.float32),
+                  max_detections=np.array([max_detections], np.int32))
 
 
 def boxes_to_original(boxes_norm: np.ndarray, size: int, scale: float, top: int, left: int,

@@ -16,8 +16,8 @@ MAX_DET = 20
 CONF, IOU = 0.3, 0.5
 
 
-def _detecting_network():
-    """yolov8-seg-n at 128 px rescaled so its outputs look like a trained network's.
+def _detecting_network(size: int = SIZE):
+    """yolov8-seg-n at ``size`` px (S = 128 here) rescaled so its outputs look trained.
 
     A fresh network's head outputs are nearly constant (std ~1e-7 here): every score ties
     at the prior, every box is the same, and parity by matching means nothing. He-normal
@@ -29,14 +29,14 @@ def _detecting_network():
 
     from tfseg.model import build_model
 
-    model = build_model("yolov8-seg-n", CLASSES, SIZE)
+    model = build_model("yolov8-seg-n", CLASSES, size)
     rng = np.random.default_rng(0)
     for weight in model.weights:  # He-normal kernels keep activations alive through depth
         if weight.path.endswith("kernel") and len(weight.shape) == 4:
             fan_in = int(np.prod(weight.shape[:3]))
             weight.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), weight.shape).astype(np.float32))
     head = model.get_layer("head")
-    probe = tf.constant(np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3)),
+    probe = tf.constant(np.random.default_rng(0).integers(0, 256, (2, size, size, 3)),
                         tf.float32) / 255.0
     targets = [("prototypes", [head.proto.cv3.conv], 1.5),
                ("mask_coefficients", [b.predict for b in head.mask_branches], 1.0),
@@ -64,6 +64,12 @@ def settings():
 @pytest.fixture(scope="session")
 def network():
     return _detecting_network()
+
+
+@pytest.fixture(scope="session")
+def make_network():
+    """The fixture network's recipe at another size: ``make_network(640)``."""
+    return _detecting_network
 
 
 @pytest.fixture(scope="session")

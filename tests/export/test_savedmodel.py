@@ -31,7 +31,9 @@ def test_versioned_layout_and_models_config(exported):
     leftovers = [p.name for p in version.parent.iterdir() if p.name != "3"]
     assert leftovers == [], "the temporary folder must be renamed, not left behind"
     config = (version.parent.parent / "models.config").read_text()
-    assert 'name: "shapes"' in config and f'base_path: "{version.parent.resolve()}"' in config
+    # The path inside the container of the README's `docker run -v <export dir>:/models`.
+    assert 'name: "shapes"' in config and 'base_path: "/models/shapes"' in config
+    assert (version.parent.parent / "batching_parameters.txt").is_file()
     metadata = json.loads((version / "assets.extra" / "metadata.json").read_text())
     assert metadata["class_names"] == ["circle", "rectangle", "triangle"]
 
@@ -47,10 +49,15 @@ def test_pixels_signature_equals_keras(loaded, letterboxed, keras_detections, se
 
 
 def test_bytes_signature_returns_original_pixels(loaded, image_files, letterboxed,
-                                                 keras_detections):
+                                                 keras_detections, settings):
     """Encoded JPEG/PNG of several sizes -> the same detections, boxes in original pixels."""
     encoded = tf.constant([p.read_bytes() for p in image_files])
     out = _numpy(loaded.signatures["serving_default"](image_bytes=encoded))
+    # The PNG masks back to probabilities (empty padding rows as zeros), to compare as floats.
+    size = settings.size // 4
+    out["masks"] = np.array([[cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+                              if png else np.zeros((size, size), np.uint8) for png in row]
+                             for row in out.pop("masks_png_bytes")], np.float32) / 255.0
     images, infos = letterboxed
     np.testing.assert_allclose(out["letterbox"], infos, atol=1e-6)
     for i, path in enumerate(image_files):
@@ -100,7 +107,8 @@ def test_fresh_tensorflow_only_process_loads_and_answers(exported, image_files):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=300, cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "['boxes', 'classes', 'letterbox', 'masks', 'num_detections', 'scores']" in result.stdout
+    assert ("['boxes', 'classes', 'letterbox', 'masks_png_bytes', 'num_detections', 'scores']"
+            in result.stdout)
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -111,7 +119,10 @@ def test_saved_model_cli_lists_the_signatures(exported):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     for text in ("signature_def['serving_default']", "signature_def['serving_pixels']",
-                 "image_bytes", "dtype: DT_STRING", "shape: (-1, 128, 128, 3)", "letterbox"):
+                 "signature_def['serving_thresholds']",
+                 "signature_def['serving_pixels_thresholds']", "score_threshold",
+                 "image_bytes", "dtype: DT_STRING", "shape: (-1, 128, 128, 3)", "letterbox",
+                 "masks_png_bytes"):
         assert text in result.stdout, text
 
 
@@ -164,17 +175,26 @@ def _file_and_deps(file_descriptor):
     return seen + [proto]
 
 
-def test_warmup_requests_parse_as_prediction_logs(exported, settings):
+def test_warmup_requests_parse_as_prediction_logs_and_run(exported, loaded, settings):
+    """One request per REST signature (serving_default, serving_thresholds at -1), each of
+    which the model answers as TF Serving replays it at load time."""
     path = Path(exported["savedmodel"]) / "assets.extra" / "tf_serving_warmup_requests"
     records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
-    assert len(records) == 1
-    log = _prediction_log_class().FromString(records[0])
-    request = log.predict_log.request
-    assert request.model_spec.name == "shapes"
-    assert request.model_spec.signature_name == "serving_default"
-    tensor = tf.make_ndarray(request.inputs["image_bytes"])
-    image = cv2.imdecode(np.frombuffer(tensor[0], np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == (settings.size, settings.size, 3) and np.all(image == 114)
+    assert len(records) == 2
+    requests = [_prediction_log_class().FromString(r).predict_log.request for r in records]
+    assert [r.model_spec.name for r in requests] == ["shapes", "shapes"]
+    assert [r.model_spec.signature_name for r in requests] == ["serving_default",
+                                                               "serving_thresholds"]
+    for request in requests:
+        tensor = tf.make_ndarray(request.inputs["image_bytes"])
+        image = cv2.imdecode(np.frombuffer(tensor[0], np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (settings.size, settings.size, 3) and np.all(image == 114)
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        out = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert out["masks_png_bytes"].shape == (1, settings.max_det)
+    assert sorted(requests[1].inputs) == ["image_bytes", "iou_threshold", "max_detections",
+                                          "score_threshold"]
+    assert tf.make_ndarray(requests[1].inputs["max_detections"]).tolist() == [-1]
 
 
 def test_existing_version_is_refused(exported, network, post, settings):

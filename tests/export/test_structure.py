@@ -33,7 +33,7 @@ def test_weight_bytes_match_the_network(exported, network, key):
 def test_signatures_and_io_names(exported):
     e2e = inspect_tflite(exported["tflite_float32"])
     assert e2e.signatures == {"detect": {
-        "inputs": ["images"],
+        "inputs": sorted(["images", "score_threshold", "iou_threshold", "max_detections"]),
         "outputs": sorted(["boxes", "scores", "classes", "masks", "num_detections"])}}
     raw = inspect_tflite(exported["tflite_raw_float32"])
     assert raw.signatures == {"raw": {

@@ -96,3 +96,57 @@ def test_config_and_keras_file_round_trip(tmp_path):
         np.testing.assert_array_equal(before[key], after[key])
     # Agnostic: anchor 70 (class 2) does not overlap, so still two detections.
     assert before["num_detections"].tolist() == [2, 0]
+
+
+def _numpy(out):
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _assert_first_rows_equal(runtime, built, rows):
+    """Rows [:rows] of a run-time call equal a layer built with those values; the rest zero."""
+    np.testing.assert_array_equal(runtime["num_detections"], built["num_detections"])
+    for key in ("boxes", "scores", "classes", "masks"):
+        np.testing.assert_array_equal(runtime[key][:, :rows], built[key][:, :rows], err_msg=key)
+        assert not runtime[key][:, rows:].any(), key
+
+
+def test_runtime_thresholds_equal_a_layer_built_with_them():
+    """Anchor 9 (score s(5), IoU 0.67 with anchor 0) survives NMS at IoU 0.7; a score
+    threshold of 0.96 drops anchor 70 (s(3) = 0.953); max_detections 1 keeps the best row."""
+    inputs = {k: tf.constant(v) for k, v in raw_outputs().items()}
+    layer = PostProcess(0.25, 0.5, max_detections=5)
+    cases = [({"iou_threshold": tf.constant(0.7)}, PostProcess(0.25, 0.7, 5), [3, 0]),
+             ({"score_threshold": tf.constant(0.96)}, PostProcess(0.96, 0.5, 5), [1, 0]),
+             ({"max_detections": tf.constant(1)}, PostProcess(0.25, 0.5, 1), [1, 0])]
+    for runtime, built, counts in cases:
+        got, want = _numpy(layer(inputs, **runtime)), _numpy(built(inputs))
+        assert got["num_detections"].tolist() == counts, runtime
+        assert got["masks"].shape == (2, 5, 16, 16)  # N stays the capacity
+        _assert_first_rows_equal(got, want, built.max_detections)
+
+
+def test_runtime_thresholds_per_image_negative_means_the_layers_own():
+    inputs = {k: tf.constant(v) for k, v in raw_outputs().items()}
+    layer = PostProcess(0.25, 0.5, max_detections=5)
+    doubled = {k: tf.constant(np.concatenate([v[:1], v[:1]])) for k, v in raw_outputs().items()}
+    got = _numpy(layer(doubled, score_threshold=tf.constant([-1.0, 0.96]),
+                       iou_threshold=tf.constant([0.7, -1.0]),
+                       max_detections=tf.constant([-1, 5])))
+    assert got["num_detections"].tolist() == [3, 1]
+    same = _numpy(layer(inputs, score_threshold=tf.constant(-1.0), iou_threshold=tf.constant(-1.0),
+                        max_detections=tf.constant(-1)))
+    _assert_first_rows_equal(same, _numpy(layer(inputs)), 5)
+
+
+def test_runtime_thresholds_with_a_dynamic_batch_match_the_static_one():
+    raw = raw_outputs()
+    layer = PostProcess(0.25, 0.5, max_detections=5)
+    specs = [{k: tf.TensorSpec([None, *v.shape[1:]], tf.float32) for k, v in raw.items()},
+             tf.TensorSpec([None]), tf.TensorSpec([None]), tf.TensorSpec([None], tf.int32)]
+    dynamic = tf.function(lambda r, s, i, m: layer(r, score_threshold=s, iou_threshold=i,
+                                                   max_detections=m), input_signature=specs)
+    args = (tf.constant([0.25, 0.25]), tf.constant([0.7, 0.7]), tf.constant([2, 2]))
+    got = _numpy(dynamic({k: tf.constant(v) for k, v in raw.items()}, *args))
+    want = _numpy(PostProcess(0.25, 0.7, 2)({k: tf.constant(v) for k, v in raw.items()}))
+    assert got["num_detections"].tolist() == [2, 0]
+    _assert_first_rows_equal(got, want, 2)

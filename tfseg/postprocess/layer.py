@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.postprocess.decode import best_class, decode_boxes
 from tfseg.postprocess.masks import detection_masks
-from tfseg.postprocess.nms import batched_nms, multi_label_candidates
+from tfseg.postprocess.nms import batched_nms, multi_label_candidates, per_image_option
 
 
 MAX_CANDIDATES = 30000  # multi-label pairs entering NMS (what the YOLO family's evaluation keeps)
@@ -36,6 +36,13 @@ class PostProcess(keras.layers.Layer):
         raw_outputs: dict of the RAW_OUTPUTS contract (tfseg/contracts.py):
             box_logits ``[B, A, 4 * reg_max]``, class_logits ``[B, A, C]``,
             mask_coefficients ``[B, A, K]``, prototypes ``[B, P, P, K]``. P must be static.
+        score_threshold, iou_threshold: optional run-time thresholds, float32 scalars or
+            per-image ``[B]`` tensors; None or a negative entry uses the constructor's value.
+        max_detections: optional int32 scalar or ``[B]``: at most this many of the N rows are
+            filled (``num_detections = min(found, max_detections)``, rows past it zero); None
+            or a negative entry means N. The output shapes stay N: the constructor's
+            max_detections is the capacity. The result equals that of a PostProcess built
+            with these values (its first rows, when max_detections < N).
 
     Returns:
         dict of the DETECTIONS contract: boxes ``[B, N, 4]`` float32 xyxy input pixels,
@@ -59,7 +66,7 @@ class PostProcess(keras.layers.Layer):
         self.multi_label = bool(multi_label)
         self.max_candidates = int(max_candidates)
 
-    def call(self, raw_outputs):
+    def call(self, raw_outputs, score_threshold=None, iou_threshold=None, max_detections=None):
         prototypes = tf.convert_to_tensor(raw_outputs["prototypes"], tf.float32)
         proto_size = prototypes.shape[1]
         if proto_size is None:
@@ -77,9 +84,9 @@ class PostProcess(keras.layers.Layer):
             scores, classes = best_class(class_logits)  # [B, A] each
         kept = batched_nms(
             boxes, scores, classes, coefficients, image_size=image_size,
-            max_detections=self.max_detections,
-            iou_threshold=self.iou_threshold, score_threshold=self.score_threshold,
-            agnostic=self.agnostic, pre_nms_topk=self.pre_nms_topk)
+            max_detections=self.max_detections, agnostic=self.agnostic,
+            pre_nms_topk=self.pre_nms_topk,
+            **self._nms_thresholds(boxes, score_threshold, iou_threshold, max_detections))
         masks = detection_masks(kept["coefficients"], prototypes, kept["boxes"])
         return {
             "boxes": kept["boxes"],
@@ -89,7 +96,23 @@ class PostProcess(keras.layers.Layer):
             "num_detections": kept["num_detections"],
         }
 
-    def compute_output_spec(self, raw_outputs):
+    def _nms_thresholds(self, boxes, score_threshold, iou_threshold, max_detections) -> dict:
+        """The thresholds and row limit for batched_nms: the constructor's numbers, or
+        per-image ``[B]`` tensors where run-time values are given (negatives -> defaults)."""
+        batch = boxes.shape[0] if boxes.shape[0] is not None else tf.shape(boxes)[0]
+        options = {"score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold}
+        if score_threshold is not None:
+            options["score_threshold"] = per_image_option(score_threshold,
+                                                          self.score_threshold, batch)
+        if iou_threshold is not None:
+            options["iou_threshold"] = per_image_option(iou_threshold, self.iou_threshold, batch)
+        if max_detections is not None:
+            options["max_keep"] = per_image_option(max_detections, self.max_detections, batch,
+                                                   tf.int32)
+        return options
+
+    def compute_output_spec(self, raw_outputs, score_threshold=None, iou_threshold=None,
+                            max_detections=None):
         batch = raw_outputs["prototypes"].shape[0]
         proto = raw_outputs["prototypes"].shape[1]
         n = self.max_detections

@@ -89,24 +89,32 @@ class TFLiteBackend:
     and the boxes are turned back from normalized [ymin, xmin, ymax, xmax] into the
     contract's xyxy input pixels. The file takes one image at a time; a batch is looped.
 
+    A signature runner must be fed every input: the run-time thresholds of the file
+    (score_threshold, iou_threshold, max_detections, shape [1] each) get the values given
+    here, -1 (the export's own) for those not given.
+
     Args:
         path: the .tflite file.
         num_threads: CPU threads for the interpreter.
         signature: signature key.
+        thresholds: run-time values by input name, e.g. ``{"score_threshold": 0.5}``.
     """
 
-    def __init__(self, path, num_threads: int = 2, signature: str = "detect"):
+    def __init__(self, path, num_threads: int = 2, signature: str = "detect",
+                 thresholds: dict[str, float] | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         self._runner = self._interpreter.get_signature_runner(signature)
         details = self._runner.get_input_details()
-        self._input = next(iter(details))
+        self._input = next(name for name, d in details.items() if len(d["shape"]) == 4)
+        self._thresholds = {name: np.array([(thresholds or {}).get(name, -1)], d["dtype"])
+                            for name, d in details.items() if name != self._input}
         self.image_size = int(details[self._input]["shape"][1])
         self.num_classes = None  # in the file's tfseg_metadata (tfseg.export.metadata)
 
     def _one(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._runner(**{self._input: image[None]})
+        out = self._runner(**{self._input: image[None]}, **self._thresholds)
         # [ymin, xmin, ymax, xmax] -> [xmin, ymin, xmax, ymax]: the same pair swap both ways.
         boxes = tf.gather(tf.constant(out["boxes"]), [1, 0, 3, 2], axis=-1).numpy()
         return {"boxes": boxes * float(self.image_size), "scores": out["scores"],
