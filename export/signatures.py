@@ -7,6 +7,8 @@ delegate has to leave to the CPU before the network.
     pixels_detections   uint8 [B, S, S, 3] letterboxed -> DETECTIONS (xyxy input pixels)
     bytes_detections    string [B] encoded JPEG/PNG    -> DETECTIONS in ORIGINAL pixels + letterbox
     tflite_detections   uint8 [1, S, S, 3] letterboxed -> DETECTIONS, boxes normalized yxyx
+    standard_detections uint8 [1, S, S, 3] letterboxed -> the four outputs of the TFLite
+                        object detectors (locations, classes, scores, num_detections)
     raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone)
 
 Signature names and output names of each export are the constants below; the metadata
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from tfseg.ops.boxes import xyxy_to_yxyx
 from tfseg.ops.letterbox import letterbox_image, letterbox_inverse_boxes
+from tfseg.postprocess.masks import decode_masks, encode_masks, resample_to_boxes
 
 # Signature keys of the SavedModel (TF Serving) and the .tflite files.
 SERVING_BYTES = "serving_default"
@@ -30,6 +33,7 @@ INPUT_BYTES = "image_bytes"
 INPUT_PIXELS = "images"
 
 DETECTION_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections")
+STANDARD_OUTPUTS = ("locations", "classes", "scores", "num_detections")
 RAW_OUTPUTS = ("box_logits", "class_logits", "mask_coefficients", "prototypes")
 
 
@@ -84,6 +88,27 @@ def tflite_detections(model: keras.Model, post: keras.layers.Layer,
     return detections
 
 
+def standard_detections(model: keras.Model, post: keras.layers.Layer,
+                        images: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The four outputs the TFLite Task Library's and MediaPipe's object detectors take.
+
+    Both refuse a model with any other number of outputs, so masks are not among them.
+
+    Args:
+        images: ``[1, S, S, 3]`` uint8 letterboxed RGB.
+
+    Returns:
+        locations ``[1, N, 4]`` float32 normalized [ymin, xmin, ymax, xmax], classes
+        ``[1, N]`` float32 class index, scores ``[1, N]`` float32, num_detections ``[1]``
+        float32.
+    """
+    detections = tflite_detections(model, post, images)
+    return {"locations": detections["boxes"],
+            "classes": tf.cast(detections["classes"], tf.float32),
+            "scores": detections["scores"],
+            "num_detections": tf.cast(detections["num_detections"], tf.float32)}
+
+
 def decode_and_letterbox(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Encoded images -> letterboxed uint8 pixels and their letterbox info.
 
@@ -119,8 +144,9 @@ def bytes_detections(model: keras.Model, post: keras.layers.Layer, image_bytes: 
 
     Returns:
         DETECTIONS with boxes ``[B, N, 4]`` xyxy ORIGINAL-image pixels (clipped), masks
-        ``[B, N, P, P]`` still on the letterboxed prototype grid, plus letterbox ``[B, 5]``
-        (orig_height, orig_width, scale, pad_top, pad_left) to place the masks.
+        ``[B, N, P, P]`` still on the letterboxed prototype grid (box_masks ``[B, N, m, m]``
+        spanning the returned boxes), plus letterbox ``[B, 5]`` (orig_height, orig_width,
+        scale, pad_top, pad_left) to place the masks.
     """
     images, letterbox = decode_and_letterbox(image_bytes, size)
     detections = dict(pixels_detections(model, post, images))
@@ -128,6 +154,12 @@ def bytes_detections(model: keras.Model, post: keras.layers.Layer, image_bytes: 
     valid = tf.range(n)[None, :] < detections["num_detections"][:, None]  # [B, N]
     valid = tf.cast(valid, tf.float32)[..., None]  # [B, N, 1]
     # Padding rows stay zero after the inverse map (it would move them to -pad / scale).
+    unclipped = letterbox_inverse_boxes(detections["boxes"], letterbox, clip=False) * valid
     detections["boxes"] = letterbox_inverse_boxes(detections["boxes"], letterbox) * valid
+    if "box_masks" in detections:  # re-span the masks from the unclipped to the clipped box
+        box_masks = detections["box_masks"]
+        resampled = resample_to_boxes(decode_masks(box_masks), unclipped, detections["boxes"],
+                                      int(box_masks.shape[-1]))
+        detections["box_masks"] = encode_masks(resampled, box_masks.dtype.name)
     detections["letterbox"] = letterbox
     return detections
