@@ -22,6 +22,8 @@ import zipfile
 import flatbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
+from tfseg.errors import ExportError
+
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.2.0"
@@ -162,6 +164,9 @@ def build_model_metadata(name: str, description: str, version: str, input_tensor
 
 def _signature_outputs(model: schema.Model) -> tuple[list[str], str]:
     """Output names in the subgraph's output order, and the input's signature name."""
+    if not model.SignatureDefsLength():
+        raise ExportError("the .tflite has no signature: the standard metadata names its "
+                          "inputs and outputs after the signature's")
     signature = model.SignatureDefs(0)
     graph = model.Subgraphs(signature.SubgraphIndex())
     by_tensor = {signature.Outputs(i).TensorIndex(): signature.Outputs(i).Name().decode()
