@@ -27,7 +27,7 @@ from tfseg.export import signatures
 
 TFLITE_METADATA_NAME = "tfseg_metadata"
 FIELDS = ("format", "model_name", "num_classes", "class_names", "category_ids", "input",
-          "thresholds", "box_convention", "signatures", "outputs")
+          "thresholds", "box_convention", "signatures", "outputs", "masks")
 
 _TFLITE_DETECTION_MEANINGS = {
     "boxes": ("float32", "[1, N, 4]",

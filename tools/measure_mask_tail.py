@@ -40,16 +40,24 @@ def export_files(size: int, options: list[tuple[int, str]], work: Path, max_det:
 
 
 def fastest_ms(files: dict, size: int, rounds: int, runs: int, threads: int) -> dict:
-    """Each file's fastest run in milliseconds, files timed interleaved."""
-    from tfseg.benchmarks.export import bench_tflite
+    """Each file's fastest invocation in milliseconds: every round runs each file ``runs``
+    times in turn (file A once, file B once, ...), so all files see the same neighbours."""
+    import time
 
-    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    from ai_edge_litert.interpreter import Interpreter
+
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    runners = {name: Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(
+        "raw" if name == "raw" else "detect") for name, path in files.items()}
+    for runner in runners.values():  # warm-up: first invocations allocate
+        runner(images=image)
+        runner(images=image)
     best = {name: float("inf") for name in files}
-    for _ in range(rounds):
-        for name, path in files.items():
-            times, _ = bench_tflite(path, "raw" if name == "raw" else "detect", image, runs,
-                                    threads)
-            best[name] = min(best[name], min(times))
+    for _ in range(rounds * runs):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner(images=image)
+            best[name] = min(best[name], 1000.0 * (time.perf_counter() - start))
     return best
 
 
