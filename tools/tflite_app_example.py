@@ -105,7 +105,8 @@ def mask_to_original(mask: np.ndarray, box: np.ndarray, scale: float, top: int, 
     step = scale / PROTO_STRIDE
     to_proto = np.array([[step, 0, ((x0 + 0.5) * scale + left) / PROTO_STRIDE - 0.5],
                          [0, step, ((y0 + 0.5) * scale + top) / PROTO_STRIDE - 0.5]])
-    warped = cv2.warpAffine(mask.astype(np.float32), to_proto, (x1 - x0, y1 - y0),
+    probabilities = mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
+    warped = cv2.warpAffine(probabilities, to_proto, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     cols, rows = np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5
     inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))
