@@ -56,7 +56,8 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
            serving_version: int = 1,
            calibration: Callable[[], Iterable[np.ndarray]] | None = None,
            warmup_images: list[bytes] | None = None,
-           model_info: dict | None = None) -> dict[str, Path]:
+           model_info: dict | None = None, mask_size: int = 0, mask_dtype: str = "float32",
+           standard_outputs: bool = False) -> dict[str, Path]:
     """Export a trained network to SavedModel (TF Serving) and/or TFLite.
 
     Args:
@@ -81,6 +82,11 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
             PNG of S x S).
         model_info: the model artifact's metadata (tfseg.model.artifact: architecture,
             classes, recipe), copied into the export metadata as ``model``.
+        mask_size: 0 keeps ``masks`` ``[B, N, S/4, S/4]`` on the prototype grid; m > 0
+            returns ``box_masks`` ``[B, N, m, m]`` spanning each box instead (every signature).
+        mask_dtype: ``"float32"`` probabilities or ``"uint8"`` round(255 p).
+        standard_outputs: the end-to-end .tflite returns the four outputs the TFLite
+            Task Library's and MediaPipe's object detectors take (no masks).
 
     Returns:
         ``{"metadata": path, "savedmodel": version folder, "tflite_<mode>": path,
@@ -101,6 +107,7 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
     num_classes = num_classes or getattr(model, "num_classes", None)
     model_name = model_name or getattr(model, "model_name", "yolov8-seg-n")
     _check_arguments(image_size, num_classes, formats, class_names, category_ids)
+    _check_mask_options(mask_size, mask_dtype)
     network = model
     input_size = network.inputs[0].shape[1]
     if input_size != image_size:
@@ -108,16 +115,19 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
     class_names = list(class_names or [f"class{i}" for i in range(num_classes)])
     category_ids = list(category_ids if category_ids is not None else range(num_classes))
     info = meta.build_metadata(model_name, num_classes, image_size, class_names, category_ids,
-                               score_threshold, iou_threshold, max_detections, agnostic)
+                               score_threshold, iou_threshold, max_detections, agnostic,
+                               mask_size, mask_dtype, standard_outputs)
     if model_info:
         info["model"] = dict(model_info)
-    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic)
+    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
+                       mask_size=mask_size, mask_dtype=mask_dtype)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = {"metadata": meta.write_json(info, output_dir / "metadata.json")}
     if "tflite" in formats:
         written.update(_export_tflite(network, post, image_size, output_dir, model_name,
-                                      tflite_modes, raw, calibration, info))
+                                      tflite_modes, raw, calibration, info,
+                                      standard_outputs))
     if "savedmodel" in formats:
         from tfseg.export.savedmodel import export_savedmodel
 
@@ -128,12 +138,24 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
     return written
 
 
+def _check_mask_options(mask_size, mask_dtype) -> None:
+    from tfseg.postprocess.masks import MASK_DTYPES
+
+    if not isinstance(mask_size, int) or mask_size < 0:
+        raise ExportError(f"export.mask_size: expected 0 (prototype-grid masks) or a positive "
+                          f"box-aligned mask size, got {mask_size!r}")
+    if mask_dtype not in MASK_DTYPES:
+        raise ExportError(f"export.mask_dtype: expected one of {MASK_DTYPES}, "
+                          f"got {mask_dtype!r}")
+
+
 def _export_tflite(network, post, image_size, output_dir, model_name, modes, raw, calibration,
-                   info) -> dict[str, Path]:
+                   info, standard_outputs=False) -> dict[str, Path]:
     from tfseg.export.tflite import export_tflite
 
     files = export_tflite(network, post, image_size, output_dir, f"{model_name}_{image_size}",
-                          modes, raw=raw, calibration=calibration, metadata=info)
+                          modes, raw=raw, calibration=calibration, metadata=info,
+                          standard_outputs=standard_outputs)
     return {f"tflite_{name}": path for name, path in files.items()}
 
 

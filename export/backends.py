@@ -39,6 +39,10 @@ def load_backend(path: str | Path, num_threads: int = 2):
         if metadata and metadata.get("tflite_file", "").startswith("raw_"):
             raise ExportError(f"{path} is a raw (network-only) export: predict needs the "
                               "end-to-end file (signature 'detect')")
+        if metadata and metadata.get("masks", {}).get("standard_outputs"):
+            raise ExportError(f"{path} has the four object-detector outputs (exported with "
+                              "export.standard_outputs=true) and no masks: predict needs a "
+                              "file exported without it")
         backend = TFLiteBackend(path, num_threads=num_threads)
     elif (path / "saved_model.pb").is_file():
         metadata = _savedmodel_metadata(path)

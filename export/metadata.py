@@ -3,7 +3,9 @@
 Inside a .tflite it is a flatbuffer ``Model.metadata`` entry named ``tfseg_metadata`` whose
 buffer holds the UTF-8 JSON (the mechanism the TFLite schema provides for named blobs; the
 runtime ignores entries it does not know). Read it back with :func:`read_tflite_metadata`
-(or any flatbuffer reader: metadata name -> buffer index -> bytes).
+(or any flatbuffer reader: metadata name -> buffer index -> bytes). The standard TFLite
+metadata (``TFLITE_METADATA`` and the appended labels zip) sits beside it
+(export/standard_metadata.py); rewriting this entry keeps the appended files.
 
 Fields (``FIELDS`` below): what a client needs to run the export without tfseg. Exports made
 from a model artifact also carry ``model``: its metadata (tfseg.model.artifact: architecture,
@@ -25,7 +27,7 @@ from tfseg.export import signatures
 
 TFLITE_METADATA_NAME = "tfseg_metadata"
 FIELDS = ("format", "model_name", "num_classes", "class_names", "category_ids", "input",
-          "thresholds", "box_convention", "signatures", "outputs")
+          "thresholds", "box_convention", "signatures", "outputs", "masks")
 
 _TFLITE_DETECTION_MEANINGS = {
     "boxes": ("float32", "[1, N, 4]",
@@ -59,6 +61,45 @@ def _threshold_inputs(batch: str) -> dict:
             signatures.INPUT_MAX_DETECTIONS: f"int32 [{batch}] <= N, -1 = N"}
 
 
+def _mask_options(outputs: dict, tflite: bool, mask_size: int, mask_dtype: str) -> dict:
+    """The outputs of a detection signature with the export's mask options applied."""
+    mask_dtype = str(mask_dtype)
+    outputs = dict(outputs)
+    masks = outputs.pop("masks")
+    if not mask_size:
+        outputs["masks"] = {**masks, "dtype": mask_dtype} if mask_dtype != "float32" else masks
+        return outputs
+    batch = "1" if tflite else "B"
+    outputs["box_masks"] = {
+        "dtype": mask_dtype, "shape": f"[{batch}, N, {mask_size}, {mask_size}]",
+        "meaning": (f"each detection's mask on a {mask_size} x {mask_size} grid spanning its "
+                    "box (the boxes output): cell (i, j) centred at (x1 + (j + 0.5) w / m, "
+                    "y1 + (i + 0.5) h / m); "
+                    + ("round(255 p), 128 and above is inside"
+                       if mask_dtype == "uint8" else "probabilities, above 0.5 is inside")
+                    + "; zeros past num_detections")}
+    return outputs
+
+
+def _standard_outputs() -> dict:
+    return {
+        "locations": {"dtype": "float32", "shape": "[1, N, 4]",
+                      "meaning": "normalized [ymin, xmin, ymax, xmax] of the letterboxed input"},
+        "classes": {"dtype": "float32", "shape": "[1, N]", "meaning": "class index (labels.txt)"},
+        "scores": {"dtype": "float32", "shape": "[1, N]", "meaning": "confidence"},
+        "num_detections": {"dtype": "float32", "shape": "[1]", "meaning": "valid rows"}}
+
+
+def _serving_masks_png(mask_size: int) -> dict:
+    """serving_default's masks_png_bytes, for the export's mask_size."""
+    if not mask_size:
+        return _SERVING_MASKS_PNG
+    return {**_SERVING_MASKS_PNG,
+            "meaning": (f"one grey PNG ({mask_size} x {mask_size} uint8, mask probability x "
+                        "255) per row, spanning the row's (clipped) box; empty past "
+                        "num_detections (TF Serving REST writes it as {\"b64\": ...})")}
+
+
 def _contract_outputs(table: dict, names, overrides: dict | None = None) -> dict:
     out = {}
     for name in names:
@@ -72,7 +113,8 @@ def _contract_outputs(table: dict, names, overrides: dict | None = None) -> dict
 
 def build_metadata(model_name: str, num_classes: int, image_size: int, class_names: list[str],
                    category_ids: list[int], score_threshold: float, iou_threshold: float,
-                   max_detections: int, agnostic: bool) -> dict:
+                   max_detections: int, agnostic: bool, mask_size: int = 0,
+                   mask_dtype: str = "float32", standard_outputs: bool = False) -> dict:
     """The metadata dict of an export (the same for every file of one export).
 
     Args:
@@ -82,6 +124,9 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
         class_names: C names, class index order.
         category_ids: C source category ids (class index -> dataset category id).
         score_threshold, iou_threshold, max_detections, agnostic: the PostProcess options.
+        mask_size, mask_dtype: the PostProcess mask options (box-aligned m x m masks when
+            mask_size > 0; float32 or uint8).
+        standard_outputs: the end-to-end .tflite has the four object-detector outputs.
 
     Returns:
         A JSON-serializable dict with the keys of ``FIELDS``.
@@ -93,9 +138,9 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
     serving_default["letterbox"] = {"dtype": "float32", "shape": "[B, 5]",
                                     "meaning": LETTERBOX_INFO["letterbox"].meaning}
     serving_default = {name: serving_default[name] if name in serving_default else
-                       _SERVING_MASKS_PNG for name in signatures.SERVING_OUTPUTS}
+                       _serving_masks_png(mask_size) for name in signatures.SERVING_OUTPUTS}
     serving_pixels = _contract_outputs(DETECTIONS, signatures.DETECTION_OUTPUTS)
-    return {
+    info = {
         "format": "tfseg-export/1",
         "model_name": model_name,
         "num_classes": num_classes,
@@ -149,6 +194,18 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
                 RAW_OUTPUTS, signatures.RAW_OUTPUTS),
         },
     }
+    outputs = info["outputs"]
+    for key in list(outputs):
+        if "masks" in outputs[key]:  # not the raw file, nor serving_default's PNG masks
+            outputs[key] = _mask_options(outputs[key], key.startswith("tflite"), mask_size,
+                                         mask_dtype)
+    if standard_outputs:  # the object detectors feed the image alone
+        outputs["tflite " + signatures.TFLITE_DETECT] = _standard_outputs()
+        info["signatures"]["tflite"][signatures.TFLITE_DETECT] = {
+            "inputs": {signatures.INPUT_PIXELS: "uint8 [1, S, S, 3]"}}
+    info["masks"] = {"mask_size": int(mask_size), "mask_dtype": str(mask_dtype),
+                     "standard_outputs": bool(standard_outputs)}
+    return info
 
 
 def to_json(metadata: dict) -> str:
@@ -167,9 +224,13 @@ def write_json(metadata: dict, path: str | os.PathLike) -> Path:
 def embed_in_tflite(model_bytes: bytes, metadata: dict) -> bytes:
     """The .tflite bytes with the metadata JSON added as a ``tfseg_metadata`` entry.
 
-    An existing ``tfseg_metadata`` entry is replaced. Signatures, ops and weights are
-    kept as they are (the flatbuffer object API rewrites the same model).
+    An existing ``tfseg_metadata`` entry is replaced. Signatures, ops, weights, the
+    standard TFLITE_METADATA entry and the appended associated files are kept as they are
+    (the flatbuffer object API rewrites the same model; the zip is appended again).
     """
+    from tfseg.export.standard_metadata import append_files, appended_files
+
+    packed = appended_files(model_bytes)
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(model_bytes), 0))
     buffer = schema.BufferT()
     buffer.data = list(to_json(metadata).encode())
@@ -182,7 +243,8 @@ def embed_in_tflite(model_bytes: bytes, metadata: dict) -> bytes:
     model.metadata.append(entry)
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    data = bytes(builder.Output())
+    return append_files(data, packed) if packed else data
 
 
 def read_tflite_metadata(path: str | os.PathLike | bytes) -> dict | None:

@@ -8,6 +8,8 @@ delegate has to leave to the CPU before the network.
     bytes_detections    string [B] encoded JPEG/PNG    -> DETECTIONS in ORIGINAL pixels + letterbox,
                                                           masks as PNG bytes (compact for REST)
     tflite_detections   uint8 [1, S, S, 3] letterboxed -> DETECTIONS, boxes normalized yxyx
+    standard_detections uint8 [1, S, S, 3] letterboxed -> the four outputs of the TFLite
+                        object detectors (locations, classes, scores, num_detections)
     raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone)
 
 The detection functions take optional run-time thresholds (THRESHOLD_INPUTS: score and IoU
@@ -25,6 +27,7 @@ import tensorflow as tf
 
 from tfseg.ops.boxes import xyxy_to_yxyx
 from tfseg.ops.letterbox import letterbox_image, letterbox_inverse_boxes
+from tfseg.postprocess.masks import decode_masks, encode_masks, resample_to_boxes
 
 # Signature keys of the SavedModel (TF Serving) and the .tflite files.
 SERVING_BYTES = "serving_default"
@@ -54,6 +57,9 @@ def threshold_specs(batch: int | None) -> list[tf.TensorSpec]:
     return [tf.TensorSpec([batch], tf.float32, name=INPUT_SCORE),
             tf.TensorSpec([batch], tf.float32, name=INPUT_IOU),
             tf.TensorSpec([batch], tf.int32, name=INPUT_MAX_DETECTIONS)]
+
+
+STANDARD_OUTPUTS = ("locations", "classes", "scores", "num_detections")
 RAW_OUTPUTS = ("box_logits", "class_logits", "mask_coefficients", "prototypes")
 
 
@@ -94,13 +100,14 @@ def pixels_detections(model: keras.Model, post: keras.layers.Layer, images: tf.T
 
 
 def tflite_detections(model: keras.Model, post: keras.layers.Layer, images: tf.Tensor,
-                      thresholds: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+                      thresholds: dict[str, tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
     """The end-to-end TFLite function: boxes normalized [ymin, xmin, ymax, xmax].
 
     Args:
         images: ``[1, S, S, 3]`` uint8 letterboxed RGB.
         thresholds: THRESHOLD_INPUTS name -> ``[1]`` tensor (a TFLite signature has no
-            optional inputs: the app passes each, -1 for the export's value).
+            optional inputs: the app passes each, -1 for the export's value); None: the
+            export's values (the standard-outputs file, whose image is its only input).
 
     Returns:
         boxes ``[1, N, 4]`` float32 normalized yxyx of the letterboxed input, scores
@@ -110,6 +117,27 @@ def tflite_detections(model: keras.Model, post: keras.layers.Layer, images: tf.T
     detections = dict(pixels_detections(model, post, images, thresholds))
     detections["boxes"] = xyxy_to_yxyx(detections["boxes"]) * (1.0 / size)
     return detections
+
+
+def standard_detections(model: keras.Model, post: keras.layers.Layer,
+                        images: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The four outputs the TFLite Task Library's and MediaPipe's object detectors take.
+
+    Both refuse a model with any other number of outputs, so masks are not among them.
+
+    Args:
+        images: ``[1, S, S, 3]`` uint8 letterboxed RGB.
+
+    Returns:
+        locations ``[1, N, 4]`` float32 normalized [ymin, xmin, ymax, xmax], classes
+        ``[1, N]`` float32 class index, scores ``[1, N]`` float32, num_detections ``[1]``
+        float32.
+    """
+    detections = tflite_detections(model, post, images)
+    return {"locations": detections["boxes"],
+            "classes": tf.cast(detections["classes"], tf.float32),
+            "scores": detections["scores"],
+            "num_detections": tf.cast(detections["num_detections"], tf.float32)}
 
 
 def decode_and_letterbox(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -169,9 +197,10 @@ def bytes_detections(model: keras.Model, post: keras.layers.Layer, image_bytes: 
     Returns:
         SERVING_OUTPUTS: boxes ``[B, N, 4]`` xyxy ORIGINAL-image pixels (clipped), scores,
         classes, num_detections as in DETECTIONS; masks_png_bytes ``[B, N]`` string, each a
-        P x P grey PNG of the mask probabilities x 255 on the letterboxed prototype grid
-        (empty past num_detections); letterbox ``[B, 5]`` (orig_height, orig_width, scale,
-        pad_top, pad_left) to place the masks.
+        grey PNG of the mask probabilities x 255 (empty past num_detections): P x P on the
+        letterboxed prototype grid, or, exported with ``mask_size`` m, m x m spanning the
+        returned (clipped) box; letterbox ``[B, 5]`` (orig_height, orig_width, scale,
+        pad_top, pad_left) to place the grid masks.
     """
     images, letterbox = decode_and_letterbox(image_bytes, size)
     detections = dict(pixels_detections(model, post, images, thresholds))
@@ -179,7 +208,14 @@ def bytes_detections(model: keras.Model, post: keras.layers.Layer, image_bytes: 
     valid = tf.range(n)[None, :] < detections["num_detections"][:, None]  # [B, N]
     valid = tf.cast(valid, tf.float32)[..., None]  # [B, N, 1]
     # Padding rows stay zero after the inverse map (it would move them to -pad / scale).
+    unclipped = letterbox_inverse_boxes(detections["boxes"], letterbox, clip=False) * valid
     detections["boxes"] = letterbox_inverse_boxes(detections["boxes"], letterbox) * valid
+    if "box_masks" in detections:  # re-span the masks from the unclipped to the clipped box
+        box_masks = detections["box_masks"]
+        resampled = resample_to_boxes(decode_masks(box_masks), unclipped, detections["boxes"],
+                                      int(box_masks.shape[-1]))
+        detections["box_masks"] = encode_masks(resampled, box_masks.dtype.name)
     detections["letterbox"] = letterbox
-    detections[MASKS_PNG] = encode_masks_png(detections.pop("masks"), detections["num_detections"])
+    masks = detections.pop("box_masks") if "box_masks" in detections else detections.pop("masks")
+    detections[MASKS_PNG] = encode_masks_png(decode_masks(masks), detections["num_detections"])
     return detections

@@ -34,6 +34,7 @@ import tensorflow as tf
 from tfseg.errors import ExportError
 from tfseg.export import signatures
 from tfseg.export.metadata import embed_in_tflite
+from tfseg.export.standard_metadata import embed_standard_metadata
 from tfseg.export.savedmodel import write_archive
 
 MODES = ("float32", "float16", "dynamic_int8", "int8")
@@ -43,9 +44,13 @@ POSTPROCESS_SCOPE = "post_process"
 
 
 def _endpoint(model: keras.Model, post: keras.layers.Layer, image_size: int,
-              end_to_end: bool) -> tuple[str, Callable, list]:
+              end_to_end: bool, standard_outputs: bool = False) -> tuple[str, Callable, list]:
     spec = [tf.TensorSpec([1, image_size, image_size, 3], tf.uint8, name=signatures.INPUT_PIXELS)]
     if end_to_end:
+        if standard_outputs:  # the object detectors feed the image alone: export defaults
+            return (signatures.TFLITE_DETECT,
+                    lambda images: signatures.standard_detections(model, post, images), spec)
+
         # The parameter names are the signature's input names.
         def detect(images, score_threshold, iou_threshold, max_detections):
             thresholds = dict(zip(signatures.THRESHOLD_INPUTS,
@@ -187,11 +192,19 @@ def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, 
     return converter.convert()
 
 
+def _descriptions(metadata: dict, signature: str) -> dict[str, str]:
+    """Output name -> meaning, from the export metadata's outputs of ``signature``."""
+    outputs = metadata.get("outputs", {}).get(f"tflite {signature}", {})
+    return {name: f"{spec['dtype']} {spec['shape']}: {spec['meaning']}"
+            for name, spec in outputs.items()}
+
+
 def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
                   output_dir: str | os.PathLike, stem: str, modes: Iterable[str],
                   raw: bool = True, end_to_end: bool = True,
                   calibration: Callable[[], Iterable[np.ndarray]] | None = None,
-                  metadata: dict | None = None) -> dict[str, Path]:
+                  metadata: dict | None = None, standard_outputs: bool = False
+                  ) -> dict[str, Path]:
     """Write the end-to-end (and raw) .tflite files for every mode.
 
     Args:
@@ -204,7 +217,10 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
         raw: write the network-only files.
         end_to_end: write the end-to-end files.
         calibration: callable returning uint8 [S, S, 3] letterboxed images (int8 only).
-        metadata: the export metadata, embedded in every file (with ``tflite_file`` added).
+        metadata: the export metadata, embedded in every file (with ``tflite_file`` added),
+            and the standard TFLite metadata (export/standard_metadata.py) made from it.
+        standard_outputs: the end-to-end file returns the four outputs of the TFLite object
+            detectors (signatures.standard_detections) instead of the detections and masks.
 
     Returns:
         ``{"<mode>": path, "raw_<mode>": path, ...}``.
@@ -222,7 +238,7 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
     kinds = [kind for kind, wanted in ((True, end_to_end), (False, raw)) if wanted]
     with tempfile.TemporaryDirectory(prefix="tfseg-tflite-") as scratch:
         for full in kinds:
-            key, fn, spec = _endpoint(model, post, image_size, full)
+            key, fn, spec = _endpoint(model, post, image_size, full, standard_outputs)
             saved = Path(scratch) / key
             write_archive(model, post, {key: (fn, spec)}, saved)
             for mode in modes:
@@ -230,6 +246,7 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
                 name = mode if full else f"raw_{mode}"
                 if metadata is not None:
                     data = embed_in_tflite(data, {**metadata, "tflite_file": name})
+                    data = embed_standard_metadata(data, metadata, _descriptions(metadata, key))
                 path = output_dir / f"{stem}_{name}.tflite"
                 tmp = path.with_suffix(".tflite.tmp")
                 tmp.write_bytes(data)

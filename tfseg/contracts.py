@@ -98,6 +98,15 @@ DETECTIONS = _table(
     TensorContract("num_detections", "int32", "[B]", "valid rows of the tensors above"),
 )
 
+# Export option (export.mask_size = m > 0): box-aligned masks replace ``masks`` in the
+# end-to-end exports (tfseg.postprocess.masks states the grid convention).
+BOX_MASKS = _table(
+    TensorContract("box_masks", "float32 or uint8", "[B, N, m, m]",
+                   "mask of each detection on an m x m grid spanning its box: cell (i, j) "
+                   "centred at (x1 + (j + 0.5)(x2 - x1)/m, y1 + (i + 0.5)(y2 - y1)/m); "
+                   "probabilities, or round(255 p) as uint8; zeros past num_detections"),
+)
+
 # Letterbox information for one image: how the original maps into the S x S input.
 # input = original * scale + (pad_left, pad_top); original = (input - pad) / scale.
 LETTERBOX_INFO = _table(

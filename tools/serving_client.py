@@ -40,7 +40,7 @@ import urllib.request
 import cv2
 import numpy as np
 
-from tflite_app_example import mask_to_original  # the same placement an app does
+from tflite_app_example import mask_to_original, paste_box_mask  # an app's placement
 
 THRESHOLD_INPUTS = {"score_threshold": np.float32, "iou_threshold": np.float32,
                     "max_detections": np.int32}
@@ -105,14 +105,24 @@ def decode_prediction(prediction: dict, pngs: list[bytes]) -> dict:
     return result
 
 
-def paste_masks(result: dict) -> np.ndarray:
+def paste_masks(result: dict, box_aligned: bool = False) -> np.ndarray:
     """The decoded masks placed on the original image: ``[n, H, W]`` bool (probability > 0.5,
-    inside the box), as tools/tflite_app_example.py places an end-to-end TFLite's masks."""
+    inside the box), as tools/tflite_app_example.py places an end-to-end TFLite's masks.
+
+    Args:
+        result: one image's :func:`decode_prediction`.
+        box_aligned: the export was made with ``export.mask_size`` (metadata.json's
+            ``masks.mask_size`` > 0): each mask spans its returned box, not the letterbox grid.
+    """
     height, width, scale, top, left = np.asarray(result["letterbox"], np.float64).tolist()
     height, width = int(height), int(width)
+    if not len(result["masks"]):
+        return np.zeros((0, height, width), bool)
+    if box_aligned:  # serving_default re-spans box masks to its clipped boxes
+        return np.stack([paste_box_mask(mask, box, box, height, width)
+                         for mask, box in zip(result["masks"], result["boxes"])])
     return np.stack([mask_to_original(mask, box, scale, top, left, height, width)
-                     for mask, box in zip(result["masks"], result["boxes"])]) \
-        if len(result["masks"]) else np.zeros((0, height, width), bool)
+                     for mask, box in zip(result["masks"], result["boxes"])])
 
 
 def predict_rest(url: str, model: str, image_bytes: list[bytes], thresholds: dict | None = None,

@@ -16,6 +16,10 @@ Steps, as an Android/iOS app would write them:
   4. map boxes back: x = (x_norm * S - pad_left) / scale, y likewise with pad_top;
   5. place each mask: for every original pixel inside the box, sample the mask at
      ((x + 0.5) * scale + pad_left) / 4 - 0.5 (bilinear), threshold at 0.5.
+     A file exported with export.mask_size=m returns "box_masks" [1, N, m, m] instead:
+     each spans its box (before clipping), so step 5 is a resize of m x m to the box in
+     original pixels (paste_box_mask below); uint8 masks (export.mask_dtype=uint8) hold
+     round(255 p): threshold at 128.
 The geometry is the same as tfseg.postprocess.host (which the Python predict uses); this
 file restates it without tfseg so an app developer can read it in one place.
 """
@@ -62,12 +66,43 @@ def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2,
 
 
 def boxes_to_original(boxes_norm: np.ndarray, size: int, scale: float, top: int, left: int,
-                      height: int, width: int) -> np.ndarray:
-    """``[n, 4]`` normalized yxyx of the input -> ``[n, 4]`` xyxy original pixels, clipped."""
+                      height: int, width: int, clip: bool = True) -> np.ndarray:
+    """``[n, 4]`` normalized yxyx of the input -> ``[n, 4]`` xyxy original pixels."""
     ymin, xmin, ymax, xmax = (boxes_norm[:, i] * size for i in range(4))
     boxes = np.stack([(xmin - left) / scale, (ymin - top) / scale,
                       (xmax - left) / scale, (ymax - top) / scale], axis=1)
-    return np.clip(boxes, 0, [width, height, width, height])
+    return np.clip(boxes, 0, [width, height, width, height]) if clip else boxes
+
+
+def paste_box_mask(box_mask: np.ndarray, span: np.ndarray, box: np.ndarray, height: int,
+                   width: int) -> np.ndarray:
+    """One box-aligned ``[m, m]`` mask -> ``[H, W]`` bool on the original image.
+
+    Args:
+        box_mask: ``[m, m]`` float32 probabilities or uint8 round(255 p).
+        span: ``[4]`` xyxy original pixels the m x m grid spans (the box, unclipped).
+        box: ``[4]`` the box clipped to the image: pixels outside it stay False.
+        height, width: original image size.
+    """
+    full = np.zeros((height, width), bool)
+    x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+    x1, y1 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
+    span_w, span_h = span[2] - span[0], span[3] - span[1]
+    if x1 <= x0 or y1 <= y0 or span_w <= 0 or span_h <= 0:
+        return full
+    m_y, m_x = box_mask.shape
+    probabilities = box_mask.astype(np.float32) / (255.0 if box_mask.dtype == np.uint8 else 1.0)
+    # Cell (i, j) is centred at span_x0 + (j + 0.5) * span_w / m: the resize's own convention
+    # when the span starts and ends on pixel edges; warpAffine handles fractional boxes.
+    to_cells = np.array([[m_x / span_w, 0, (x0 + 0.5 - span[0]) * m_x / span_w - 0.5],
+                         [0, m_y / span_h, (y0 + 0.5 - span[1]) * m_y / span_h - 0.5]])
+    resized = cv2.warpAffine(probabilities, to_cells, (x1 - x0, y1 - y0),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    cols, rows = np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5
+    inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))
+    full[y0:y1, x0:x1] = (resized > 0.5) & inside
+    return full
 
 
 def mask_to_original(mask: np.ndarray, box: np.ndarray, scale: float, top: int, left: int,
@@ -81,7 +116,8 @@ def mask_to_original(mask: np.ndarray, box: np.ndarray, scale: float, top: int, 
     step = scale / PROTO_STRIDE
     to_proto = np.array([[step, 0, ((x0 + 0.5) * scale + left) / PROTO_STRIDE - 0.5],
                          [0, step, ((y0 + 0.5) * scale + top) / PROTO_STRIDE - 0.5]])
-    warped = cv2.warpAffine(mask.astype(np.float32), to_proto, (x1 - x0, y1 - y0),
+    probabilities = mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
+    warped = cv2.warpAffine(probabilities, to_proto, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     cols, rows = np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5
     inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))
@@ -96,10 +132,16 @@ def detect_image(model_path: str, rgb: np.ndarray, size: int) -> list[dict]:
     out = run_detect(model_path, boxed)
     n = int(out["num_detections"][0])
     boxes = boxes_to_original(out["boxes"][0, :n], size, scale, top, left, height, width)
+    if "box_masks" in out:
+        spans = boxes_to_original(out["boxes"][0, :n], size, scale, top, left, height, width,
+                                  clip=False)
+        masks = [paste_box_mask(out["box_masks"][0, i], spans[i], boxes[i], height, width)
+                 for i in range(n)]
+    else:
+        masks = [mask_to_original(out["masks"][0, i], boxes[i], scale, top, left, height, width)
+                 for i in range(n)]
     return [{"box": boxes[i].tolist(), "score": float(out["scores"][0, i]),
-             "class": int(out["classes"][0, i]),
-             "mask": mask_to_original(out["masks"][0, i], boxes[i], scale, top, left, height,
-                                      width)} for i in range(n)]
+             "class": int(out["classes"][0, i]), "mask": masks[i]} for i in range(n)]
 
 
 def main() -> None:

@@ -134,6 +134,9 @@ KEYS = {
     "export.serving_name": ("other", "export"),
     "export.serving_version": ("2", "export"),
     "export.calibration_images": ("5", "export"),
+    "export.mask_size": ("56", "export"),
+    "export.mask_dtype": ("uint8", "export"),
+    "export.standard_outputs": ("true", "export"),
 }
 
 

@@ -171,7 +171,8 @@ def export_arguments(cfg: RunConfig) -> dict:
                 raw=options.raw, score_threshold=options.conf, iou_threshold=options.iou,
                 max_detections=options.max_det, agnostic=options.agnostic,
                 serving_name=options.serving_name, serving_version=options.serving_version,
-                calibration_images=options.calibration_images)
+                calibration_images=options.calibration_images, mask_size=options.mask_size,
+                mask_dtype=options.mask_dtype, standard_outputs=options.standard_outputs)
 
 
 def shapes_arguments(data: DataConfig) -> dict:

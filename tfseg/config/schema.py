@@ -131,6 +131,9 @@ class ExportConfig:
     serving_name: str = "tfseg"
     serving_version: int = 1
     calibration_images: int = 100  # representative images for int8
+    mask_size: int = 0  # 0: masks [N, S/4, S/4] on the prototype grid; m > 0: box_masks [N, m, m] spanning each box
+    mask_dtype: str = "float32"  # float32 probabilities, or uint8 round(255 p) (4x smaller)
+    standard_outputs: bool = False  # end-to-end .tflite with the 4 object-detector outputs (Task Library, MediaPipe; no masks)
 
 
 @dataclass

@@ -134,13 +134,30 @@ class ConfusionMatrix:
         return _write(path, canvas)
 
 
+def _input_mask(detections: dict, b: int, i: int, size: int) -> np.ndarray:
+    """``[S, S]`` bool mask of detection (b, i) on the letterboxed input, from ``masks``
+    (prototype grid) or ``box_masks`` (m x m spanning the box), float or uint8."""
+    from tfseg.postprocess.host import box_mask_to_original
+
+    if "box_masks" in detections:
+        box = np.asarray(detections["boxes"][b, i], np.float64)
+        crop, (x0, y0) = box_mask_to_original(detections["box_masks"][b, i], box, box, size, size)
+        full = np.zeros((size, size), bool)
+        full[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+        return full
+    mask = np.asarray(detections["masks"][b, i], np.float32)
+    if detections["masks"].dtype == np.uint8:
+        mask = mask / 255.0
+    return cv2.resize(mask, (size, size)) > 0.5
+
+
 def plot_prediction_grid(images: np.ndarray, detections: dict, class_names: list[str],
                          path: str | Path, score_threshold: float = 0.25, columns: int = 4) -> Path:
     """Letterboxed input images with their detections (tinted masks, boxes, labels) in a grid.
 
     Args:
         images: ``[B, S, S, 3]`` float32 RGB in [0, 1] (the evaluation batch).
-        detections: DETECTIONS contract as numpy (input pixels, masks at S/4).
+        detections: DETECTIONS contract as numpy (input pixels, masks at S/4 or box_masks).
     """
     tiles = []
     size = images.shape[1]
@@ -152,7 +169,7 @@ def plot_prediction_grid(images: np.ndarray, detections: dict, class_names: list
                 continue
             cls = int(detections["classes"][b, i])
             colour = np.array(class_colour(cls), np.float32)
-            mask = cv2.resize(detections["masks"][b, i], (size, size)) > 0.5
+            mask = _input_mask(detections, b, i, size)
             tile[mask] = (0.5 * tile[mask] + 0.5 * colour).astype(np.uint8)
             x1, y1, x2, y2 = (int(round(v)) for v in detections["boxes"][b, i])
             cv2.rectangle(tile, (x1, y1), (x2, y2), class_colour(cls), 1)

@@ -4,8 +4,10 @@ The graph returns detections in letterboxed input pixels with masks at prototype
 Here, for the kept detections only: boxes go back to original pixels (the inverse map of
 tfseg.ops.letterbox), and each mask is warped from prototype pixels straight to the original
 pixels inside its box (one bilinear cv2.warpAffine per instance, never a full-image resize),
-thresholded, and cropped to its box. Masks are kept as box-sized crops; full-size masks,
-COCO RLE and polygons are made from them on demand.
+thresholded, and cropped to its box. Box-aligned masks (``box_masks``, the exports'
+``mask_size`` option) are warped the same way from their m x m grid (the convention of
+tfseg.postprocess.masks). Masks are kept as box-sized crops; full-size masks, COCO RLE and
+polygons are made from them on demand.
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ def _box_pixel_range(box: np.ndarray, height: int, width: int) -> tuple[int, int
     return x0, y0, x1, y1
 
 
+def _inside(box: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """``[y1 - y0, x1 - x0]`` bool: pixels whose centre is inside the xyxy box (the rule of
+    tfseg.ops.masks.crop_to_boxes)."""
+    cols = np.arange(x0, x1) + 0.5
+    rows = np.arange(y0, y1) + 0.5
+    return ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))[None]
+
+
 def mask_to_original(mask: np.ndarray, box: np.ndarray, info: np.ndarray,
                      threshold: float = 0.5, proto_stride: int = PROTO_STRIDE
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,11 +111,55 @@ def mask_to_original(mask: np.ndarray, box: np.ndarray, info: np.ndarray,
     warped = cv2.warpAffine(np.ascontiguousarray(mask, np.float32), to_proto, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    # Keep pixels whose centre is inside the box (the rule of tfseg.ops.masks.crop_to_boxes).
-    cols = np.arange(x0, x1) + 0.5
-    rows = np.arange(y0, y1) + 0.5
-    inside = ((rows >= box[1]) & (rows < box[3]))[:, None] & ((cols >= box[0]) & (cols < box[2]))[None]
-    return (warped > threshold) & inside, origin
+    return (warped > threshold) & _inside(box, x0, y0, x1, y1), origin
+
+
+def box_mask_to_original(box_mask: np.ndarray, grid_box: np.ndarray, box: np.ndarray,
+                         height: int, width: int, threshold: float = 0.5
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """One box-aligned ``[m, m]`` mask -> bool mask inside its box in original pixels.
+
+    Cell (i, j) is centred at ``grid_box``'s (x1 + (j + 0.5) w / m, y1 + (i + 0.5) h / m);
+    original pixel (c, r) samples the grid there bilinearly (edge cells repeat outward).
+
+    Args:
+        box_mask: ``[m, m]`` float32 probabilities (or uint8 round(255 p)).
+        grid_box: ``[4]`` xyxy original pixels the grid spans: the detection's box mapped
+            back from input pixels WITHOUT clipping.
+        box: ``[4]`` the same box clipped to the image (where pixels are kept).
+        height, width: original image size.
+        threshold: probability above which a pixel belongs to the instance.
+
+    Returns:
+        crop: ``[h, w]`` bool on the pixels of ``box``'s integer range; origin ``[2]`` (x0, y0).
+    """
+    x0, y0, x1, y1 = _box_pixel_range(box, height, width)
+    origin = np.array([x0, y0], np.int32)
+    span_x, span_y = float(grid_box[2] - grid_box[0]), float(grid_box[3] - grid_box[1])
+    if x1 <= x0 or y1 <= y0 or span_x <= 0 or span_y <= 0:
+        return np.zeros((0, 0), bool), origin
+    if box_mask.dtype == np.uint8:
+        box_mask = box_mask.astype(np.float32) / 255.0
+    size_y, size_x = box_mask.shape
+    to_grid = np.array([
+        [size_x / span_x, 0.0, (x0 + 0.5 - grid_box[0]) * size_x / span_x - 0.5],
+        [0.0, size_y / span_y, (y0 + 0.5 - grid_box[1]) * size_y / span_y - 0.5]], np.float64)
+    warped = cv2.warpAffine(np.ascontiguousarray(box_mask, np.float32), to_grid,
+                            (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return (warped > threshold) & _inside(box, x0, y0, x1, y1), origin
+
+
+def _mask_crop(detections: dict, b: int, i: int, boxes: np.ndarray, grid_boxes: np.ndarray,
+               info: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Detection (b, i)'s mask crop from whichever mask output the detections carry."""
+    if "box_masks" in detections:
+        return box_mask_to_original(np.asarray(detections["box_masks"][b, i]), grid_boxes[i],
+                                    boxes[i], int(info[0]), int(info[1]), threshold)
+    mask = np.asarray(detections["masks"][b, i])
+    if mask.dtype == np.uint8:
+        mask = mask.astype(np.float32) / 255.0
+    return mask_to_original(mask, boxes[i], info, threshold)
 
 
 def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
@@ -114,7 +168,8 @@ def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
 
     Args:
         detections: dict of numpy arrays: boxes ``[B, N, 4]`` input pixels, scores ``[B, N]``,
-            classes ``[B, N]``, masks ``[B, N, P, P]``, num_detections ``[B]``.
+            classes ``[B, N]``, masks ``[B, N, P, P]`` (or box_masks ``[B, N, m, m]``),
+            num_detections ``[B]``.
         letterbox: ``[B, 5]`` float32 letterbox info of each image.
         threshold: mask probability threshold.
 
@@ -122,8 +177,9 @@ def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
         B ImageDetections; detections whose box is empty in the original image are dropped.
     """
     letterbox = np.asarray(letterbox, np.float32)
-    original_boxes = letterbox_inverse_boxes(
-        np.asarray(detections["boxes"], np.float32), letterbox).numpy()  # [B, N, 4]
+    input_boxes = np.asarray(detections["boxes"], np.float32)
+    original_boxes = letterbox_inverse_boxes(input_boxes, letterbox).numpy()  # [B, N, 4]
+    grid_boxes = letterbox_inverse_boxes(input_boxes, letterbox, clip=False).numpy()
     results = []
     for b, count in enumerate(np.asarray(detections["num_detections"]).astype(int)):
         height, width = int(letterbox[b, 0]), int(letterbox[b, 1])
@@ -131,8 +187,8 @@ def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         crops, origins = [], []
         for i in np.flatnonzero(keep):
-            crop, origin = mask_to_original(detections["masks"][b, i], boxes[i], letterbox[b],
-                                            threshold)
+            crop, origin = _mask_crop(detections, b, i, boxes, grid_boxes[b], letterbox[b],
+                                      threshold)
             crops.append(crop)
             origins.append(origin)
         results.append(ImageDetections(

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.postprocess.decode import best_class, decode_boxes
-from tfseg.postprocess.masks import detection_masks
+from tfseg.postprocess.masks import (MASK_DTYPES, box_aligned_masks, detection_masks,
+                                     encode_masks)
 from tfseg.postprocess.nms import batched_nms, multi_label_candidates, per_image_option
 
 
@@ -31,6 +32,10 @@ class PostProcess(keras.layers.Layer):
         multi_label: every (anchor, class) pair scoring above the threshold is a candidate
             (COCO evaluation); False keeps each anchor's best class only (deployment).
         max_candidates: with multi_label, the best-scoring pairs that enter NMS.
+        mask_size: 0 returns ``masks`` at prototype resolution (the DETECTIONS contract);
+            m > 0 returns ``box_masks`` ``[B, N, m, m]`` instead, each mask resampled onto
+            an m x m grid spanning its box (tfseg.postprocess.masks; exports only).
+        mask_dtype: ``"float32"`` probabilities or ``"uint8"`` round(255 p) (exports only).
 
     Call args:
         raw_outputs: dict of the RAW_OUTPUTS contract (tfseg/contracts.py):
@@ -47,7 +52,8 @@ class PostProcess(keras.layers.Layer):
     Returns:
         dict of the DETECTIONS contract: boxes ``[B, N, 4]`` float32 xyxy input pixels,
         scores ``[B, N]`` float32, classes ``[B, N]`` int32, masks ``[B, N, P, P]`` float32
-        probabilities zero outside the box, num_detections ``[B]`` int32.
+        probabilities zero outside the box, num_detections ``[B]`` int32. With
+        ``mask_size`` m > 0, ``box_masks`` ``[B, N, m, m]`` replaces ``masks``.
 
     Example:
         >>> post = PostProcess(score_threshold=0.25, iou_threshold=0.7, max_detections=100)
@@ -56,8 +62,12 @@ class PostProcess(keras.layers.Layer):
 
     def __init__(self, score_threshold: float = 0.25, iou_threshold: float = 0.7,
                  max_detections: int = 300, agnostic: bool = False, pre_nms_topk: int = 0,
-                 multi_label: bool = False, max_candidates: int = MAX_CANDIDATES, **kwargs):
+                 multi_label: bool = False, max_candidates: int = MAX_CANDIDATES,
+                 mask_size: int = 0, mask_dtype: str = "float32", **kwargs):
         super().__init__(**kwargs)
+        if int(mask_size) < 0 or mask_dtype not in MASK_DTYPES:
+            raise ValueError(f"mask_size must be >= 0 (got {mask_size}) and mask_dtype one of "
+                             f"{MASK_DTYPES} (got {mask_dtype!r})")
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.max_detections = int(max_detections)
@@ -65,6 +75,8 @@ class PostProcess(keras.layers.Layer):
         self.pre_nms_topk = int(pre_nms_topk)
         self.multi_label = bool(multi_label)
         self.max_candidates = int(max_candidates)
+        self.mask_size = int(mask_size)
+        self.mask_dtype = str(mask_dtype)
 
     def call(self, raw_outputs, score_threshold=None, iou_threshold=None, max_detections=None):
         prototypes = tf.convert_to_tensor(raw_outputs["prototypes"], tf.float32)
@@ -88,11 +100,14 @@ class PostProcess(keras.layers.Layer):
             pre_nms_topk=self.pre_nms_topk,
             **self._nms_thresholds(boxes, score_threshold, iou_threshold, max_detections))
         masks = detection_masks(kept["coefficients"], prototypes, kept["boxes"])
+        mask_key = self._mask_key()
+        if self.mask_size:
+            masks = box_aligned_masks(masks, kept["boxes"], self.mask_size)
         return {
             "boxes": kept["boxes"],
             "scores": kept["scores"],
             "classes": kept["classes"],
-            "masks": masks,
+            mask_key: encode_masks(masks, self.mask_dtype),
             "num_detections": kept["num_detections"],
         }
 
@@ -111,16 +126,20 @@ class PostProcess(keras.layers.Layer):
                                                    tf.int32)
         return options
 
+    def _mask_key(self) -> str:
+        return "box_masks" if self.mask_size else "masks"
+
     def compute_output_spec(self, raw_outputs, score_threshold=None, iou_threshold=None,
                             max_detections=None):
         batch = raw_outputs["prototypes"].shape[0]
         proto = raw_outputs["prototypes"].shape[1]
         n = self.max_detections
+        side = self.mask_size or proto
         return {
             "boxes": keras.KerasTensor((batch, n, 4), "float32"),
             "scores": keras.KerasTensor((batch, n), "float32"),
             "classes": keras.KerasTensor((batch, n), "int32"),
-            "masks": keras.KerasTensor((batch, n, proto, proto), "float32"),
+            self._mask_key(): keras.KerasTensor((batch, n, side, side), self.mask_dtype),
             "num_detections": keras.KerasTensor((batch,), "int32"),
         }
 
@@ -129,5 +148,6 @@ class PostProcess(keras.layers.Layer):
         config.update(score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
                       max_detections=self.max_detections, agnostic=self.agnostic,
                       pre_nms_topk=self.pre_nms_topk, multi_label=self.multi_label,
-                      max_candidates=self.max_candidates)
+                      max_candidates=self.max_candidates, mask_size=self.mask_size,
+                      mask_dtype=self.mask_dtype)
         return config

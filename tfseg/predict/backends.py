@@ -115,10 +115,15 @@ class TFLiteBackend:
 
     def _one(self, image: np.ndarray) -> dict[str, np.ndarray]:
         out = self._runner(**{self._input: image[None]}, **self._thresholds)
+        mask_key = "box_masks" if "box_masks" in out else "masks"
+        if mask_key not in out:
+            raise ValueError("this .tflite has no masks (exported with export.standard_outputs="
+                             "true, for the TFLite object detectors): predict needs a file "
+                             "exported without it")
         # [ymin, xmin, ymax, xmax] -> [xmin, ymin, xmax, ymax]: the same pair swap both ways.
         boxes = tf.gather(tf.constant(out["boxes"]), [1, 0, 3, 2], axis=-1).numpy()
         return {"boxes": boxes * float(self.image_size), "scores": out["scores"],
-                "classes": out["classes"].astype(np.int32), "masks": out["masks"],
+                "classes": out["classes"].astype(np.int32), mask_key: out[mask_key],
                 "num_detections": out["num_detections"].astype(np.int32)}
 
     def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
