@@ -134,6 +134,9 @@ KEYS = {
     "export.serving_name": ("other", "export"),
     "export.serving_version": ("2", "export"),
     "export.calibration_images": ("5", "export"),
+    "export.parity": ("false", "export"),
+    "export.parity_images": ("7", "export"),
+    "export.parity_max_drop": ("-1", "export"),
 }
 
 

@@ -131,6 +131,9 @@ class ExportConfig:
     serving_name: str = "tfseg"
     serving_version: int = 1
     calibration_images: int = 100  # representative images for int8
+    parity: bool = True  # score every written file against the Keras model on validation images
+    parity_images: int = 200  # validation images the parity check scores (int8 at 640 is slow on CPU)
+    parity_max_drop: float = 1.0  # fail when a file's mask mAP50-95 is this many points below Keras's
 
 
 @dataclass
