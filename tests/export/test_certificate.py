@@ -2,8 +2,8 @@
 mAP, a badly quantized one loses it and the check refuses it.
 
 The validation ground truth here is the network's own detections on the shapes val images
-(written as COCO annotations), so the Keras model scores a mask mAP50-95 of 1 and every
-point a file loses is its own doing. The int8 file is calibrated on black images only: its
+(written as COCO annotations), so the Keras model scores near the top (box mAP50-95 1.0,
+mask 0.955) and every point a file loses is its own doing. The int8 file is calibrated on black images only: its
 activation ranges are far too narrow for real ones.
 """
 
@@ -59,7 +59,9 @@ def test_float32_files_keep_the_keras_map_and_pass(network, check, settings, tmp
                      score_threshold=settings.conf, iou_threshold=settings.iou,
                      max_detections=settings.max_det)
     certificate = certify(network, written, check, _thresholds(settings))
-    assert certificate["keras"]["mask_mAP50-95"] > 0.95  # its own detections as ground truth
+    # Its own detections as ground truth: box mAP 1.0 and mask mAP 0.955 as measured here (why
+    # mask falls short of 1 was not looked into; the bound only needs a model that detects).
+    assert certificate["keras"]["mask_mAP50-95"] > 0.9
     for key in ("tflite_float32", "tflite_raw_float32"):
         entry = certificate["artifacts"][key]
         assert entry["passed"] and abs(entry["mask_drop_points"]) < 0.5, entry
