@@ -1,6 +1,7 @@
 """The edge between the CLI's config and :func:`tfseg.export.export` (plain arguments).
 
-    export_from_config(cfg, model, classes, output_dir, model_info) -> written paths
+    export_from_config(cfg, model, classes, output_dir, model_info) -> written paths; measures,
+                                                        records and checks their parity
     calibration_images(records, image_size, count)      -> int8 representative images
     check_gpu_main(path, end_to_end=None)               -> exit code; prints the report
 """
@@ -46,21 +47,33 @@ def calibration_images(records: str, image_size: int, count: int,
 
 
 def export_from_config(cfg, model, classes: dict, output_dir: str | Path,
-                       model_info: dict | None = None) -> list[Path]:
-    """``tfseg export``: unpack RunConfig sections into :func:`tfseg.export.export`.
+                       model_info: dict | None = None,
+                       parity_unavailable: str | None = None) -> list[Path]:
+    """``tfseg export``: unpack RunConfig sections into :func:`tfseg.export.export`, then
+    measure, record and print the parity certificate (tfseg.export.certificate).
 
     Args:
-        cfg: RunConfig (model, data, export sections).
+        cfg: RunConfig (model, data, export sections); the parity check reads the prepared
+            records and validation annotations of ``cfg.data``.
         model: the trained Keras network.
         classes: {"class_names": [...], "category_ids": [...]}.
         output_dir: the export folder.
         model_info: the model artifact's metadata, copied into the export metadata.
+        parity_unavailable: why the parity check cannot run (no dataset); recorded and
+            printed instead of a certificate.
 
     Returns:
         The written paths (metadata, SavedModel version folder, .tflite files).
+
+    Raises:
+        ExportError: a file's mask mAP50-95 fell more than ``export.parity_max_drop`` points
+            below the Keras model's (the files stay, with their certificate).
     """
+    from tfseg.export import certificate as cert
+
     options = export_arguments(cfg)
     count = options.pop("calibration_images")
+    parity = {k: options.pop(k) for k in ("parity", "parity_images", "parity_max_drop")}
     calibration = None
     if "int8" in options["tflite_modes"] and count > 0 and cfg.data.records:
         calibration = calibration_images(cfg.data.records, cfg.model.image_size, count)
@@ -70,7 +83,31 @@ def export_from_config(cfg, model, classes: dict, output_dir: str | Path,
         image_size=cfg.model.image_size, class_names=classes["class_names"],
         category_ids=classes["category_ids"], calibration=calibration, model_info=model_info,
         **options)
+    reason = parity_unavailable or _parity_unavailable(cfg, parity["parity"])
+    if reason:
+        certificate = cert.not_measured(reason)
+    else:
+        check = cert.ParityCheck(cfg.data.records, cfg.data.val_annotations,
+                                 list(classes["category_ids"]), parity["parity_images"],
+                                 parity["parity_max_drop"])
+        thresholds = {k: options[k] for k in ("score_threshold", "iou_threshold",
+                                              "max_detections", "agnostic")}
+        certificate = cert.certify(model, written, check, thresholds)
+    cert.record(certificate, written)
+    print(cert.format_table(certificate), flush=True)
+    cert.enforce(certificate, output_dir)
     return list(written.values())
+
+
+def _parity_unavailable(cfg, enabled: bool) -> str | None:
+    """Why the parity check cannot run on ``cfg``'s dataset, or None if it can."""
+    if not enabled:
+        return "export.parity=false"
+    if not cfg.data.records or not Path(cfg.data.records).exists():
+        return "no prepared dataset records (data.records)"
+    if not Path(cfg.data.val_annotations).is_file():
+        return f"validation annotations not found: {cfg.data.val_annotations}"
+    return None
 
 
 def check_gpu_main(path: str | Path, end_to_end: bool | None = None) -> int:

@@ -256,3 +256,34 @@ def read_tflite_metadata(path: str | os.PathLike | bytes) -> dict | None:
         if entry.Name() and entry.Name().decode() == TFLITE_METADATA_NAME:
             return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
     return None
+
+
+def update_tflite_metadata(path: str | os.PathLike, fields: dict) -> None:
+    """Add or replace top-level fields of a .tflite's ``tfseg_metadata``, in place.
+
+    The entry's buffer is rewritten (no second copy of the JSON is left in the file); the
+    file is replaced atomically. Used to add the parity certificate after the file is made.
+
+    Args:
+        path: a .tflite written by tfseg (it has a ``tfseg_metadata`` entry).
+        fields: top-level keys to set, e.g. ``{"parity": {...}}``.
+
+    Raises:
+        ExportError: the file has no ``tfseg_metadata`` entry.
+    """
+    from tfseg.errors import ExportError  # local: keeps this addition self-contained
+
+    path = Path(path)
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(path.read_bytes()), 0))
+    names = (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())
+    entry = next((m for m in (model.metadata or []) if m.name in names), None)
+    if entry is None:
+        raise ExportError(f"{path} has no {TFLITE_METADATA_NAME} entry: not a tfseg export")
+    buffer = model.buffers[entry.buffer]
+    current = json.loads(bytes(bytearray(buffer.data)).decode())
+    buffer.data = list(to_json({**current, **fields}).encode())
+    builder = flatbuffers.Builder(path.stat().st_size + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(bytes(builder.Output()))
+    os.replace(tmp, path)

@@ -91,7 +91,8 @@ def compare_image(reference: dict, candidate: dict, min_iou: float = 0.5,
     Args:
         reference / candidate: dicts of numpy arrays for ONE image, rows already cut to the
             valid count: boxes ``[n, 4]`` (same units in both), scores ``[n]``, classes ``[n]``,
-            masks ``[n, P, P]``.
+            masks ``[n, P, P]`` (optional: without masks in both, only boxes and scores
+            are compared).
         min_iou: IoU needed to match two detections.
         score_margin: unmatched detections scoring below threshold + margin are expected
             (a score on the threshold may fall either side); pass the threshold + margin as
@@ -114,6 +115,8 @@ def compare_image(reference: dict, candidate: dict, min_iou: float = 0.5,
             reference["boxes"][i] - candidate["boxes"][j]).max()))
         report.max_score_diff = max(report.max_score_diff, float(abs(
             reference["scores"][i] - candidate["scores"][j])))
+        if "masks" not in reference or "masks" not in candidate:
+            continue
         report.min_mask_iou = min(report.min_mask_iou, mask_iou(reference["masks"][i],
                                                                 candidate["masks"][j]))
         report.max_mask_diff = max(report.max_mask_diff, float(np.abs(

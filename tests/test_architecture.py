@@ -30,7 +30,7 @@ ALLOWED = {
     "train": {"pipeline", "data", "model", "loss", "evaluate", "postprocess", "config", "runs",
               "ops", "contracts", "errors"},
     "export": {"model", "postprocess", "pipeline", "data", "ops", "contracts", "config", "errors",
-               "runs", "predict"},
+               "runs", "predict", "evaluate"},  # evaluate: the parity certificate's mAP
 }
 TOP_LEVEL_FREE = {"cli", "commands", "demo", "benchmarks", "__init__", "__main__"}
 

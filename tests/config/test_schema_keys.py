@@ -137,6 +137,9 @@ KEYS = {
     "export.mask_size": ("56", "export"),
     "export.mask_dtype": ("uint8", "export"),
     "export.standard_outputs": ("true", "export"),
+    "export.parity": ("false", "export"),
+    "export.parity_images": ("7", "export"),
+    "export.parity_max_drop": ("-1", "export"),
 }
 
 

@@ -164,15 +164,25 @@ def predict_arguments(cfg: RunConfig) -> dict:
 
 def export_arguments(cfg: RunConfig) -> dict:
     """The export section as ``tfseg.export.export`` keywords (lists split, thresholds named
-    as PostProcess names them), plus ``calibration_images`` for the int8 calibration set."""
+    as PostProcess names them), plus ``calibration_images`` for the int8 calibration set and
+    ``parity``, ``parity_images``, ``parity_max_drop`` for tfseg.export.certificate.
+
+    Raises:
+        ConfigError: ``export.parity_images`` below 1 while the parity check is on.
+    """
     options = cfg.export
+    if options.parity and options.parity_images < 1:
+        raise ConfigError(f"export.parity_images must be at least 1, got {options.parity_images} "
+                          "(export.parity=false skips the check)")
     return dict(formats=[f.strip() for f in options.formats.split(",") if f.strip()],
                 tflite_modes=[m.strip() for m in options.tflite_modes.split(",") if m.strip()],
                 raw=options.raw, score_threshold=options.conf, iou_threshold=options.iou,
                 max_detections=options.max_det, agnostic=options.agnostic,
                 serving_name=options.serving_name, serving_version=options.serving_version,
                 calibration_images=options.calibration_images, mask_size=options.mask_size,
-                mask_dtype=options.mask_dtype, standard_outputs=options.standard_outputs)
+                mask_dtype=options.mask_dtype, standard_outputs=options.standard_outputs,
+                parity=options.parity, parity_images=options.parity_images,
+                parity_max_drop=options.parity_max_drop)
 
 
 def shapes_arguments(data: DataConfig) -> dict:

@@ -134,6 +134,9 @@ class ExportConfig:
     mask_size: int = 0  # 0: masks [N, S/4, S/4] on the prototype grid; m > 0: box_masks [N, m, m] spanning each box
     mask_dtype: str = "float32"  # float32 probabilities, or uint8 round(255 p) (4x smaller)
     standard_outputs: bool = False  # end-to-end .tflite with the 4 object-detector outputs (Task Library, MediaPipe; no masks)
+    parity: bool = True  # score every written file against the Keras model on validation images
+    parity_images: int = 200  # validation images the parity check scores (int8 at 640 is slow on CPU)
+    parity_max_drop: float = 1.0  # fail when a file's mask mAP50-95 is this many points below Keras's
 
 
 @dataclass

@@ -1,0 +1,113 @@
+"""The parity certificate as a user meets it: ``tfseg export`` typed in a fresh folder.
+
+A tiny run is trained once (64 px, one step); its exports are then certified against it on
+the run's own validation images: the end-to-end file of every mode and the SavedModel (raw
+files get theirs the same way: tests/export/test_certificate.py, which also shows a real
+accuracy loss failing the check); a threshold no file can meet fails the export; weights
+without their dataset still export and say parity was not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent))  # this venv's command
+MODES = ("float32", "float16", "dynamic_int8", "int8")
+
+
+def tfseg(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [TFSEG] if TFSEG else [sys.executable, "-m", "tfseg"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A fresh folder with a shapes dataset and a run trained on it for one step."""
+    cwd = tmp_path_factory.mktemp("parity")
+    ok(tfseg(cwd, "data", "shapes", "--output", "ds", "shapes_train=4", "shapes_val=4",
+             "shapes_min_size=64", "shapes_max_size=96"))
+    ok(tfseg(cwd, "train", "data.root=ds", "imgsz=64", "epochs=1", "batch=4",
+             "steps_per_epoch=1", "nominal_batch=0", "jit_compile=false", "prepare_workers=0",
+             "mosaic=0", "close_mosaic=0", "eval.plots=false", "patience=0"))
+    return cwd
+
+
+@pytest.mark.slow  # a full export: four TFLite conversions and a SavedModel (~2 min on 2 cores)
+def test_every_mode_of_an_export_carries_its_parity_certificate(workdir):
+    from tfseg.export.metadata import read_tflite_metadata
+
+    result = ok(tfseg(workdir, "export", "weights=runs/train/train", "name=all",
+                      f"tflite_modes={','.join(MODES)}", "raw=false", "calibration_images=2",
+                      "parity_images=3", "conf=0.001"))  # a 1-step model scores low: keep some
+    folder = workdir / "runs/export/all"
+    parity = json.loads((folder / "metadata.json").read_text())["parity"]
+    assert parity["measured"] and parity["passed"]
+    assert (parity["split"], parity["images"]) == ("val", 3)  # the cap, not the 4 val images
+    assert parity["tolerance"] == {"mask_mAP50-95_drop_points": 1.0}
+    assert parity["thresholds"]["score_threshold"] == 0.001  # the export's own post-processing
+    assert set(parity["artifacts"]) == {"savedmodel"} | {f"tflite_{m}" for m in MODES}
+    keras_map = parity["keras"]["mask_mAP50-95"]
+    for key, entry in parity["artifacts"].items():
+        assert entry["images"] == 3 and entry["passed"], (key, entry)
+        assert entry["mask_drop_points"] == pytest.approx(
+            100 * (keras_map - entry["mask_mAP50-95"]), abs=1e-3)
+        assert f"{entry['file'][:39]}" in result.stdout  # a row of the printed table
+        assert entry["mode"] == key.removeprefix("tflite_").replace("savedmodel", "float32")
+        assert {"matched", "max_box_diff_px", "max_score_diff"} <= set(entry)
+        if key.startswith("tflite"):
+            inside = read_tflite_metadata(folder / entry["file"])["parity"]
+            assert inside["artifacts"] == {key: entry} and inside["keras"] == parity["keras"]
+    # float32 files are the network itself: their detections match Keras's, scores agree.
+    for key in ("tflite_float32", "savedmodel"):
+        entry = parity["artifacts"][key]
+        assert entry["matched"] > 0 and entry["max_score_diff"] < 1e-4, entry
+    served = json.loads((folder / "tfseg/1/assets.extra/metadata.json").read_text())["parity"]
+    assert set(served["artifacts"]) == {"savedmodel"}
+    assert "Keras model (reference)" in result.stdout and "FAILED" not in result.stdout
+
+
+def test_an_int8_export_past_the_allowed_drop_fails_and_says_why(workdir):
+    # A negative allowance: the int8 file would have to beat the Keras model by half a
+    # point, which a copy of it cannot; the real check measures and refuses it.
+    result = tfseg(workdir, "export", "weights=runs/train/train", "name=strict",
+                   "formats=tflite", "tflite_modes=int8", "raw=false", "calibration_images=2",
+                   "parity_images=2", "parity_max_drop=-0.5")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    message = result.stderr
+    assert "parity check failed on 2 val images: yolov8-seg-n_64_int8.tflite has mask " \
+           "mAP50-95" in message
+    assert "against the Keras model's" in message
+    assert "at most -0.5 point(s) allowed (export.parity_max_drop)" in message
+    parity = json.loads((workdir / "runs/export/strict/metadata.json").read_text())["parity"]
+    assert not parity["passed"] and not parity["artifacts"]["tflite_int8"]["passed"]
+    assert "FAILED" in result.stdout
+
+
+def test_weights_without_their_dataset_export_and_say_parity_was_not_measured(workdir, tmp_path):
+    from tfseg.export.metadata import read_tflite_metadata
+
+    for name in ("best.weights.h5", "model.json"):
+        shutil.copy(workdir / "runs/train/train/weights" / name, tmp_path / name)
+    result = ok(tfseg(tmp_path, "export", "weights=best.weights.h5", "formats=tflite",
+                      "raw=false"))
+    assert "parity: not measured (no dataset: these weights come without their run" \
+        in result.stdout
+    folder = tmp_path / "runs/export/best"
+    parity = json.loads((folder / "metadata.json").read_text())["parity"]
+    assert parity["measured"] is False and "data=<dataset>" in parity["reason"]
+    assert read_tflite_metadata(folder / "yolov8-seg-n_64_float32.tflite")["parity"] == parity
+    assert not (tmp_path / "datasets").exists()  # nothing was generated to measure it on
