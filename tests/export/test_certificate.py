@@ -92,3 +92,18 @@ def test_badly_calibrated_int8_loses_map_and_fails_the_export(network, check, se
     with pytest.raises(ExportError, match=r"int8\.tflite has mask mAP50-95 .* against the "
                                           r"Keras model's .* at most 1 point\(s\) allowed"):
         enforce(certificate, tmp_path)
+
+
+def test_a_boxes_only_file_is_listed_not_scored(network, check, settings, tmp_path):
+    # A standard-outputs file (the object detectors' four outputs) has no masks to score: it
+    # is listed as not scored, and the export is not failed for it.
+    from tfseg.export import export
+    from tfseg.export.certificate import certify, format_table
+
+    standard = export(tmp_path, model=network, image_size=settings.size, formats=["tflite"],
+                      raw=False, standard_outputs=True, score_threshold=settings.conf,
+                      iou_threshold=settings.iou, max_detections=settings.max_det)
+    certificate = certify(network, standard, check, _thresholds(settings))
+    assert "no masks" in certificate["artifacts"]["tflite_float32"]["skipped"]
+    assert certificate["passed"]
+    assert "not scored" in format_table(certificate)
