@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ModelConfig:
-    name: str = "yolov8-seg-n"  # family and scale: yolov8-seg-{n,s,m,l,x} or yolo11-seg-{n,s,m,l,x}
+    name: str = "yolov8-seg-n"  # family and scale: yolov8-seg-, yolo11-seg- or yolo26-seg-{n,s,m,l,x}
     num_classes: int = 0  # 0: take it from the dataset
     weights: str = ""  # Keras weights (.weights.h5 / .keras) or a run directory to start from
     image_size: int = 640  # square input size in pixels, divisible by 32

@@ -9,10 +9,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfseg.contracts import PROTO_STRIDE
+from tfseg.contracts import O2O_PREFIX, PROTO_STRIDE
 from tfseg.postprocess.decode import best_class, decode_boxes
 from tfseg.postprocess.masks import detection_masks
 from tfseg.postprocess.nms import batched_nms, multi_label_candidates
+from tfseg.postprocess.topk import end_to_end_detections
 
 
 MAX_CANDIDATES = 30000  # multi-label pairs entering NMS (what the YOLO family's evaluation keeps)
@@ -31,6 +32,9 @@ class PostProcess(keras.layers.Layer):
         multi_label: every (anchor, class) pair scoring above the threshold is a candidate
             (COCO evaluation); False keeps each anchor's best class only (deployment).
         max_candidates: with multi_label, the best-scoring pairs that enter NMS.
+        end_to_end: for raw outputs of a one-to-one head (YOLO26, ``o2o_*`` keys): its
+            top-k detections, no NMS (tfseg/postprocess/topk.py; only the score threshold
+            and N apply). False, or outputs without those keys: one-to-many head + NMS.
 
     Call args:
         raw_outputs: dict of the RAW_OUTPUTS contract (tfseg/contracts.py):
@@ -49,7 +53,8 @@ class PostProcess(keras.layers.Layer):
 
     def __init__(self, score_threshold: float = 0.25, iou_threshold: float = 0.7,
                  max_detections: int = 300, agnostic: bool = False, pre_nms_topk: int = 0,
-                 multi_label: bool = False, max_candidates: int = MAX_CANDIDATES, **kwargs):
+                 multi_label: bool = False, max_candidates: int = MAX_CANDIDATES,
+                 end_to_end: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
@@ -58,8 +63,11 @@ class PostProcess(keras.layers.Layer):
         self.pre_nms_topk = int(pre_nms_topk)
         self.multi_label = bool(multi_label)
         self.max_candidates = int(max_candidates)
+        self.end_to_end = bool(end_to_end)
 
     def call(self, raw_outputs):
+        if self.end_to_end and O2O_PREFIX + "class_logits" in raw_outputs:
+            return end_to_end_detections(raw_outputs, self.score_threshold, self.max_detections)
         prototypes = tf.convert_to_tensor(raw_outputs["prototypes"], tf.float32)
         proto_size = prototypes.shape[1]
         if proto_size is None:
@@ -106,5 +114,5 @@ class PostProcess(keras.layers.Layer):
         config.update(score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
                       max_detections=self.max_detections, agnostic=self.agnostic,
                       pre_nms_topk=self.pre_nms_topk, multi_label=self.multi_label,
-                      max_candidates=self.max_candidates)
+                      max_candidates=self.max_candidates, end_to_end=self.end_to_end)
         return config
