@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tfseg.loss.end_to_end_loss import EndToEndSegLoss
+
 from tfseg.contracts import END_TO_END_OUTPUTS, RAW_OUTPUTS, TRAINING_OUTPUTS, num_anchors
-from tfseg.errors import ConfigError
 from tfseg.model import build_model
 from tfseg.model.import_ultralytics import apply_state_dict, reference_name_table
 from tfseg.model.summary import count_parameters
@@ -65,9 +66,12 @@ def test_one_to_one_branches_do_not_train_the_features(nano):
     assert tape.gradient(o2o, head.o2o_class_branches[0].predict.kernel) is not None
 
 
-def test_training_is_refused_with_a_clear_message(nano):
-    with pytest.raises(ConfigError, match="training yolo26-seg-n is not supported yet"):
-        nano.configure_loss()
+def test_configure_loss_gives_the_dual_head_loss_with_its_log_terms(nano):
+    nano.configure_loss()
+    assert isinstance(nano.yolo_loss, EndToEndSegLoss)
+    assert nano.yolo_loss.one_to_many.reg_max == 1
+    assert [m.name for m in nano.loss_terms] == [
+        "box_loss", "seg_loss", "cls_loss", "l1_loss", "sem_loss", "o2m_loss", "o2o_loss"]
 
 
 @pytest.fixture(scope="module", params=PARITY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfseg.commands.models import load_run_config, prepared_dataset
-from tfseg.model.scales import check_trainable, model_spec
 from tfseg.runs import CLASSES_FILE, CONFIG_FILE, new_run_dir, save_config, write_json
 
 
@@ -28,7 +27,6 @@ def run(args) -> int:
             return 0
     else:
         cfg = load_run_config(overrides, "train")
-        check_trainable(model_spec(cfg.model.name))  # before the dataset is prepared
         cfg, _, classes = prepared_dataset(cfg)
         run_dir = new_run_dir(cfg.project, "train", cfg.name)
         save_config(run_dir, cfg)

@@ -100,19 +100,3 @@ def model_spec(name: str) -> ModelSpec:
                      proto_channels=int(table["proto_channels"]),
                      end2end=bool(table.get("end2end", False)))
 
-
-def check_trainable(spec: ModelSpec) -> None:
-    """Refuse to train a family whose loss tfseg does not have yet.
-
-    YOLO26-seg needs the dual-assignment loss of its one-to-many and one-to-one heads over
-    plain distances (no DFL); YoloSegLoss is the DFL loss of YOLOv8/11 and would misread its
-    4-channel box output.
-
-    Raises:
-        ConfigError: naming the model and what works instead.
-    """
-    if spec.end2end:
-        raise ConfigError(
-            f"model.name: training {spec.name} is not supported yet (its dual-assignment loss "
-            "is not implemented); import trained weights with `tfseg import-weights` for "
-            "val, predict and export, or train yolov8-seg / yolo11-seg")

@@ -18,14 +18,14 @@ import keras
 
 from tfseg.contracts import STRIDES
 from tfseg.errors import ConfigError
+from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
 from tfseg.model.backbone import yolo11_backbone, yolo26_backbone, yolov8_backbone
 from tfseg.model.head import SegmentHead
 from tfseg.model.head26 import DualSegmentHead
 from tfseg.model.neck import yolo11_neck, yolo26_neck, yolov8_neck
-from tfseg.model.scales import check_trainable, model_spec
+from tfseg.model.scales import model_spec
 
-LOSS_TERMS = ("box", "seg", "cls", "dfl")  # the per-term values YoloSegLoss returns
 _FAMILIES = {
     "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
     "yolo11-seg": (yolo11_backbone, yolo11_neck, True),
@@ -74,18 +74,28 @@ class YoloSeg(keras.Model):
     # Training: Keras fit calls compute_loss with (x, y, y_pred); tfseg.loss does the work
     # (this file is the only place the model may import the loss from).
 
-    def configure_loss(self, loss: YoloSegLoss | None = None) -> None:
+    def make_loss(self, **arguments) -> YoloSegLoss | EndToEndSegLoss:
+        """The family's training loss: YoloSegLoss (YOLOv8/11, DFL), or EndToEndSegLoss for
+        the dual-head YOLO26 (both with this model's ``reg_max``).
+
+        Args:
+            **arguments: YoloSegLoss arguments (tfseg.config.factory.loss_arguments);
+                image_size and num_classes default to the model's.
+        """
+        arguments = {"image_size": self.image_size, "num_classes": self.num_classes,
+                     **arguments, "reg_max": self.spec.reg_max}
+        return (EndToEndSegLoss if self.spec.end2end else YoloSegLoss)(**arguments)
+
+    def configure_loss(self, loss: YoloSegLoss | EndToEndSegLoss | None = None) -> None:
         """Set the training loss and create its per-term log metrics (``box_loss``, ...).
 
-        Call before ``compile``/``fit``, inside the strategy scope (the metrics hold
-        variables). ``loss``: a YoloSegLoss; None uses the reference gains.
-
-        Raises:
-            ConfigError: the family has no training loss yet (YOLO26-seg).
+        Call before ``compile``/``fit``, inside the strategy scope (the metrics, and the
+        head weight of EndToEndSegLoss, hold variables). ``loss``: from ``make_loss``; None
+        uses the reference gains.
         """
-        check_trainable(self.spec)
-        self.yolo_loss = loss or YoloSegLoss(self.image_size, self.num_classes)
-        self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS]
+        self.yolo_loss = loss or self.make_loss()
+        self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss")
+                           for term in self.yolo_loss.term_names]
         # Instances beyond the targets' M slots, summed over the epoch (tfseg.pipeline.targets).
         self.dropped_instances = keras.metrics.Sum(name="dropped_instances")
 
@@ -98,10 +108,9 @@ class YoloSeg(keras.Model):
         count: Keras sums the replicas' gradients (see tfseg/train/strategy.py).
         """
         if getattr(self, "yolo_loss", None) is None:
-            check_trainable(self.spec)
             raise RuntimeError("YoloSeg.configure_loss() must be called before training")
         total, terms = self.yolo_loss(y, y_pred)
-        for term, tracker in zip(LOSS_TERMS, self.loss_terms):
+        for term, tracker in zip(self.yolo_loss.term_names, self.loss_terms):
             tracker.update_state(terms[term])
         if "dropped" in y:
             self.dropped_instances.update_state(keras.ops.sum(y["dropped"]))
