@@ -1,14 +1,16 @@
 """YOLO26-seg: parameter counts of the reference, the outputs of both heads, weight import
-and raw-output parity of both heads with the reference (n and s), training refused clearly."""
+and raw-output parity of both heads with the reference (n and s), its training loss, and the
+post-processing evaluation picks for it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tfseg.loss.end_to_end_loss import EndToEndSegLoss
+import tensorflow as tf
 
 from tfseg.contracts import END_TO_END_OUTPUTS, RAW_OUTPUTS, TRAINING_OUTPUTS, num_anchors
+from tfseg.evaluate.loop import make_detector
+from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.model import build_model
 from tfseg.model.import_ultralytics import apply_state_dict, reference_name_table
 from tfseg.model.summary import count_parameters
@@ -64,6 +66,19 @@ def test_one_to_one_branches_do_not_train_the_features(nano):
     assert tape.gradient(o2m, stem) is not None
     head = model.get_layer("head")
     assert tape.gradient(o2o, head.o2o_class_branches[0].predict.kernel) is not None
+
+
+def test_evaluation_scores_the_one_to_one_heads_top_k_not_nms(nano):
+    # The detector training's evaluation builds (tfseg.evaluate.loop.make_detector, with the
+    # eval section's settings) must take the one-to-one head's top-k path for YOLO26.
+    from tfseg.postprocess.topk import end_to_end_detections
+
+    images = tf.random.uniform((2, 64, 64, 3), seed=3)
+    detections = make_detector(nano, 0.0, 0.7, 300)(images)  # untrained: keep every pair
+    expected = end_to_end_detections(nano(images, training=False), 0.0, 300)
+    for key, value in expected.items():
+        np.testing.assert_allclose(detections[key].numpy(), value.numpy(), atol=1e-5)
+    assert int(tf.reduce_max(detections["num_detections"])) > 0
 
 
 def test_configure_loss_gives_the_dual_head_loss_with_its_log_terms(nano):
