@@ -80,13 +80,33 @@ TRAIN_TARGETS = _table(
 )
 
 # Raw model outputs (Keras predict, the raw TFLite export): a dict with these keys.
+# reg_max is the family's (REG_MAX = 16 for YOLOv8/11; 1 for YOLO26, whose box_logits are
+# the four distances themselves, in strides, with no DFL).
 RAW_OUTPUTS = _table(
-    TensorContract("box_logits", "float32", "[B, A, 4 * REG_MAX]",
-                   "DFL logits per side, order (left, top, right, bottom) distances"),
+    TensorContract("box_logits", "float32", "[B, A, 4 * reg_max]",
+                   "DFL logits per side (reg_max 1: the distance in strides), order "
+                   "(left, top, right, bottom)"),
     TensorContract("class_logits", "float32", "[B, A, C]", "class logits (sigmoid gives scores)"),
     TensorContract("mask_coefficients", "float32", "[B, A, 32]", "per-anchor mask coefficients"),
     TensorContract("prototypes", "float32", "[B, P, P, 32]", "prototype masks, NHWC"),
 )
+
+# End-to-end families (YOLO26) add their one-to-one head: the same layouts as the
+# one-to-many keys above, trained to give one box per object, so the detections are its
+# top-k (no NMS); both heads share the prototypes.
+END_TO_END_OUTPUTS = _table(
+    TensorContract("o2o_box_logits", "float32", "[B, A, 4 * reg_max]", "as box_logits"),
+    TensorContract("o2o_class_logits", "float32", "[B, A, C]", "as class_logits"),
+    TensorContract("o2o_mask_coefficients", "float32", "[B, A, 32]", "as mask_coefficients"),
+)
+O2O_PREFIX = "o2o_"  # the one-to-one key of a one-to-many key: O2O_PREFIX + key
+
+# Training-only outputs: the loss may read them; post-processing and exports ignore them.
+TRAINING_OUTPUTS = _table(
+    TensorContract("semantic_logits", "float32", "[B, S/8, S/8, C]",
+                   "YOLO26: per-class logits of the fused stride-8 features (auxiliary target)"),
+)
+
 
 # Post-processed detections (evaluation, prediction, SavedModel, TFLite), fixed shapes.
 DETECTIONS = _table(

@@ -13,6 +13,11 @@ Writes into the output folder:
     <model>.outputs.npz         the reference's raw head outputs on scene.png with the weights
                                 of :func:`reference_like_weights` (NCHW, before decoding), and
                                 its decoded boxes, scores and mask probabilities of the top anchors
+                                (YOLOv8/11). YOLO26 (end-to-end) models run on the central 96x96
+                                crop of the scene (:func:`scene_crop`) to keep the file small; their
+                                file adds the one-to-one outputs (``o2o_box0``...), the semantic
+                                logits and the reference's own end-to-end detections
+                                (``e2e_detections``: x1, y1, x2, y2, score, class, 32 coefficients)
 
 The weights are made by :func:`reference_like_weights` from the names and shapes alone with
 seeded numpy, so the tests rebuild the same weights without torch. This module imports only
@@ -33,7 +38,10 @@ IMAGE_SIZE = 160
 NUM_CLASSES = 3
 TOP_ANCHORS = 8
 PARITY_MODELS = {"yolov8-seg-n": "yolov8n-seg", "yolo11-seg-n": "yolo11n-seg"}
-FAMILIES = {"yolov8-seg": "yolov8{}-seg", "yolo11-seg": "yolo11{}-seg"}
+END_TO_END_MODELS = {"yolo26-seg-n": "yolo26n-seg", "yolo26-seg-s": "yolo26s-seg"}
+CROP_SIZE = 96  # input of the end-to-end fixtures: the scene's central 96 x 96 pixels
+FAMILIES = {"yolov8-seg": "yolov8{}-seg", "yolo11-seg": "yolo11{}-seg",
+            "yolo26-seg": "yolo26{}-seg"}
 
 
 def reference_like_weights(entries: list, seed: int = FIXTURE_SEED, gain: float = 1.3) -> dict:
@@ -96,6 +104,12 @@ def draw_scene(size: int = IMAGE_SIZE) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def scene_crop(scene: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """The central ``size`` x ``size`` pixels of a ``[H, W, 3]`` scene."""
+    top, left = (scene.shape[0] - size) // 2, (scene.shape[1] - size) // 2
+    return scene[top:top + size, left:left + size]
+
+
 def _reference_model(reference_name: str, num_classes: int):
     from ultralytics.nn.tasks import SegmentationModel
 
@@ -103,12 +117,15 @@ def _reference_model(reference_name: str, num_classes: int):
     return model.eval()
 
 
-def record_counts(out_dir: Path) -> None:
-    """Parameters and GFLOPs at 640 of every scale at 80 classes, as the reference reports."""
+def record_counts(out_dir: Path, families: list) -> None:
+    """Parameters and GFLOPs at 640 of every scale at 80 classes, as the reference reports,
+    merged into the existing reference_counts.json (only ``families`` are recomputed)."""
     from ultralytics.utils.torch_utils import get_flops
 
-    counts = {}
-    for family, pattern in FAMILIES.items():
+    path = out_dir / "reference_counts.json"
+    counts = json.loads(path.read_text()) if path.is_file() else {}
+    for family in families:
+        pattern = FAMILIES[family]
         for scale in "nsmlx":
             model = _reference_model(pattern.format(scale), 80)
             counts[f"{family}-{scale}"] = {
@@ -117,7 +134,7 @@ def record_counts(out_dir: Path) -> None:
                 "gflops_640": round(float(get_flops(model, 640)), 2),
             }
             print(family, scale, counts[f"{family}-{scale}"])
-    (out_dir / "reference_counts.json").write_text(json.dumps(counts, indent=1) + "\n")
+    path.write_text(json.dumps(counts, indent=1) + "\n")
 
 
 def _raw_outputs(model, image):
@@ -152,23 +169,67 @@ def _top_anchor_reference(raw: dict, decoded: np.ndarray, num_classes: int) -> d
             "top_scores": scores[:, top].T, "top_masks": masks.reshape(len(top), *proto.shape[1:])}
 
 
-def record_parity(out_dir: Path) -> None:
-    """State-dict layout, scene and reference outputs of the parity models."""
+def _end_to_end_outputs(model, image):
+    """Raw outputs of both heads, the prototypes, the semantic logits and the reference's
+    own end-to-end detections of a YOLO26 model."""
     import torch
 
+    head = model.model[-1]
+    head.end2end = True  # the one-to-one path (the reference's default is nms=None: one-to-many)
+    captured = {}
+    hooks = [head.register_forward_hook(lambda m, args, out: captured.update(features=args[0])),
+             head.proto.feat_fuse.register_forward_hook(
+                 lambda m, args, out: captured.update(fused=args[0]))]
+    with torch.no_grad():
+        (detections, _), _ = model(image)  # [B, k, 6 + 32]
+        for hook in hooks:
+            hook.remove()
+        features = captured["features"]
+        raw = {"proto": head.proto(features).numpy(),
+               "semantic": head.proto.semseg(captured["fused"]).numpy(),
+               "e2e_detections": detections.numpy()}
+        for prefix, branches in (("", (head.cv2, head.cv3, head.cv4)),
+                                 ("o2o_", (head.one2one_cv2, head.one2one_cv3, head.one2one_cv4))):
+            for i, feature in enumerate(features):
+                for kind, branch in zip(("box", "cls", "coef"), branches):
+                    raw[f"{prefix}{kind}{i}"] = branch[i](feature).numpy()
+    return raw
+
+
+def _seeded_reference(reference_name: str):
+    """The reference model with :func:`reference_like_weights`, and its state entries."""
+    import torch
+
+    model = _reference_model(reference_name, NUM_CLASSES)
+    state = model.state_dict()
+    entries = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()]
+    weights = reference_like_weights(entries)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    return model, entries
+
+
+def _as_input(pixels: np.ndarray):
+    import torch
+
+    return torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+
+
+def record_parity(out_dir: Path) -> None:
+    """State-dict layout, scene and reference outputs of the parity models."""
     scene = draw_scene()
     import cv2  # ultralytics depends on opencv
 
     cv2.imwrite(str(out_dir / "scene.png"), scene[..., ::-1])
-    image = torch.from_numpy(scene.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
     for ours, reference_name in PARITY_MODELS.items():
-        model = _reference_model(reference_name, NUM_CLASSES)
-        state = model.state_dict()
-        entries = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()]
-        weights = reference_like_weights(entries)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
-        raw, decoded = _raw_outputs(model, image)
+        model, entries = _seeded_reference(reference_name)
+        raw, decoded = _raw_outputs(model, _as_input(scene))
         raw.update(_top_anchor_reference(raw, decoded, NUM_CLASSES))
+        (out_dir / f"{ours}.state.json").write_text(json.dumps(entries) + "\n")
+        np.savez_compressed(out_dir / f"{ours}.outputs.npz", **raw)
+        print(ours, {k: v.shape for k, v in raw.items()})
+    for ours, reference_name in END_TO_END_MODELS.items():
+        model, entries = _seeded_reference(reference_name)
+        raw = _end_to_end_outputs(model, _as_input(scene_crop(scene)))
         (out_dir / f"{ours}.state.json").write_text(json.dumps(entries) + "\n")
         np.savez_compressed(out_dir / f"{ours}.outputs.npz", **raw)
         print(ours, {k: v.shape for k, v in raw.items()})
@@ -178,12 +239,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--skip-counts", action="store_true", help="only the parity fixtures")
+    parser.add_argument("--count-families", default=",".join(FAMILIES),
+                        help="families whose counts are recomputed (others are kept)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     record_parity(args.out_dir)
     if not args.skip_counts:
-        record_counts(args.out_dir)
+        record_counts(args.out_dir, args.count_families.split(","))
 
 
 if __name__ == "__main__":

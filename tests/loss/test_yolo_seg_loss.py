@@ -219,7 +219,7 @@ def test_loss_on_instances_in_use_equals_the_fully_padded_loss(counts):
     y_true, y_pred = _crowded_batch(counts)
     results = []
     for compute in (lambda: loss(y_true, y_pred),
-                    lambda: loss._loss(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})):
+                    lambda: loss.loss_on(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})):
         with tf.GradientTape() as tape:
             total, terms = compute()
         grads = tape.gradient(total, list(y_pred.values()))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tfseg.model.head import HeadBranch, Proto, SegmentHead, class_bias_prior
-from tfseg.model.layers import (C2PSA, C2f, C3k, C3k2, SPPF, Attention, Bottleneck, ConvBNSiLU,
-                                PSABlock)
+from tfseg.model.attention import C2PSA, Attention, PSABlock
+from tfseg.model.layers import C2f, C3k, C3k2, SPPF, Bottleneck, ConvBNSiLU
 
 
 def _identity_bn(layer: ConvBNSiLU) -> None:

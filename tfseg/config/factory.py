@@ -4,14 +4,14 @@ Deep code takes numbers, not the config tree; these functions are the only place
 both, so a key added to the schema is wired here once (tests/test_config.py checks that every
 key changes one of these outputs, or is rejected, or names the test that shows its effect).
 They return dicts, not objects: ``tfseg.config`` may import only ``tfseg.errors``
-(tests/test_architecture.py), so the caller does ``YoloSegLoss(**loss_arguments(cfg, C))``.
+(tests/test_architecture.py), so the caller does ``model.make_loss(**loss_arguments(cfg, C))``.
 
 ==========================  ==========================================================
 function                    keyword arguments of
 ==========================  ==========================================================
 model_arguments             tfseg.model.yolo_seg.build_model
 steps_per_epoch             (a number: global batches per epoch)
-loss_arguments              tfseg.loss.yolo_seg_loss.YoloSegLoss
+loss_arguments              tfseg.model.yolo_seg.YoloSeg.make_loss (YoloSegLoss or EndToEndSegLoss)
 optimizer_arguments         tfseg.train.optim.make_optimizer (``replicas`` left to fit)
 dataset_arguments           tfseg.pipeline.dataset.build_dataset (after source, split)
 augment_arguments           the augmentation part of dataset_arguments
@@ -77,9 +77,12 @@ def steps_per_epoch(cfg: RunConfig, num_examples: int) -> int:
 
 
 def loss_arguments(cfg: RunConfig, num_classes: int) -> dict:
-    """``YoloSegLoss(**...)``: gains, assigner settings and the mask-loss anchor cap.
+    """``model.make_loss(**...)``: gains, assigner settings and the mask-loss anchor cap.
 
-    ``train.seg`` 0 means "the box gain", as the reference recipe does.
+    ``train.seg`` 0 means "the box gain", as the reference recipe does. For YOLO26 (no DFL)
+    ``train.dfl`` is the gain of the L1 distance term that replaces DFL, and ``train.topk``
+    the one-to-many head's (the one-to-one head's assignment is fixed: see
+    tfseg/loss/end_to_end_loss.py).
     """
     train = cfg.train
     return dict(image_size=cfg.model.image_size, num_classes=int(num_classes),

@@ -21,7 +21,7 @@ from tfseg.config.paths import is_ultralytics_yaml, ultralytics_data_section
 from tfseg.config.schema import ALIASES, SECTIONS, RunConfig
 from tfseg.errors import ConfigError
 
-_MODEL_NAME = re.compile(r"^(yolov8-seg|yolo11-seg)-[nsmlx]$")
+_MODEL_NAME = re.compile(r"^(yolov8-seg|yolo11-seg|yolo26-seg)-[nsmlx]$")
 
 
 def configs_dir() -> Path:
@@ -211,7 +211,8 @@ def validate(cfg: RunConfig) -> None:
     """Check values that a type alone does not constrain."""
     if not _MODEL_NAME.match(cfg.model.name):
         raise ConfigError(f"model.name '{cfg.model.name}' is not a known model; expected "
-                          "yolov8-seg-<scale> or yolo11-seg-<scale> with scale in n, s, m, l, x")
+                          "yolov8-seg-<scale>, yolo11-seg-<scale> or yolo26-seg-<scale> with scale "
+                          "in n, s, m, l, x")
     if cfg.model.image_size <= 0 or cfg.model.image_size % 32:
         raise ConfigError(f"model.image_size must be a positive multiple of 32, got {cfg.model.image_size}")
     for key in ("mosaic", "fliplr"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ModelConfig:
-    name: str = "yolov8-seg-n"  # family and scale: yolov8-seg-{n,s,m,l,x} or yolo11-seg-{n,s,m,l,x}
+    name: str = "yolov8-seg-n"  # family and scale: yolov8-seg-, yolo11-seg- or yolo26-seg-{n,s,m,l,x}
     num_classes: int = 0  # 0: take it from the dataset
     weights: str = ""  # Keras weights (.weights.h5 / .keras) or a run directory to start from
     image_size: int = 640  # square input size in pixels, divisible by 32
@@ -79,9 +79,9 @@ class TrainConfig:
     jit_compile: bool = True
     box: float = 7.5  # box loss gain
     cls: float = 0.5  # class loss gain
-    dfl: float = 1.5  # distribution focal loss gain
+    dfl: float = 1.5  # distribution focal loss gain (yolo26: gain of the L1 distance term replacing it)
     seg: float = 0.0  # mask loss gain; 0: the box gain, as the reference does
-    topk: int = 10  # assigner: positive anchors per ground-truth instance
+    topk: int = 10  # assigner: positive anchors per ground-truth instance (yolo26: one-to-many head)
     alpha: float = 0.5  # assigner: score exponent of the alignment metric
     beta: float = 6.0  # assigner: IoU exponent of the alignment metric
     max_mask_anchors: int = 256  # mask loss: positives per image it covers (memory cap)

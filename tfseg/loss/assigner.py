@@ -10,6 +10,11 @@ GT it overlaps most among all GTs it lies inside (the reference's rule). The sof
 of a positive anchor is t normalized per GT so that the GT's best anchor scores the GT's
 largest overlap among its positives.
 
+One-to-one assignment (YOLO26's NMS-free head) adds a second cut, ``topk2``: after the
+conflicts are resolved, each GT keeps only its ``topk2`` positives of highest metric (the
+reference uses topk 7 then topk2 1, so each GT ends with at most one positive anchor; the
+anchors it drops become background, they are not handed to another GT).
+
 Everything has fixed shapes ([B, M, A] masks, top-k by a static k), so it compiles under
 ``tf.function(jit_compile=True)``. Plain ``tf`` because it composes ``tfseg.ops`` functions.
 It sees no gradient: callers pass detached predictions.
@@ -47,7 +52,7 @@ class Assignment(NamedTuple):
 def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
            gt_boxes: tf.Tensor, gt_classes: tf.Tensor, topk: int = 10,
            alpha: float = 0.5, beta: float = 6.0, overlap: str = "ciou",
-           min_candidate_side: float = 16.0) -> Assignment:
+           min_candidate_side: float = 16.0, topk2: int | None = None) -> Assignment:
     """Task-aligned assignment over all anchors.
 
     Args:
@@ -62,6 +67,8 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         overlap: "ciou" (clamped at 0) or "iou": how predicted and GT boxes overlap.
         min_candidate_side: GT sides shorter than this are widened to it (about the centre)
             to choose candidates only; 0 turns it off.
+        topk2: if below ``topk``, each GT keeps only this many of its positives (highest
+            metric) once conflicts are resolved; None or ``topk``: no second cut.
 
     Returns:
         An ``Assignment``.
@@ -81,6 +88,9 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
         positive = _one_gt_per_anchor(positive, overlaps, candidates, num_gts)  # [B, M, A]
+        if topk2 is not None and topk2 < topk:
+            # -1 off the positives: the second cut never brings back an anchor.
+            positive &= _top_k_per_gt(tf.where(positive, metric, -1.0), topk2)  # [B, M, A]
 
         foreground = tf.reduce_any(positive, axis=1)  # [B, A]
         gt_index = tf.argmax(tf.cast(positive, tf.int32), axis=1, output_type=tf.int32)  # [B, A]

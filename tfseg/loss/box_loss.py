@@ -1,4 +1,5 @@
-"""Box regression terms: CIoU loss and distribution focal loss (DFL), as in YOLOv8.
+"""Box regression terms: CIoU loss and distribution focal loss (DFL), as in YOLOv8, or the L1
+distance loss that replaces DFL where there are no bins (YOLO26, ``reg_max`` 1).
 
 The network predicts, per anchor and per side (left, top, right, bottom), a distribution over
 ``reg_max`` bins of the distance from the anchor centre to that side, in units of the anchor's
@@ -64,3 +65,26 @@ def distribution_focal_loss(box_logits: tf.Tensor, target_distances: tf.Tensor,
     side_losses = -tf.reduce_sum(bin_weights * log_probs, axis=-1)  # [B, A, 4]
     per_anchor = tf.reduce_mean(side_losses, axis=-1)  # [B, A]
     return tf.reduce_sum(per_anchor * weights) / normalizer
+
+
+def l1_distance_loss(pred_distances: tf.Tensor, target_distances: tf.Tensor, weights: tf.Tensor,
+                     normalizer: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Mean absolute error of the four side distances, as fractions of the image side.
+
+    YOLO26's replacement of DFL: with one "bin" per side the network predicts the distance
+    itself, and the reference trains it with L1 on distances divided by the image width
+    (left, right) or height (top, bottom); square inputs here, so both are ``image_size``.
+    The per-anchor loss is the mean over the four sides.
+
+    Args:
+        pred_distances: ``[B, A, 4]`` float32 predicted (l, t, r, b), input pixels.
+        target_distances: ``[B, A, 4]`` float32 target (l, t, r, b), input pixels.
+        weights: ``[B, A]`` float32, zero on background anchors.
+        normalizer: scalar float32 > 0.
+        image_size: S, the square input side in pixels.
+
+    Returns:
+        Scalar float32.
+    """
+    per_anchor = tf.reduce_mean(tf.abs(pred_distances - target_distances), axis=-1)  # [B, A]
+    return tf.reduce_sum(per_anchor * weights) / (normalizer * float(image_size))

@@ -130,3 +130,42 @@ def _inside_bce(coefficients, prototypes, targets, rows, cols):
         return d_coefficients, d_prototypes, None, None, None
 
     return per_instance, gradient
+
+
+def semantic_loss(semantic_logits: tf.Tensor, gt_masks: tf.Tensor,
+                  gt_classes: tf.Tensor) -> tf.Tensor:
+    """YOLO26's auxiliary semantic term: half BCE, half Dice, of per-class logits at stride 8
+    against the class map of the GT masks.
+
+    The target of a pixel is the one-hot class of the smallest GT mask covering it (by mask
+    area), and all zeros where no mask does; the GT masks (stride 4) are taken at every
+    second pixel, the nearest-neighbour halving. BCE is the mean over every pixel and class;
+    Dice (smoothing 1) is computed per image and class, and averaged. Zero for a batch
+    without instances, as the reference skips it then.
+
+    Args:
+        semantic_logits: ``[B, H, W, C]`` float32, H = W = P / 2.
+        gt_masks: ``[B, M, P, P]`` uint8 0/1 GT masks.
+        gt_classes: ``[B, M]`` int32, -1 for padding.
+
+    Returns:
+        Scalar float32.
+    """
+    num_classes = semantic_logits.shape[-1]
+    full = tf.cast(gt_masks, tf.float32) * tf.cast(gt_classes >= 0, tf.float32)[:, :, None, None]
+    covers = full[:, :, ::2, ::2] > 0.0  # [B, M, H, W]
+    areas = tf.reduce_sum(full, axis=[2, 3])  # [B, M]
+    ranked = tf.where(covers, areas[:, :, None, None], tf.float32.max)  # [B, M, H, W]
+    smallest = tf.argmin(ranked, axis=1, output_type=tf.int32)  # [B, H, W]
+    classes = tf.gather(tf.maximum(gt_classes, 0), smallest, batch_dims=1)  # [B, H, W]
+    covered = tf.cast(tf.reduce_any(covers, axis=1), tf.float32)  # [B, H, W]
+    target = tf.one_hot(classes, num_classes) * covered[..., None]  # [B, H, W, C]
+
+    bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target,
+                                                                 logits=semantic_logits))
+    probabilities = tf.sigmoid(semantic_logits)
+    overlap = tf.reduce_sum(probabilities * target, axis=[1, 2])  # [B, C]
+    total = tf.reduce_sum(probabilities, axis=[1, 2]) + tf.reduce_sum(target, axis=[1, 2])
+    dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)  # [B, C]
+    any_instance = tf.cast(tf.reduce_any(gt_classes >= 0), tf.float32)
+    return (0.5 * bce + 0.5 * tf.reduce_mean(dice)) * any_instance

@@ -3,6 +3,12 @@
 Input contracts (tfseg/contracts.py): ``y_true`` is TRAIN_TARGETS (boxes, classes, masks),
 ``y_pred`` is RAW_OUTPUTS (box_logits, class_logits, mask_coefficients, prototypes).
 
+YOLO26 (``reg_max`` 1, no bins) trains its distances with an L1 term in place of DFL (the
+``l1`` term, under the DFL gain as the reference does), and adds the ``sem`` term on its
+semantic logits when ``semantic`` is set. One instance of this class scores one head: the
+one-to-one head of YOLO26 is read through ``head_prefix`` "o2o_" (tfseg/loss/end_to_end_loss.py
+combines the two).
+
 Scale: like the YOLOv8 reference, the returned total is the sum of the gained terms times the
 batch size (the reference recipe's learning rates and weight decay are tuned for that scale);
 the per-term values for the logs are the gained terms without that factor.
@@ -24,12 +30,14 @@ import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE, REG_MAX
 from tfseg.loss.assigner import assign
+from tfseg.loss.box_loss import ciou_loss, distribution_focal_loss, l1_distance_loss
 from tfseg.loss.buckets import power_of_two_buckets, switch_on_size
-from tfseg.loss.box_loss import ciou_loss, distribution_focal_loss
+from tfseg.loss.mask_loss import mask_loss, semantic_loss
+from tfseg.ops.anchors import anchor_points
 from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
 from tfseg.ops.dfl import dfl_expectation
-from tfseg.loss.mask_loss import mask_loss
-from tfseg.ops.anchors import anchor_points
+
+HEAD_KEYS = ("box_logits", "class_logits", "mask_coefficients")  # a head's own raw outputs
 
 
 class YoloSegLoss:
@@ -38,16 +46,21 @@ class YoloSegLoss:
     Args:
         image_size: square input size S in pixels.
         num_classes: C.
-        reg_max: DFL bins per box side.
+        reg_max: DFL bins per box side; 1: plain distances, trained with L1 instead of DFL.
         box_gain: weight of the CIoU term (reference 7.5).
         cls_gain: weight of the class BCE term (reference 0.5).
-        dfl_gain: weight of the DFL term (reference 1.5).
+        dfl_gain: weight of the DFL term, or of the L1 term with ``reg_max`` 1 (reference 1.5).
         seg_gain: weight of the mask term; None uses ``box_gain``, as the reference does.
         topk: positives per GT in the assigner (reference 10).
         alpha: class-score exponent of the alignment metric (reference 0.5).
         beta: IoU exponent of the alignment metric (reference 6.0).
         max_mask_anchors: positives per image whose masks are made (memory bound; see
             tfseg/loss/mask_loss.py).
+        topk2: one-to-one assignment: positives kept per GT after conflicts (see assign).
+        head_prefix: which head's outputs to score: "" (one-to-many) or "o2o_".
+        detach_prototypes: no gradient through the prototypes and semantic logits (the
+            one-to-one head's loss, as the reference detaches them there).
+        semantic: add the ``sem`` term on ``semantic_logits`` (YOLO26), under the box gain.
 
     Example:
         loss_fn = YoloSegLoss(image_size=320, num_classes=80)
@@ -57,7 +70,8 @@ class YoloSegLoss:
     def __init__(self, image_size: int, num_classes: int, reg_max: int = REG_MAX,
                  box_gain: float = 7.5, cls_gain: float = 0.5, dfl_gain: float = 1.5,
                  seg_gain: float | None = None, topk: int = 10, alpha: float = 0.5,
-                 beta: float = 6.0, max_mask_anchors: int = 256):
+                 beta: float = 6.0, max_mask_anchors: int = 256, topk2: int | None = None,
+                 head_prefix: str = "", detach_prototypes: bool = False, semantic: bool = False):
         self.image_size = int(image_size)
         self.num_classes = int(num_classes)
         self.reg_max = int(reg_max)
@@ -65,6 +79,17 @@ class YoloSegLoss:
                       "seg": float(box_gain if seg_gain is None else seg_gain)}
         self.topk, self.alpha, self.beta = int(topk), float(alpha), float(beta)
         self.max_mask_anchors = int(max_mask_anchors)
+        self.topk2 = None if topk2 is None else int(topk2)
+        self.head_prefix, self.detach_prototypes = str(head_prefix), bool(detach_prototypes)
+        self.semantic = bool(semantic)
+        self.gains["l1"] = self.gains["dfl"]
+        self.gains["sem"] = self.gains["box"]
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        """The keys of the terms dict, in the order the logs list them."""
+        distance = "dfl" if self.reg_max > 1 else "l1"
+        return ("box", "seg", "cls", distance) + (("sem",) if self.semantic else ())
 
     def __call__(self, y_true: dict, y_pred: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Compute the loss.
@@ -77,29 +102,27 @@ class YoloSegLoss:
 
         Returns:
             total: scalar float32, sum of gained terms times B.
-            terms: dict box, seg, cls, dfl of scalar float32, each already multiplied by its gain.
+            terms: dict of ``term_names`` (box, seg, cls, dfl or l1, and sem) of scalar
+                float32, each already multiplied by its gain.
         """
         with tf.name_scope("yolo_seg_loss"):
-            raw = {name: tf.cast(value, tf.float32) for name, value in y_pred.items()}
-            gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, M]
-            max_instances = gt_classes.shape[-1]
-            if max_instances is None:
-                return self._loss(y_true, raw)
-            return switch_on_size(
-                power_of_two_buckets(max_instances), instances_in_use(gt_classes),
-                lambda size: self._loss({key: y_true[key][:, :size]
-                                         for key in ("boxes", "classes", "masks")}, raw))
+            return on_instances_in_use(self.loss_on, y_true, y_pred)
 
-    def _loss(self, y_true: dict, raw: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """The loss on targets of any instance count (float32 raw outputs)."""
+    def loss_on(self, y_true: dict, raw: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The loss on targets of any instance count (float32 raw outputs; ``__call__``
+        cuts the targets to the instances in use first)."""
         gt_boxes = tf.cast(y_true["boxes"], tf.float32)  # [B, m, 4]
         gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, m]
         points, strides = anchor_points(self.image_size)  # [A, 2], [A, 1]
+        raw = {**raw, **{key: raw[self.head_prefix + key] for key in HEAD_KEYS}}
+        if self.detach_prototypes:
+            raw.update({key: tf.stop_gradient(raw[key]) for key in ("prototypes", "semantic_logits")
+                        if key in raw})
 
-        distances = dfl_expectation(raw["box_logits"], self.reg_max)  # [B, A, 4] strides
-        pred_boxes = distances_to_boxes(points, distances * strides)  # [B, A, 4] pixels
+        distances = dfl_expectation(raw["box_logits"], self.reg_max) * strides  # [B, A, 4] px
+        pred_boxes = distances_to_boxes(points, distances)  # [B, A, 4] pixels
         target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
-                        gt_classes, self.topk, self.alpha, self.beta)
+                        gt_classes, self.topk, self.alpha, self.beta, topk2=self.topk2)
 
         score_sum = tf.maximum(tf.reduce_sum(target.scores), 1.0)  # the reference's clamp
         fg = tf.cast(target.foreground, tf.float32)  # [B, A]
@@ -113,17 +136,31 @@ class YoloSegLoss:
             "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
             "seg": mask_loss(raw["mask_coefficients"], raw["prototypes"], y_true["masks"],
                              gt_boxes, target.gt_index, target.foreground, weights,
-                             self.max_mask_anchors, PROTO_STRIDE),
+                             self._mask_anchor_cap(gt_classes.shape[1]), PROTO_STRIDE),
             "cls": tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=target.scores, logits=raw["class_logits"])) / score_sum,
-            "dfl": distribution_focal_loss(
-                raw["box_logits"], boxes_to_distances(points, target_boxes) / strides,
-                weights, score_sum, self.reg_max),
         }
+        target_distances = boxes_to_distances(points, target_boxes)  # [B, A, 4] pixels
+        if self.reg_max > 1:
+            terms["dfl"] = distribution_focal_loss(raw["box_logits"], target_distances / strides,
+                                                   weights, score_sum, self.reg_max)
+        else:
+            terms["l1"] = l1_distance_loss(distances, target_distances, weights, score_sum,
+                                           self.image_size)
+        if self.semantic:
+            terms["sem"] = semantic_loss(raw["semantic_logits"], y_true["masks"], gt_classes)
         terms = {name: value * self.gains[name] for name, value in terms.items()}
         batch = tf.cast(tf.shape(gt_boxes)[0], tf.float32)
         total = tf.add_n(list(terms.values())) * batch
         return total, terms
+
+    def _mask_anchor_cap(self, num_gts: int | None) -> int:
+        """``max_mask_anchors``, or less where the targets' static instance count bounds the
+        positives of an image (each GT has at most topk2, else topk): fewer and smaller mask
+        buckets to build, same value (every positive still fits)."""
+        if num_gts is None:
+            return self.max_mask_anchors
+        return min(self.max_mask_anchors, max(1, num_gts * (self.topk2 or self.topk)))
 
     def get_config(self) -> dict:
         """Constructor arguments, so a model can serialize the loss it was compiled with."""
@@ -131,7 +168,32 @@ class YoloSegLoss:
                 "reg_max": self.reg_max, "box_gain": self.gains["box"],
                 "cls_gain": self.gains["cls"], "dfl_gain": self.gains["dfl"],
                 "seg_gain": self.gains["seg"], "topk": self.topk, "alpha": self.alpha,
-                "beta": self.beta, "max_mask_anchors": self.max_mask_anchors}
+                "beta": self.beta, "max_mask_anchors": self.max_mask_anchors,
+                "topk2": self.topk2, "head_prefix": self.head_prefix,
+                "detach_prototypes": self.detach_prototypes, "semantic": self.semantic}
+
+
+def on_instances_in_use(loss_on, y_true: dict, y_pred: dict):
+    """``loss_on(targets, raw)`` with the targets cut to the smallest static instance count
+    that holds the batch's busiest image (see the module docstring), raw outputs as float32.
+
+    Args:
+        loss_on: ``(y_true, raw) -> (total, terms)`` on targets of any instance count.
+        y_true: TRAIN_TARGETS (boxes, classes, masks; other keys are not passed on).
+        y_pred: raw-output dict.
+
+    Returns:
+        What ``loss_on`` returns (one branch of a ``tf.switch_case`` over the sizes).
+    """
+    raw = {name: tf.cast(value, tf.float32) for name, value in y_pred.items()}
+    gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, M]
+    max_instances = gt_classes.shape[-1]
+    if max_instances is None:
+        return loss_on(y_true, raw)
+    return switch_on_size(
+        power_of_two_buckets(max_instances), instances_in_use(gt_classes),
+        lambda size: loss_on({key: y_true[key][:, :size]
+                              for key in ("boxes", "classes", "masks")}, raw))
 
 
 def instances_in_use(classes: tf.Tensor) -> tf.Tensor:

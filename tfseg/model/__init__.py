@@ -1,8 +1,8 @@
-"""tfseg.model: YOLOv8-seg and YOLO11-seg networks in Keras 3 (NHWC), every scale.
+"""tfseg.model: YOLOv8-seg, YOLO11-seg and YOLO26-seg networks in Keras 3 (NHWC), every scale.
 
 Public entry points:
     build_model(name, num_classes, image_size) -> YoloSeg     the network, raw-output contract
-    all_model_names()                                       yolov8-seg-{n..x}, yolo11-seg-{n..x}
+    all_model_names()                                       yolov8-seg-{n..x} ... yolo26-seg-{n..x}
 Weight import (tfseg.model.import_ultralytics) and the summary table (tfseg.model.summary)
 are imported from their modules where needed (they pull in more).
 """

@@ -217,8 +217,8 @@ def _model_name(yaml) -> str | None:
     """``yolov8-seg-n`` from the model's YAML dict (file name ``yolov8n-seg.yaml``, scale)."""
     if not isinstance(yaml, dict):
         return None
-    found = re.search(r"yolo(v8|11)([nsmlx]?)-seg", str(yaml.get("yaml_file", "")))
+    found = re.search(r"yolo(v8|11|26)([nsmlx]?)-seg", str(yaml.get("yaml_file", "")))
     scale = yaml.get("scale") or (found.group(2) if found else "")
     if not found or scale not in tuple("nsmlx"):
         return None
-    return f"{'yolov8' if found.group(1) == 'v8' else 'yolo11'}-seg-{scale}"
+    return f"yolo{found.group(1)}-seg-{scale}"

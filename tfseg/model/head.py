@@ -130,16 +130,27 @@ class SegmentHead(Block):
         box_hidden = max(16, first // 4, 4 * reg_max)
         class_hidden = max(first, min(num_classes, 100))
         mask_hidden = max(first // 4, num_masks)
-        self.box_branches = [
-            HeadBranch(box_hidden, 4 * reg_max, bias_init=1.0, name=f"box{i}")
-            for i in range(len(STRIDES))]
-        self.class_branches = [
-            HeadBranch(class_hidden, num_classes, lightweight=lightweight_class_branch,
-                       bias_init=class_bias_prior(num_classes, stride), name=f"cls{i}")
-            for i, stride in enumerate(STRIDES)]
-        self.mask_branches = [HeadBranch(mask_hidden, num_masks, name=f"coef{i}")
-                              for i in range(len(STRIDES))]
-        self.proto = Proto(proto_channels, num_masks, name="proto")
+        self.hidden = {"box": box_hidden, "class": class_hidden, "mask": mask_hidden}
+        self.box_branches, self.class_branches, self.mask_branches = self._branches("")
+        self.proto = self._make_proto()
+
+    BOX_BIAS = 1.0  # initial box output (the DFL bins start uniform; any constant does)
+
+    def _branches(self, prefix: str) -> tuple[list, list, list]:
+        """The box, class and coefficient branches of every level, names prefixed."""
+        hidden, levels = self.hidden, range(len(STRIDES))
+        box = [HeadBranch(hidden["box"], 4 * self.reg_max, bias_init=self.BOX_BIAS,
+                          name=f"{prefix}box{i}") for i in levels]
+        cls = [HeadBranch(hidden["class"], self.num_classes,
+                          lightweight=self.lightweight_class_branch,
+                          bias_init=class_bias_prior(self.num_classes, stride),
+                          name=f"{prefix}cls{i}") for i, stride in enumerate(STRIDES)]
+        coef = [HeadBranch(hidden["mask"], self.num_masks, name=f"{prefix}coef{i}")
+                for i in levels]
+        return box, cls, coef
+
+    def _make_proto(self) -> layers.Layer:
+        return Proto(self.proto_channels, self.num_masks, name="proto")
 
     @staticmethod
     def _flatten(levels: list) -> object:
@@ -147,14 +158,15 @@ class SegmentHead(Block):
         flat = [ops.reshape(x, (-1, x.shape[1] * x.shape[2], x.shape[3])) for x in levels]
         return ops.concatenate(flat, axis=1)
 
-    def call(self, features, training=None):
-        def run(branches):
-            return self._flatten([b(f, training=training) for b, f in zip(branches, features)])
+    def _run(self, branches: list, features: list, training=None):
+        """One kind of branch over the levels, flattened: ``[B, A, K]``."""
+        return self._flatten([b(f, training=training) for b, f in zip(branches, features)])
 
+    def call(self, features, training=None):
         outputs = {
-            "box_logits": run(self.box_branches),
-            "class_logits": run(self.class_branches),
-            "mask_coefficients": run(self.mask_branches),
+            "box_logits": self._run(self.box_branches, features, training),
+            "class_logits": self._run(self.class_branches, features, training),
+            "mask_coefficients": self._run(self.mask_branches, features, training),
             "prototypes": self.proto(features[0], training=training),
         }
         # The contract is float32 even when the layers compute in float16 (mixed precision).

@@ -25,8 +25,9 @@ from tfseg.errors import WeightsError
 from tfseg.model.artifact import ModelInfo, default_category_ids, write_model_info
 from tfseg.model.checkpoint_files import COCO_CLASS_NAMES, read_checkpoint_file
 from tfseg.model.head import HeadBranch, SegmentHead
-from tfseg.model.layers import (C2PSA, C2f, C3k, C3k2, SPPF, Attention, Bottleneck, ConvBNSiLU,
-                                PSABlock)
+from tfseg.model.head26 import DualSegmentHead, MultiScaleProto
+from tfseg.model.attention import C2PSA, Attention, BottleneckPSA, PSABlock
+from tfseg.model.layers import C2f, C3k, C3k2, SPPF, Bottleneck, ConvBNSiLU
 from tfseg.model.yolo_seg import YoloSeg, build_model
 
 # Reference module index -> our top-level layer name, per family (the published layouts).
@@ -40,6 +41,7 @@ LAYER_INDEX = {
                    13: "top_down_p4", 16: "out_p3", 17: "down_p3", 19: "out_p4",
                    20: "down_p4", 22: "out_p5", 23: "head"},
 }
+LAYER_INDEX["yolo26-seg"] = LAYER_INDEX["yolo11-seg"]  # the same layout, index for index
 
 SKIP = "skip"  # a tensor read and deliberately dropped (BN counters)
 DFL = "dfl"  # the fixed DFL projection: checked, not stored
@@ -70,6 +72,8 @@ def _block(prefix: str, layer) -> list:
         return rows
     if isinstance(layer, SPPF):
         return _conv(f"{prefix}.cv1", layer.cv1) + _conv(f"{prefix}.cv2", layer.cv2)
+    if isinstance(layer, BottleneckPSA):  # Sequential(Bottleneck, PSABlock)
+        return _block(f"{prefix}.0", layer.bottleneck) + _block(f"{prefix}.1", layer.psa)
     if isinstance(layer, PSABlock):
         return (_block(f"{prefix}.attn", layer.attn) + _conv(f"{prefix}.ffn.0", layer.ffn1)
                 + _conv(f"{prefix}.ffn.1", layer.ffn2))
@@ -89,18 +93,41 @@ def _branch(prefix: str, branch: HeadBranch) -> list:
                    (f"{prefix}.2.bias", branch.predict.bias, "vector")]
 
 
+def _proto(prefix: str, proto) -> list:
+    rows = _conv(f"{prefix}.cv1", proto.cv1)
+    rows += [(f"{prefix}.upsample.weight", proto.upsample.kernel, "transposed"),
+             (f"{prefix}.upsample.bias", proto.upsample.bias, "vector")]
+    return rows + _conv(f"{prefix}.cv2", proto.cv2) + _conv(f"{prefix}.cv3", proto.cv3)
+
+
+def _multi_scale_proto(prefix: str, proto: MultiScaleProto) -> list:
+    """YOLO26's Proto: its own Proto convs first, then refine, fuse and semantic convs."""
+    rows = _proto(prefix, proto.proto)
+    for i, refine in enumerate(proto.refine):
+        rows += _conv(f"{prefix}.feat_refine.{i}", refine)
+    rows += _conv(f"{prefix}.feat_fuse", proto.fuse)
+    for i, conv in enumerate(proto.semantic):
+        rows += _conv(f"{prefix}.semseg.{i}", conv)
+    predict = proto.semantic_predict
+    return rows + [(f"{prefix}.semseg.2.weight", predict.kernel, "conv"),
+                   (f"{prefix}.semseg.2.bias", predict.bias, "vector")]
+
+
 def _head(prefix: str, head: SegmentHead) -> list:
+    kinds = [("cv2", head.box_branches), ("cv3", head.class_branches),
+             ("cv4", head.mask_branches)]
+    if isinstance(head, DualSegmentHead):
+        kinds += [("one2one_cv2", head.o2o_box_branches), ("one2one_cv3", head.o2o_class_branches),
+                  ("one2one_cv4", head.o2o_mask_branches)]
     rows = []
-    for name, branches in (("cv2", head.box_branches), ("cv3", head.class_branches),
-                           ("cv4", head.mask_branches)):
+    for name, branches in kinds:
         for i, branch in enumerate(branches):
             rows += _branch(f"{prefix}.{name}.{i}", branch)
-    proto = head.proto
-    rows += [(f"{prefix}.dfl.conv.weight", None, DFL)]
-    rows += _conv(f"{prefix}.proto.cv1", proto.cv1)
-    rows += [(f"{prefix}.proto.upsample.weight", proto.upsample.kernel, "transposed"),
-             (f"{prefix}.proto.upsample.bias", proto.upsample.bias, "vector")]
-    return rows + _conv(f"{prefix}.proto.cv2", proto.cv2) + _conv(f"{prefix}.proto.cv3", proto.cv3)
+    if head.reg_max > 1:  # with reg_max 1 the reference has no DFL layer
+        rows += [(f"{prefix}.dfl.conv.weight", None, DFL)]
+    if isinstance(head.proto, MultiScaleProto):
+        return rows + _multi_scale_proto(f"{prefix}.proto", head.proto)
+    return rows + _proto(f"{prefix}.proto", head.proto)
 
 
 def reference_name_table(model: YoloSeg) -> list:
@@ -225,7 +252,7 @@ def infer_num_classes(state: dict) -> int:
         if len(parts) == 5 and parts[1:] == ["cv3", "0", "2", "bias"]:
             return int(np.shape(value)[0])
     raise WeightsError("checkpoint has no class prediction tensor (cv3.0.2.bias): "
-                       "not a YOLOv8/11 checkpoint")
+                       "not a YOLOv8/11/26 checkpoint")
 
 
 def load_ultralytics(checkpoint_path: str | Path, model_name: str | None = None,

@@ -1,9 +1,10 @@
-"""The building blocks of YOLOv8 and YOLO11, one small Keras layer per block, NHWC.
+"""The convolutional building blocks of YOLOv8, YOLO11 and YOLO26, one small Keras layer per
+block, NHWC.
 
-Written from the published designs (YOLOv8: C2f, SPPF; YOLO11: C3k2, C2PSA). Conventions
-kept for weight parity with the reference: convolutions without bias followed by batch-norm
-with PyTorch's eps 1e-3 and momentum 0.03 (Keras momentum 0.97), SiLU, and symmetric
-zero padding of k // 2 on every side.
+Written from the published designs (YOLOv8: C2f, SPPF; YOLO11: C3k2; YOLO26: the residual
+SPPF); the attention blocks are in attention.py. Conventions kept for weight parity with
+the reference: convolutions without bias followed by batch-norm with PyTorch's eps 1e-3 and
+momentum 0.03 (Keras momentum 0.97), SiLU, and symmetric zero padding of k // 2 on every side.
 """
 
 from __future__ import annotations
@@ -256,12 +257,16 @@ class SPPF(Block):
         filters: output channels.
         hidden: channels after the first 1x1 conv (the reference uses input channels // 2).
         pool_size: max-pool kernel size.
+        residual: add the input to the output when channels agree (YOLO26).
+        hidden_activation: SiLU after the first 1x1 conv (YOLOv8/11); YOLO26 has none.
     """
 
-    def __init__(self, filters: int, hidden: int, pool_size: int = 5, **kwargs):
+    def __init__(self, filters: int, hidden: int, pool_size: int = 5, residual: bool = False,
+                 hidden_activation: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.hidden, self.pool_size = filters, hidden, pool_size
-        self.cv1 = ConvBNSiLU(hidden, 1, name="cv1")
+        self.residual, self.hidden_activation = residual, hidden_activation
+        self.cv1 = ConvBNSiLU(hidden, 1, activation=hidden_activation, name="cv1")
         self.cv2 = ConvBNSiLU(filters, 1, name="cv2")
         self.pool = layers.MaxPooling2D(pool_size, strides=1, padding="same", name="pool")
 
@@ -269,115 +274,13 @@ class SPPF(Block):
         parts = [self.cv1(x, training=training)]
         for _ in range(3):
             parts.append(self.pool(parts[-1]))
-        return self.cv2(ops.concatenate(parts, axis=-1), training=training)  # from 4 * hidden
+        y = self.cv2(ops.concatenate(parts, axis=-1), training=training)  # from 4 * hidden
+        return x + y if self.residual and x.shape[-1] == self.filters else y
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "hidden": self.hidden,
-                "pool_size": self.pool_size}
-
-
-@keras.saving.register_keras_serializable(package="tfseg")
-class Attention(Block):
-    """Multi-head self-attention over the pixels of a feature map, plus a depthwise 3x3
-    positional term on the values (YOLO11's PSA attention).
-
-    Per head: keys and queries have ``key_dim = head_dim * attn_ratio`` channels, values
-    ``head_dim = dim / num_heads``. One 1x1 conv makes q, k, v, laid out per head as
-    [q (key_dim), k (key_dim), v (head_dim)], the reference's channel order.
-
-    Args:
-        dim: input and output channels.
-        num_heads: attention heads.
-        attn_ratio: key_dim / head_dim.
-
-    Input ``[B, H, W, dim]`` -> ``[B, H, W, dim]``.
-    """
-
-    def __init__(self, dim: int, num_heads: int, attn_ratio: float = 0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.dim, self.num_heads, self.attn_ratio = dim, num_heads, attn_ratio
-        self.head_dim = dim // num_heads
-        self.key_dim = int(self.head_dim * attn_ratio)
-        self.scale = self.key_dim ** -0.5
-        qkv_channels = dim + 2 * self.key_dim * num_heads
-        self.qkv = ConvBNSiLU(qkv_channels, 1, activation=False, name="qkv")
-        self.proj = ConvBNSiLU(dim, 1, activation=False, name="proj")
-        self.pe = ConvBNSiLU(dim, 3, depthwise=True, activation=False, name="pe")
-
-    def call(self, x, training=None):
-        height, width = x.shape[1], x.shape[2]
-        pixels = height * width
-        qkv = self.qkv(x, training=training)  # [B, H, W, heads * (2 key_dim + head_dim)]
-        qkv = ops.reshape(qkv, (-1, pixels, self.num_heads, 2 * self.key_dim + self.head_dim))
-        qkv = ops.transpose(qkv, (0, 2, 1, 3))  # [B, heads, N, 2 key_dim + head_dim]
-        q = qkv[..., :self.key_dim]
-        k = qkv[..., self.key_dim:2 * self.key_dim]
-        v = qkv[..., 2 * self.key_dim:]  # [B, heads, N, head_dim]
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * self.scale  # [B, heads, N, N]
-        weights = ops.softmax(scores, axis=-1)
-        attended = ops.matmul(weights, v)  # [B, heads, N, head_dim]
-        attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, height, width, self.dim))
-        values = ops.reshape(ops.transpose(v, (0, 2, 1, 3)), (-1, height, width, self.dim))
-        return self.proj(attended + self.pe(values, training=training), training=training)
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads,
-                "attn_ratio": self.attn_ratio}
-
-
-@keras.saving.register_keras_serializable(package="tfseg")
-class PSABlock(Block):
-    """Attention then a 1x1 feed-forward pair, each with a residual.
-
-    Args:
-        dim: channels.
-        num_heads: attention heads.
-    """
-
-    def __init__(self, dim: int, num_heads: int, **kwargs):
-        super().__init__(**kwargs)
-        self.dim, self.num_heads = dim, num_heads
-        self.attn = Attention(dim, num_heads, attn_ratio=0.5, name="attn")
-        self.ffn1 = ConvBNSiLU(2 * dim, 1, name="ffn1")
-        self.ffn2 = ConvBNSiLU(dim, 1, activation=False, name="ffn2")
-
-    def call(self, x, training=None):
-        x = x + self.attn(x, training=training)
-        return x + self.ffn2(self.ffn1(x, training=training), training=training)
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads}
-
-
-@keras.saving.register_keras_serializable(package="tfseg")
-class C2PSA(Block):
-    """YOLO11's C2PSA: a 1x1 conv split in two halves, PSA blocks on the second, fused.
-
-    Args:
-        filters: input and output channels (the design requires them equal).
-        repeats: PSA blocks.
-        expansion: half width c = int(filters * expansion); heads = c // 64.
-    """
-
-    def __init__(self, filters: int, repeats: int = 1, expansion: float = 0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.repeats, self.expansion = filters, repeats, expansion
-        self.hidden = int(filters * expansion)
-        self.cv1 = ConvBNSiLU(2 * self.hidden, 1, name="cv1")
-        self.cv2 = ConvBNSiLU(filters, 1, name="cv2")
-        self.blocks = [PSABlock(self.hidden, max(self.hidden // 64, 1), name=f"m{i}")
-                       for i in range(repeats)]
-
-    def call(self, x, training=None):
-        y = self.cv1(x, training=training)  # [B, H, W, 2c]
-        kept, attended = ops.split(y, 2, axis=-1)  # 2 x [B, H, W, c] (see C2f.call)
-        for block in self.blocks:
-            attended = block(attended, training=training)
-        return self.cv2(ops.concatenate([kept, attended], axis=-1), training=training)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "repeats": self.repeats,
-                "expansion": self.expansion}
+                "pool_size": self.pool_size, "residual": self.residual,
+                "hidden_activation": self.hidden_activation}
 
 
 @keras.saving.register_keras_serializable(package="tfseg")

@@ -5,13 +5,15 @@
                          └──────────────────────────────┘      └ down ─ cat(P5) ─ block ─ out P5
 
 YOLOv8 uses C2f blocks without residuals; YOLO11 C3k2 blocks (C3k only in the last one
-unless the scale switches it on everywhere).
+unless the scale switches it on everywhere); YOLO26 C3k2 blocks with C3k everywhere, the last
+one with attention inner blocks instead (C3k2PSA, one repeat).
 """
 
 from __future__ import annotations
 
 from keras import layers
 
+from tfseg.model.attention import C3k2PSA
 from tfseg.model.layers import C2f, C3k2, ConvBNSiLU, NearestUpsample2x
 from tfseg.model.scales import ModelSpec
 
@@ -54,4 +56,13 @@ def yolo11_neck(features: dict, spec: ModelSpec) -> list:
     """YOLO11's PAN-FPN with C3k2 blocks (2 base repeats; C3k in the P5 block)."""
     def block(base, name, last):
         return C3k2(spec.channels(base), spec.repeats(2), c3k=last or spec.c3k, name=name)
+    return _pan(features, spec, block)
+
+
+def yolo26_neck(features: dict, spec: ModelSpec) -> list:
+    """YOLO26's PAN-FPN: C3k2 blocks with C3k (2 base repeats), the P5 block a C3k2PSA."""
+    def block(base, name, last):
+        if last:
+            return C3k2PSA(spec.channels(base), 1, name=name)
+        return C3k2(spec.channels(base), spec.repeats(2), c3k=True, name=name)
     return _pan(features, spec, block)

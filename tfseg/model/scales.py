@@ -1,7 +1,7 @@
 """Model names, the scale tables of configs/models/*.yaml, and channel/depth rounding.
 
-A model name is ``<family>-<scale>``: ``yolov8-seg-n`` ... ``yolo11-seg-x``. The family's YAML
-holds what changes with scale (depth, width, max channels, the C3k switch of YOLO11); the
+A model name is ``<family>-<scale>``: ``yolov8-seg-n`` ... ``yolo26-seg-x``. The family's YAML
+holds what changes with scale (depth, width, max channels, the C3k switch of YOLO11/26); the
 base layout of each family is code (backbone.py, neck.py).
 """
 
@@ -16,7 +16,7 @@ import yaml
 
 from tfseg.errors import ConfigError
 
-FAMILIES = ("yolov8-seg", "yolo11-seg")
+FAMILIES = ("yolov8-seg", "yolo11-seg", "yolo26-seg")
 SCALE_NAMES = ("n", "s", "m", "l", "x")
 
 
@@ -26,15 +26,16 @@ class ModelSpec:
 
     Attributes:
         name: the model name, e.g. ``yolov8-seg-n``.
-        family: ``yolov8-seg`` or ``yolo11-seg``.
+        family: ``yolov8-seg``, ``yolo11-seg`` or ``yolo26-seg``.
         scale: one of n, s, m, l, x.
         depth: multiplier of block repeats.
         width: multiplier of channels.
         max_channels: cap on base channels before the width multiplier.
-        c3k: YOLO11 only: force C3k inner blocks in every C3k2.
-        reg_max: DFL bins per box side.
+        c3k: YOLO11/26: force C3k inner blocks in every C3k2.
+        reg_max: DFL bins per box side (1: plain distances, no DFL).
         num_masks: prototype count.
         proto_channels: Proto hidden channels before width scaling.
+        end2end: the family has a one-to-one head (NMS-free inference, YOLO26).
     """
     name: str
     family: str
@@ -46,6 +47,7 @@ class ModelSpec:
     reg_max: int
     num_masks: int
     proto_channels: int
+    end2end: bool = False
 
     def channels(self, base: int) -> int:
         """Channels of a block whose base (width 1.0) channel count is ``base``."""
@@ -95,4 +97,6 @@ def model_spec(name: str) -> ModelSpec:
                      width=float(row["width"]), max_channels=int(row["max_channels"]),
                      c3k=bool(row.get("c3k", False)), reg_max=int(table["reg_max"]),
                      num_masks=int(table["num_masks"]),
-                     proto_channels=int(table["proto_channels"]))
+                     proto_channels=int(table["proto_channels"]),
+                     end2end=bool(table.get("end2end", False)))
+

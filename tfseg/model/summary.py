@@ -31,7 +31,8 @@ def count_parameters(model: YoloSeg) -> dict:
     """
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     statistics = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    return {"parameters": trainable + model.spec.reg_max, "trainable": trainable,
+    dfl = model.spec.reg_max if model.spec.reg_max > 1 else 0  # reg_max 1: no DFL layer
+    return {"parameters": trainable + dfl, "trainable": trainable,
             "bn_statistics": statistics}
 
 

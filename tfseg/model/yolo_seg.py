@@ -1,7 +1,8 @@
-"""YoloSeg: the YOLOv8-seg / YOLO11-seg network as one functional Keras model.
+"""YoloSeg: the YOLOv8-seg / YOLO11-seg / YOLO26-seg network as one functional Keras model.
 
 Input ``images``: float32 ``[B, S, S, 3]`` RGB in [0, 1]. Output: the raw-output dict of
-tfseg/contracts.py (box_logits, class_logits, mask_coefficients, prototypes). The model
+tfseg/contracts.py (box_logits, class_logits, mask_coefficients, prototypes; YOLO26 adds the
+one-to-one head's END_TO_END_OUTPUTS and the training-only semantic logits). The model
 returns the same thing in training and inference; decoding, NMS and masks are composed
 outside it (tfseg/postprocess).
 
@@ -17,16 +18,18 @@ import keras
 
 from tfseg.contracts import STRIDES
 from tfseg.errors import ConfigError
+from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.loss.yolo_seg_loss import YoloSegLoss
-from tfseg.model.backbone import yolo11_backbone, yolov8_backbone
+from tfseg.model.backbone import yolo11_backbone, yolo26_backbone, yolov8_backbone
 from tfseg.model.head import SegmentHead
-from tfseg.model.neck import yolo11_neck, yolov8_neck
+from tfseg.model.head26 import DualSegmentHead
+from tfseg.model.neck import yolo11_neck, yolo26_neck, yolov8_neck
 from tfseg.model.scales import model_spec
 
-LOSS_TERMS = ("box", "seg", "cls", "dfl")  # the per-term values YoloSegLoss returns
 _FAMILIES = {
     "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
     "yolo11-seg": (yolo11_backbone, yolo11_neck, True),
+    "yolo26-seg": (yolo26_backbone, yolo26_neck, True),
 }
 
 
@@ -40,10 +43,10 @@ def _check_arguments(num_classes: int, image_size: int) -> None:
 
 @keras.saving.register_keras_serializable(package="tfseg")
 class YoloSeg(keras.Model):
-    """A YOLOv8-seg or YOLO11-seg network, chosen by name.
+    """A YOLOv8-seg, YOLO11-seg or YOLO26-seg network, chosen by name.
 
     Args:
-        model_name: ``yolov8-seg-{n,s,m,l,x}`` or ``yolo11-seg-{n,s,m,l,x}``.
+        model_name: ``<family>-{n,s,m,l,x}``, family yolov8-seg, yolo11-seg or yolo26-seg.
         num_classes: C, number of classes.
         image_size: S, square input size, a multiple of 32.
 
@@ -57,7 +60,8 @@ class YoloSeg(keras.Model):
         make_backbone, make_neck, lightweight = _FAMILIES[spec.family]
         images = keras.Input((image_size, image_size, 3), name="images", dtype="float32")
         levels = make_neck(make_backbone(images, spec), spec)
-        head = SegmentHead(num_classes, [int(f.shape[-1]) for f in levels],
+        head_class = DualSegmentHead if spec.end2end else SegmentHead
+        head = head_class(num_classes, [int(f.shape[-1]) for f in levels],
                            proto_channels=spec.channels(spec.proto_channels),
                            reg_max=spec.reg_max, num_masks=spec.num_masks,
                            lightweight_class_branch=lightweight, name="head")
@@ -70,14 +74,28 @@ class YoloSeg(keras.Model):
     # Training: Keras fit calls compute_loss with (x, y, y_pred); tfseg.loss does the work
     # (this file is the only place the model may import the loss from).
 
-    def configure_loss(self, loss: YoloSegLoss | None = None) -> None:
+    def make_loss(self, **arguments) -> YoloSegLoss | EndToEndSegLoss:
+        """The family's training loss: YoloSegLoss (YOLOv8/11, DFL), or EndToEndSegLoss for
+        the dual-head YOLO26 (both with this model's ``reg_max``).
+
+        Args:
+            **arguments: YoloSegLoss arguments (tfseg.config.factory.loss_arguments);
+                image_size and num_classes default to the model's.
+        """
+        arguments = {"image_size": self.image_size, "num_classes": self.num_classes,
+                     **arguments, "reg_max": self.spec.reg_max}
+        return (EndToEndSegLoss if self.spec.end2end else YoloSegLoss)(**arguments)
+
+    def configure_loss(self, loss: YoloSegLoss | EndToEndSegLoss | None = None) -> None:
         """Set the training loss and create its per-term log metrics (``box_loss``, ...).
 
-        Call before ``compile``/``fit``, inside the strategy scope (the metrics hold
-        variables). ``loss``: a YoloSegLoss; None uses the reference gains.
+        Call before ``compile``/``fit``, inside the strategy scope (the metrics, and the
+        head weight of EndToEndSegLoss, hold variables). ``loss``: from ``make_loss``; None
+        uses the reference gains.
         """
-        self.yolo_loss = loss or YoloSegLoss(self.image_size, self.num_classes)
-        self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS]
+        self.yolo_loss = loss or self.make_loss()
+        self.loss_terms = [keras.metrics.Mean(name=f"{term}_loss")
+                           for term in self.yolo_loss.term_names]
         # Instances beyond the targets' M slots, summed over the epoch (tfseg.pipeline.targets).
         self.dropped_instances = keras.metrics.Sum(name="dropped_instances")
 
@@ -92,7 +110,7 @@ class YoloSeg(keras.Model):
         if getattr(self, "yolo_loss", None) is None:
             raise RuntimeError("YoloSeg.configure_loss() must be called before training")
         total, terms = self.yolo_loss(y, y_pred)
-        for term, tracker in zip(LOSS_TERMS, self.loss_terms):
+        for term, tracker in zip(self.yolo_loss.term_names, self.loss_terms):
             tracker.update_state(terms[term])
         if "dropped" in y:
             self.dropped_instances.update_state(keras.ops.sum(y["dropped"]))

@@ -20,13 +20,19 @@ def per_side(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
 def dfl_expectation(box_logits: tf.Tensor, reg_max: int) -> tf.Tensor:
     """Expected distance per side: softmax over the bins, weighted by the bin index.
 
+    With ``reg_max`` 1 (YOLO26: no DFL) there is no distribution: the four values are the
+    distances themselves, returned as they are.
+
     Args:
         box_logits: ``[B, A, 4 * reg_max]`` float32 logits.
         reg_max: bins per side.
 
     Returns:
-        ``[B, A, 4]`` float32 distances in stride units, in [0, reg_max - 1].
+        ``[B, A, 4]`` float32 distances in stride units, in [0, reg_max - 1] (any value for
+        reg_max 1).
     """
+    if reg_max == 1:
+        return box_logits
     probabilities = tf.nn.softmax(per_side(box_logits, reg_max), axis=-1)  # [B, A, 4, R]
     bins = tf.range(reg_max, dtype=probabilities.dtype)  # [R]: 0, 1, ..., reg_max - 1
     return tf.reduce_sum(probabilities * bins, axis=-1)  # [B, A, 4]

@@ -14,7 +14,8 @@ from tfseg.ops.dfl import dfl_expectation
 
 
 def decode_boxes(box_logits: tf.Tensor, image_size: int, reg_max: int) -> tf.Tensor:
-    """DFL logits -> boxes xyxy in input pixels, clipped to the input.
+    """DFL logits (or, with ``reg_max`` 1, plain distances) -> boxes xyxy in input pixels,
+    clipped to the input.
 
     x1 = px - left * stride, y1 = py - top * stride, x2 = px + right * stride,
     y2 = py + bottom * stride, with (px, py) the anchor point (cell centre).
@@ -22,14 +23,18 @@ def decode_boxes(box_logits: tf.Tensor, image_size: int, reg_max: int) -> tf.Ten
     Args:
         box_logits: ``[B, A, 4 * reg_max]`` float32 (raw-output contract).
         image_size: S, the square input size in pixels.
-        reg_max: number of DFL bins per side.
+        reg_max: number of DFL bins per side; 1: the four values are the distances in
+            strides themselves (YOLO26, no DFL).
 
     Returns:
         ``[B, A, 4]`` float32 xyxy boxes in input pixels, inside [0, S].
     """
     with tf.name_scope("decode_boxes"):
         points, strides = anchor_points(image_size)  # [A, 2], [A, 1]
-        distances = dfl_expectation(box_logits, reg_max) * strides  # [B, A, 4] pixels
+        if reg_max == 1:
+            distances = box_logits * strides  # [B, A, 4] pixels
+        else:
+            distances = dfl_expectation(box_logits, reg_max) * strides  # [B, A, 4] pixels
         boxes = box_ops.distances_to_boxes(points, distances)  # [B, A, 4]
         return box_ops.clip(boxes, image_size, image_size)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfseg.contracts import PROTO_STRIDE
+from tfseg.contracts import O2O_PREFIX, PROTO_STRIDE
 from tfseg.postprocess.decode import best_class, decode_boxes
 from tfseg.postprocess.masks import (MASK_DTYPES, box_aligned_masks, detection_masks,
                                      encode_masks)
 from tfseg.postprocess.nms import batched_nms, multi_label_candidates, per_image_option
+from tfseg.postprocess.topk import end_to_end_detections
 
 
 MAX_CANDIDATES = 30000  # multi-label pairs entering NMS (what the YOLO family's evaluation keeps)
@@ -36,6 +37,9 @@ class PostProcess(keras.layers.Layer):
             m > 0 returns ``box_masks`` ``[B, N, m, m]`` instead, each mask resampled onto
             an m x m grid spanning its box (tfseg.postprocess.masks; exports only).
         mask_dtype: ``"float32"`` probabilities or ``"uint8"`` round(255 p) (exports only).
+        end_to_end: for raw outputs of a one-to-one head (YOLO26, ``o2o_*`` keys): its
+            top-k detections, no NMS (tfseg/postprocess/topk.py; only the score threshold
+            and N apply). False, or outputs without those keys: one-to-many head + NMS.
 
     Call args:
         raw_outputs: dict of the RAW_OUTPUTS contract (tfseg/contracts.py):
@@ -63,7 +67,8 @@ class PostProcess(keras.layers.Layer):
     def __init__(self, score_threshold: float = 0.25, iou_threshold: float = 0.7,
                  max_detections: int = 300, agnostic: bool = False, pre_nms_topk: int = 0,
                  multi_label: bool = False, max_candidates: int = MAX_CANDIDATES,
-                 mask_size: int = 0, mask_dtype: str = "float32", **kwargs):
+                 mask_size: int = 0, mask_dtype: str = "float32", end_to_end: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(mask_size) < 0 or mask_dtype not in MASK_DTYPES:
             raise ValueError(f"mask_size must be >= 0 (got {mask_size}) and mask_dtype one of "
@@ -77,8 +82,16 @@ class PostProcess(keras.layers.Layer):
         self.max_candidates = int(max_candidates)
         self.mask_size = int(mask_size)
         self.mask_dtype = str(mask_dtype)
+        self.end_to_end = bool(end_to_end)
 
     def call(self, raw_outputs, score_threshold=None, iou_threshold=None, max_detections=None):
+        if self.end_to_end and O2O_PREFIX + "class_logits" in raw_outputs:
+            # No NMS: the IoU threshold has nothing to act on.
+            options = self._nms_thresholds(raw_outputs["prototypes"], score_threshold, None,
+                                           max_detections)
+            kept = end_to_end_detections(raw_outputs, options["score_threshold"],
+                                         self.max_detections, options.get("max_keep"))
+            return self._with_masks(kept, kept.pop("masks"))
         prototypes = tf.convert_to_tensor(raw_outputs["prototypes"], tf.float32)
         proto_size = prototypes.shape[1]
         if proto_size is None:
@@ -99,21 +112,26 @@ class PostProcess(keras.layers.Layer):
             max_detections=self.max_detections, agnostic=self.agnostic,
             pre_nms_topk=self.pre_nms_topk,
             **self._nms_thresholds(boxes, score_threshold, iou_threshold, max_detections))
-        masks = detection_masks(kept["coefficients"], prototypes, kept["boxes"])
-        mask_key = self._mask_key()
+        return self._with_masks(kept, detection_masks(kept["coefficients"], prototypes,
+                                                      kept["boxes"]))
+
+    def _with_masks(self, kept: dict, masks: tf.Tensor) -> dict:
+        """DETECTIONS from the kept rows and their ``[B, N, P, P]`` masks, in the mask
+        options' form (box-aligned m x m when mask_size > 0; float32 or uint8)."""
         if self.mask_size:
             masks = box_aligned_masks(masks, kept["boxes"], self.mask_size)
         return {
             "boxes": kept["boxes"],
             "scores": kept["scores"],
             "classes": kept["classes"],
-            mask_key: encode_masks(masks, self.mask_dtype),
+            self._mask_key(): encode_masks(masks, self.mask_dtype),
             "num_detections": kept["num_detections"],
         }
 
     def _nms_thresholds(self, boxes, score_threshold, iou_threshold, max_detections) -> dict:
-        """The thresholds and row limit for batched_nms: the constructor's numbers, or
-        per-image ``[B]`` tensors where run-time values are given (negatives -> defaults)."""
+        """The thresholds and row limit for batched_nms (or the top-k path): the constructor's
+        numbers, or per-image ``[B]`` tensors where run-time values are given (negatives ->
+        defaults). ``boxes``: any tensor whose first axis is the batch."""
         batch = boxes.shape[0] if boxes.shape[0] is not None else tf.shape(boxes)[0]
         options = {"score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold}
         if score_threshold is not None:
@@ -149,5 +167,5 @@ class PostProcess(keras.layers.Layer):
                       max_detections=self.max_detections, agnostic=self.agnostic,
                       pre_nms_topk=self.pre_nms_topk, multi_label=self.multi_label,
                       max_candidates=self.max_candidates, mask_size=self.mask_size,
-                      mask_dtype=self.mask_dtype)
+                      mask_dtype=self.mask_dtype, end_to_end=self.end_to_end)
         return config

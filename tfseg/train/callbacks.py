@@ -277,6 +277,28 @@ class CloseMosaic(keras.callbacks.Callback):
             self.switch.assign(enabled)
 
 
+class OneToManyWeight(keras.callbacks.Callback):
+    """YOLO26's head weights for each epoch, set at its start from the epoch number (so a
+    resumed run, which Keras starts at the right epoch, gets the right weight); the epoch's
+    one-to-many weight goes into the logs as ``o2m_weight`` (a results.csv column).
+
+    Args:
+        loss: an EndToEndSegLoss (tfseg/loss/end_to_end_loss.py).
+        epochs: total epochs of the run.
+    """
+
+    def __init__(self, loss, epochs: int):
+        super().__init__()
+        self.loss, self.epochs = loss, int(epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.loss.set_epoch(epoch, self.epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["o2m_weight"] = float(self.loss.o2m_weight.numpy())
+
+
 class EvaluatedEarlyStopping(keras.callbacks.Callback):
     """Stop when the best mask mAP50-95 is ``patience`` or more epochs old, judged only at
     the end of an evaluated epoch: patience is counted in epochs, but an epoch that was not

@@ -44,15 +44,15 @@ from tfseg.data.prepare import load_split, prepare
 from tfseg.errors import ConfigError, WeightsError
 from tfseg.evaluate.loop import evaluate, make_detector
 from tfseg.evaluate.plots import plot_results
-from tfseg.loss.yolo_seg_loss import YoloSegLoss
+from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.model.artifact import write_training_info
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import WEIGHTS_DIR, run_weights, save_config, write_json
 from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EvaluateAndCheckpoint,
                                    EvaluatedEarlyStopping, GuardedBackupAndRestore,
-                                   LearningRateLog, NaNGuard, ResumableCSVLogger,
-                                   inner_optimizer)
+                                   LearningRateLog, NaNGuard, OneToManyWeight,
+                                   ResumableCSVLogger, inner_optimizer)
 from tfseg.train.ema import ModelEMA
 from tfseg.train.optim import make_optimizer, precision_policy
 from tfseg.train.progress import EpochLine
@@ -206,7 +206,7 @@ def _build(cfg: RunConfig, num_classes: int, policy: str) -> keras.Model:
     if cfg.model.weights and not cfg.train.resume:
         load_start_weights(model, cfg.model.weights)
     freeze_layers(model, cfg.train.freeze)
-    model.configure_loss(YoloSegLoss(**loss_arguments(cfg, num_classes)))
+    model.configure_loss(model.make_loss(**loss_arguments(cfg, num_classes)))
     return model
 
 
@@ -304,6 +304,8 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
     callbacks = [guard, restore]
     if ema is not None:
         callbacks.append(EMAUpdate(ema, str(backup), guard))
+    if isinstance(model.yolo_loss, EndToEndSegLoss):
+        callbacks.append(OneToManyWeight(model.yolo_loss, cfg.train.epochs))
     callbacks += [checkpoints,
                   CloseMosaic(mosaic_switch, cfg.train.epochs, cfg.augment.close_mosaic),
                   LearningRateLog(),

@@ -13,7 +13,8 @@ from tfseg.train.callbacks import EVALUATED
 class EpochLine(keras.callbacks.Callback):
     """One line per epoch: losses, lr and time, and the main metrics when evaluated, e.g.
     ``epoch 3/10  loss 36.1 (box 0.708 seg 7.19 cls 0.712 dfl 0.413)  lr 0.00143  5.2 s  val
-    mask mAP50-95 0.412 mAP50 0.701  box mAP50-95 0.455 mAP50 0.733``. During the epoch, a
+    mask mAP50-95 0.412 mAP50 0.701  box mAP50-95 0.455 mAP50 0.733`` (YOLO26: l1, sem and
+    o2o, the deployed one-to-one head's own loss, in place of dfl). During the epoch, a
     batch counter: overwritten in place on a terminal, else a line at most every
     ``every_s`` seconds (long epochs in a log file still show progress).
 
@@ -55,7 +56,7 @@ class EpochLine(keras.callbacks.Callback):
 
 def format_epoch_line(epoch: int, epochs: int, logs: dict, seconds: float) -> str:
     """The compact epoch line of EpochLine (see there)."""
-    terms = " ".join(f"{t} {float(logs[f'{t}_loss']):.4g}" for t in ("box", "seg", "cls", "dfl")
+    terms = " ".join(f"{t} {float(logs[f'{t}_loss']):.4g}" for t in ("box", "seg", "cls", "dfl", "l1", "sem", "o2o")
                      if f"{t}_loss" in logs)
     line = f"epoch {epoch + 1}/{epochs}  loss {float(logs.get('loss', float('nan'))):.4g}"
     line += f" ({terms})" if terms else ""
