@@ -80,6 +80,26 @@ def test_threshold_pads_to_n_and_nms_option_reads_the_other_head():
     assert PostProcess(end_to_end=False).get_config()["end_to_end"] is False
 
 
+def test_run_time_thresholds_equal_a_post_process_built_with_them():
+    # Two images, each given its own score threshold and row limit at run time: each must get
+    # what a PostProcess constructed with those values gives it (the IoU threshold, for
+    # which the top-k path has no NMS, changes nothing).
+    one = hand_made()
+    raw = {k: np.concatenate([v, v]) for k, v in one.items()}
+    post = PostProcess(score_threshold=0.25, max_detections=5)
+    out = post(raw, score_threshold=tf.constant([0.6, -1.0]), iou_threshold=tf.constant([0.1, 0.9]),
+               max_detections=tf.constant([5, 2]))
+    built = [PostProcess(score_threshold=0.6, max_detections=5)(one),
+             PostProcess(score_threshold=0.25, max_detections=5)(one)]
+    assert np.asarray(out["num_detections"]).tolist() == [3, 2]  # 0.6 keeps 3; the limit 2
+    for b, reference in enumerate(built):
+        n = int(out["num_detections"][b])
+        for key in ("boxes", "scores", "classes", "masks"):
+            np.testing.assert_allclose(np.asarray(out[key][b, :n]),
+                                       np.asarray(reference[key][0, :n]), atol=1e-6)
+            assert not np.asarray(out[key][b, n:]).any()  # rows past the limit are zero
+
+
 def test_top_k_pairs_equal_a_brute_force_choice():
     rng = np.random.default_rng(0)
     probabilities = rng.uniform(size=(2, 50, 7)).astype(np.float32)
