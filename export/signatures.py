@@ -7,7 +7,8 @@ delegate has to leave to the CPU before the network.
     pixels_detections   uint8 [B, S, S, 3] letterboxed -> DETECTIONS (xyxy input pixels)
     bytes_detections    string [B] encoded JPEG/PNG    -> DETECTIONS in ORIGINAL pixels + letterbox
     tflite_detections   uint8 [1, S, S, 3] letterboxed -> DETECTIONS, boxes normalized yxyx
-    raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone)
+    raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone; with
+                        a one-to-one head also END_TO_END_OUTPUTS; never the training-only ones)
 
 Signature names and output names of each export are the constants below; the metadata
 (export/metadata.py) and the README state them for clients.
@@ -31,6 +32,7 @@ INPUT_PIXELS = "images"
 
 DETECTION_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections")
 RAW_OUTPUTS = ("box_logits", "class_logits", "mask_coefficients", "prototypes")
+END_TO_END_RAW_OUTPUTS = ("o2o_box_logits", "o2o_class_logits", "o2o_mask_coefficients")
 
 
 def _network_input(images: tf.Tensor) -> tf.Tensor:
@@ -46,11 +48,13 @@ def raw_outputs(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
         images: ``[B, S, S, 3]`` uint8 letterboxed RGB.
 
     Returns:
-        dict of RAW_OUTPUTS: box_logits ``[B, A, 64]``, class_logits ``[B, A, C]``,
-        mask_coefficients ``[B, A, 32]``, prototypes ``[B, P, P, 32]``, float32.
+        dict of RAW_OUTPUTS: box_logits ``[B, A, 4 * reg_max]``, class_logits ``[B, A, C]``,
+        mask_coefficients ``[B, A, 32]``, prototypes ``[B, P, P, 32]``, float32; models with a
+        one-to-one head add its END_TO_END_RAW_OUTPUTS (same layouts).
     """
     outputs = model(_network_input(images), training=False)
-    return {name: outputs[name] for name in RAW_OUTPUTS}
+    names = RAW_OUTPUTS + tuple(n for n in END_TO_END_RAW_OUTPUTS if n in outputs)
+    return {name: outputs[name] for name in names}
 
 
 def pixels_detections(model: keras.Model, post: keras.layers.Layer,

@@ -1,0 +1,78 @@
+"""YOLO26-seg as a user meets it: the installed ``tfseg`` in fresh folders.
+
+``tfseg info`` prints the reference's parameter count; ``tfseg train`` stops at once with a
+one-line message (no dataset written); a YOLO26 state dict is imported with
+``import-weights`` and predicts with the one-to-one head's top-k (and, with
+``end2end=false``, with the one-to-many head + NMS).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "model"
+TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent))  # this venv's command
+
+
+def tfseg(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    """Run ``tfseg args...`` in ``cwd``; assert its exit code."""
+    command = [TFSEG] if TFSEG else [sys.executable, "-m", "tfseg"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env,
+                            timeout=900)
+    assert result.returncode == expect, (f"tfseg {' '.join(args)} -> {result.returncode}\n"
+                                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_info_prints_the_reference_parameter_count(tmp_path):
+    out = tfseg(tmp_path, "info", "model=yolo26-seg-n", "imgsz=64")
+    assert "3,126,280 (reference convention)" in out.stdout
+
+
+def test_train_stops_at_once_with_one_line(tmp_path):
+    out = tfseg(tmp_path, "train", "model=yolo26-seg-n", "imgsz=64", expect=2)
+    assert "training yolo26-seg-n is not supported yet" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # stopped before writing the dataset or a run
+
+
+def _state_dict_file(folder: Path) -> Path:
+    """The parity fixture's YOLO26-seg-n state dict (3 classes) as a user's .npz file."""
+    spec = importlib.util.spec_from_file_location("make_model_fixtures",
+                                                  ROOT / "tools" / "make_model_fixtures.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    entries = json.loads((FIXTURES / "yolo26-seg-n.state.json").read_text())
+    path = folder / "y26n.npz"
+    np.savez(path, **tool.reference_like_weights(entries))
+    return path
+
+
+def test_import_weights_then_predict_with_and_without_nms(tmp_path):
+    checkpoint = _state_dict_file(tmp_path)
+    tfseg(tmp_path, "import-weights", checkpoint.name, "model=yolo26-seg-n", "imgsz=96")
+    weights = tmp_path / "y26n.weights.h5"
+    assert weights.is_file() and (tmp_path / "y26n.json").is_file()
+    photo = tmp_path / "scene.png"
+    cv2.imwrite(str(photo), cv2.imread(str(FIXTURES / "scene.png")))
+    counts = {}
+    for flag in ("true", "false"):
+        tfseg(tmp_path, "predict", f"weights={weights.name}", f"source={photo.name}",
+              "conf=0.5", "max_det=10", "save_json=true", f"end2end={flag}",
+              f"name=e2e_{flag}")
+        frames = json.loads((tmp_path / f"runs/predict/e2e_{flag}/predictions.json").read_text())
+        detections = [d for frame in frames for d in frame["detections"]]
+        counts[flag] = len(detections)
+        assert all(d["score"] >= 0.5 for d in detections) and len(detections) <= 10
+    assert counts["true"] >= 1 and counts["false"] >= 1
