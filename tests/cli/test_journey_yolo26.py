@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "model"
@@ -63,6 +64,7 @@ def _state_dict_file(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # three processes that each load TensorFlow and build the network
 def test_import_weights_then_predict_with_and_without_nms(tmp_path):
     checkpoint = _state_dict_file(tmp_path)
     tfseg(tmp_path, "import-weights", checkpoint.name, "model=yolo26-seg-n", "imgsz=96")
