@@ -172,11 +172,13 @@ def test_raw_file_has_both_heads_equal_to_the_network(exported, network, letterb
 
 
 @pytest.mark.parametrize("mode", _slow_unless_float32(["float32", "float16"]))
-def test_gpu_report_network_on_gpu_and_top_k_tail_on_cpu(request, mode):
+def test_gpu_report_network_on_gpu_and_top_k_tail_on_cpu(request, mode, capsys):
+    from tfseg.export.api import check_gpu_main
     from tfseg.export.gpu_rules import check_gpu
 
+    assert check_gpu_main(_file(request, mode)) == 0  # what `tfseg export --check-gpu` runs
+    assert "end-to-end rule holds" in capsys.readouterr().out
     report = check_gpu(_file(request, mode))
-    print(report)
     # on the CPU: the uint8 input CAST and the tail from the first TOPK_V2 on, nothing else
     assert report.problems(end_to_end=True) == [], str(report)
     network = [p for p in report.parts if "CONV_2D" in p.ops]
