@@ -46,13 +46,19 @@ def _check_arguments(image_size: int, num_classes: int, formats, class_names, ca
         raise ExportError(f"{len(category_ids)} category ids for {num_classes} classes")
 
 
+def _has_one_to_one_head(network) -> bool:
+    """Whether the network's raw outputs carry a one-to-one head (YOLO26)."""
+    return bool(getattr(getattr(network, "spec", None), "end2end", False))
+
+
 def export(output_dir: str | os.PathLike, *, model, model_name: str | None = None,
            num_classes: int | None = None,
            image_size: int = 640, class_names: list[str] | None = None,
            category_ids: list[int] | None = None,
            formats: Iterable[str] = FORMATS, tflite_modes: Iterable[str] = ("float32",),
            raw: bool = True, score_threshold: float = 0.25, iou_threshold: float = 0.45,
-           max_detections: int = 100, agnostic: bool = False, serving_name: str = "tfseg",
+           max_detections: int = 100, agnostic: bool = False, end_to_end: bool = True,
+           serving_name: str = "tfseg",
            serving_version: int = 1,
            calibration: Callable[[], Iterable[np.ndarray]] | None = None,
            warmup_images: list[bytes] | None = None,
@@ -72,9 +78,10 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
         formats: some of ("savedmodel", "tflite").
         tflite_modes: some of ("float32", "float16", "dynamic_int8", "int8").
         raw: also write the network-only .tflite files.
-        score_threshold, iou_threshold, max_detections, agnostic: PostProcess options;
-            the thresholds and max_detections are the defaults of the run-time inputs,
-            max_detections also the capacity N of every output.
+        score_threshold, iou_threshold, max_detections, agnostic, end_to_end: PostProcess
+            options; the thresholds and max_detections are the defaults of the run-time
+            inputs, max_detections also the capacity N of every output (end_to_end: a
+            one-to-one head's top-k, no NMS in the graph: YOLO26).
         serving_name, serving_version: TF Serving model name and version folder.
         calibration: callable returning uint8 ``[S, S, 3]`` letterboxed training images
             (int8 only); :func:`tfseg.export.api.calibration_images` makes one from records.
@@ -116,11 +123,12 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
     category_ids = list(category_ids if category_ids is not None else range(num_classes))
     info = meta.build_metadata(model_name, num_classes, image_size, class_names, category_ids,
                                score_threshold, iou_threshold, max_detections, agnostic,
-                               mask_size, mask_dtype, standard_outputs)
+                               mask_size, mask_dtype, standard_outputs,
+                               end_to_end=end_to_end and _has_one_to_one_head(network))
     if model_info:
         info["model"] = dict(model_info)
     post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
-                       mask_size=mask_size, mask_dtype=mask_dtype)
+                       mask_size=mask_size, mask_dtype=mask_dtype, end_to_end=end_to_end)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = {"metadata": meta.write_json(info, output_dir / "metadata.json")}

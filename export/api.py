@@ -115,7 +115,8 @@ def check_gpu_main(path: str | Path, end_to_end: bool | None = None) -> int:
 
     Args:
         path: the .tflite file.
-        end_to_end: which rule to apply; None: end-to-end if the file has NMS or a loop.
+        end_to_end: which rule to apply; None: end-to-end if the file has NMS, a loop or a
+            top-k (YOLO26's NMS-free post-processing).
 
     Returns:
         0 if the file keeps the rule (raw: only the input cast off the GPU; end-to-end: one
@@ -123,13 +124,13 @@ def check_gpu_main(path: str | Path, end_to_end: bool | None = None) -> int:
     """
     report = check_gpu(path)
     if end_to_end is None:
-        end_to_end = any(name.startswith(("NON_MAX_SUPPRESSION", "WHILE"))
+        end_to_end = any(name.startswith(("NON_MAX_SUPPRESSION", "WHILE", "TOPK_V2"))
                          for name in report.op_names)
     print(report)
     problems = report.problems(end_to_end)
     kind = "end-to-end" if end_to_end else "raw"
     if problems:
-        print(f"{kind} rule broken by {len(problems)} op(s) before the NMS tail:")
+        print(f"{kind} rule broken by {len(problems)} op(s) before the NMS / top-k tail:")
         for line in problems:
             print(f"  {line}")
         return 1

@@ -50,8 +50,9 @@ _UNCONDITIONAL = {
 } | _ELEMENTWISE
 _REDUCTIONS = {"SUM", "MEAN", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"}
 _PADS = {"PAD", "PADV2", "MIRROR_PAD"}
-# The first op of the end-to-end graph's CPU tail: NMS, or a loop that holds it.
-_TAIL_STARTS = {"NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "WHILE"}
+# The first op of the end-to-end graph's CPU tail: NMS, or a loop that holds it, or the
+# top-k of a one-to-one head (YOLO26: no NMS; the delegate runs no TOPK_V2 either).
+_TAIL_STARTS = {"NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "WHILE", "TOPK_V2"}
 
 
 def _check_cast(op: Operator, graph: Subgraph) -> str | None:

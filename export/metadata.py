@@ -21,7 +21,7 @@ from pathlib import Path
 import flatbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
-from tfseg.contracts import (DETECTIONS, LETTERBOX_INFO, LETTERBOX_PAD_VALUE, RAW_OUTPUTS,
+from tfseg.contracts import (DETECTIONS, END_TO_END_OUTPUTS, LETTERBOX_INFO, LETTERBOX_PAD_VALUE, RAW_OUTPUTS,
                              proto_size)
 from tfseg.export import signatures
 
@@ -114,7 +114,8 @@ def _contract_outputs(table: dict, names, overrides: dict | None = None) -> dict
 def build_metadata(model_name: str, num_classes: int, image_size: int, class_names: list[str],
                    category_ids: list[int], score_threshold: float, iou_threshold: float,
                    max_detections: int, agnostic: bool, mask_size: int = 0,
-                   mask_dtype: str = "float32", standard_outputs: bool = False) -> dict:
+                   mask_dtype: str = "float32", standard_outputs: bool = False,
+                   end_to_end: bool = False) -> dict:
     """The metadata dict of an export (the same for every file of one export).
 
     Args:
@@ -127,10 +128,13 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
         mask_size, mask_dtype: the PostProcess mask options (box-aligned m x m masks when
             mask_size > 0; float32 or uint8).
         standard_outputs: the end-to-end .tflite has the four object-detector outputs.
+        end_to_end: the detections are the one-to-one head's top-k (no NMS; the IoU
+            threshold and agnostic do not apply), and the raw file has its ``o2o_`` outputs.
 
     Returns:
         A JSON-serializable dict with the keys of ``FIELDS``.
     """
+    raw_contract = {**RAW_OUTPUTS, **(END_TO_END_OUTPUTS if end_to_end else {})}
     sizes = {"S": image_size, "P": proto_size(image_size), "N": max_detections, "C": num_classes}
     serving_default = _contract_outputs(DETECTIONS, signatures.DETECTION_OUTPUTS, {
         "boxes": ("float32", "[B, N, 4]", "xyxy ORIGINAL-image pixels, clipped; zeros past "
@@ -156,6 +160,8 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
         "thresholds": {"score": float(score_threshold), "iou": float(iou_threshold),
                        "max_detections": int(max_detections), "agnostic": bool(agnostic),
                        "runtime": _RUNTIME_THRESHOLDS},
+        "post_processing": ("top-k of the one-to-one head, no NMS" if end_to_end
+                            else "NMS of the one-to-many head"),
         "box_convention": {
             "savedmodel " + signatures.SERVING_BYTES: "xyxy, original-image pixels",
             "savedmodel " + signatures.SERVING_PIXELS: "xyxy, letterboxed input pixels",
@@ -191,7 +197,7 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
             "tflite " + signatures.TFLITE_DETECT: _contract_outputs(
                 DETECTIONS, signatures.DETECTION_OUTPUTS, _TFLITE_DETECTION_MEANINGS),
             "tflite " + signatures.TFLITE_RAW: _contract_outputs(
-                RAW_OUTPUTS, signatures.RAW_OUTPUTS),
+                raw_contract, tuple(raw_contract)),
         },
     }
     outputs = info["outputs"]

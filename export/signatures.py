@@ -10,7 +10,8 @@ delegate has to leave to the CPU before the network.
     tflite_detections   uint8 [1, S, S, 3] letterboxed -> DETECTIONS, boxes normalized yxyx
     standard_detections uint8 [1, S, S, 3] letterboxed -> the four outputs of the TFLite
                         object detectors (locations, classes, scores, num_detections)
-    raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone)
+    raw_outputs         uint8 [B, S, S, 3] letterboxed -> RAW_OUTPUTS (the network alone; with
+                        a one-to-one head also END_TO_END_OUTPUTS; never the training-only ones)
 
 The detection functions take optional run-time thresholds (THRESHOLD_INPUTS: score and IoU
 threshold, max_detections), one value per image; a negative value means the export's own
@@ -61,6 +62,7 @@ def threshold_specs(batch: int | None) -> list[tf.TensorSpec]:
 
 STANDARD_OUTPUTS = ("locations", "classes", "scores", "num_detections")
 RAW_OUTPUTS = ("box_logits", "class_logits", "mask_coefficients", "prototypes")
+END_TO_END_RAW_OUTPUTS = ("o2o_box_logits", "o2o_class_logits", "o2o_mask_coefficients")
 
 
 def _network_input(images: tf.Tensor) -> tf.Tensor:
@@ -76,11 +78,13 @@ def raw_outputs(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
         images: ``[B, S, S, 3]`` uint8 letterboxed RGB.
 
     Returns:
-        dict of RAW_OUTPUTS: box_logits ``[B, A, 64]``, class_logits ``[B, A, C]``,
-        mask_coefficients ``[B, A, 32]``, prototypes ``[B, P, P, 32]``, float32.
+        dict of RAW_OUTPUTS: box_logits ``[B, A, 4 * reg_max]``, class_logits ``[B, A, C]``,
+        mask_coefficients ``[B, A, 32]``, prototypes ``[B, P, P, 32]``, float32; models with a
+        one-to-one head add its END_TO_END_RAW_OUTPUTS (same layouts).
     """
     outputs = model(_network_input(images), training=False)
-    return {name: outputs[name] for name in RAW_OUTPUTS}
+    names = RAW_OUTPUTS + tuple(n for n in END_TO_END_RAW_OUTPUTS if n in outputs)
+    return {name: outputs[name] for name in names}
 
 
 def pixels_detections(model: keras.Model, post: keras.layers.Layer, images: tf.Tensor,

@@ -152,7 +152,7 @@ def _load_export(path: Path) -> LoadedModel:
 def _load_keras_file(path: Path) -> LoadedModel:
     import keras
 
-    import tfseg.model  # noqa: F401  (registers tfseg's layers for deserialization)
+    import tfseg.model.yolo_seg  # noqa: F401  (registers tfseg's layers for deserialization)
 
     try:
         model = keras.saving.load_model(str(path))

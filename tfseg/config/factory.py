@@ -137,14 +137,16 @@ def postprocess_arguments(cfg: RunConfig, section: str) -> dict:
     options = getattr(cfg, section)
     return dict(score_threshold=options.conf, iou_threshold=options.iou,
                 max_detections=options.max_det, agnostic=options.agnostic,
-                multi_label=bool(getattr(options, "multi_label", False)))
+                multi_label=bool(getattr(options, "multi_label", False)),
+                end_to_end=options.end2end)
 
 
 def evaluate_arguments(cfg: RunConfig) -> dict:
     """``evaluate(model, dataset, gt, ids, names, output_dir=..., **...)``: the eval section."""
     options = cfg.eval
     return dict(conf=options.conf, iou=options.iou, max_det=options.max_det,
-                agnostic=options.agnostic, multi_label=options.multi_label, plots=options.plots)
+                agnostic=options.agnostic, multi_label=options.multi_label, plots=options.plots,
+                end2end=options.end2end)
 
 
 def predict_arguments(cfg: RunConfig) -> dict:
@@ -162,7 +164,7 @@ def predict_arguments(cfg: RunConfig) -> dict:
                 save_json=options.save_json, cutouts=options.cutouts != "none",
                 cutout_background="transparent" if options.cutouts == "alpha" else "black",
                 mask_format=options.mask_format, agnostic=options.agnostic,
-                save_overlays=options.save_overlays)
+                save_overlays=options.save_overlays, end2end=options.end2end)
 
 
 def export_arguments(cfg: RunConfig) -> dict:
@@ -185,7 +187,7 @@ def export_arguments(cfg: RunConfig) -> dict:
                 calibration_images=options.calibration_images, mask_size=options.mask_size,
                 mask_dtype=options.mask_dtype, standard_outputs=options.standard_outputs,
                 parity=options.parity, parity_images=options.parity_images,
-                parity_max_drop=options.parity_max_drop)
+                parity_max_drop=options.parity_max_drop, end_to_end=options.end2end)
 
 
 def shapes_arguments(data: DataConfig) -> dict:

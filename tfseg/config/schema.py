@@ -101,6 +101,7 @@ class EvalConfig:
     batch: int = 8
     agnostic: bool = False  # class-agnostic NMS
     multi_label: bool = False  # True: an anchor may be kept once per class it scores for (as Ultralytics validates)
+    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
     split: str = "val"
     plots: bool = True  # PR curves, confusion matrix and a prediction grid as PNGs
 
@@ -115,6 +116,7 @@ class PredictConfig:
     mask_format: str = "rle"  # rle | polygon, for the JSON
     cutouts: str = "none"  # none | alpha | black
     agnostic: bool = False  # class-agnostic NMS
+    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
     save_overlays: bool = True  # overlay images / videos with masks, boxes and labels
     weights: str = ""  # .keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights
 
@@ -128,6 +130,7 @@ class ExportConfig:
     iou: float = 0.45
     max_det: int = 100
     agnostic: bool = False
+    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
     serving_name: str = "tfseg"
     serving_version: int = 1
     calibration_images: int = 100  # representative images for int8

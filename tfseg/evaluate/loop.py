@@ -20,12 +20,13 @@ from tfseg.postprocess.host import to_original
 
 
 def make_detector(model, score_threshold: float, iou_threshold: float, max_detections: int,
-                  agnostic: bool = False, multi_label: bool = False):
+                  agnostic: bool = False, multi_label: bool = False, end2end: bool = True):
     """images ``[B, S, S, 3]`` float32 in [0, 1] -> DETECTIONS dict.
 
     ``model`` is a Keras network (network and PostProcess run as one tf.function), or an
     exported model's backend (``detect`` on uint8 letterboxed pixels: tfseg.predict.backends),
-    whose thresholds (and best-class NMS) were fixed at export.
+    whose thresholds (and best-class NMS) were fixed at export. ``end2end``: a model with a
+    one-to-one head (YOLO26) gives its top-k detections, no NMS (PostProcess end_to_end).
     """
     if hasattr(model, "detect"):
         def detect_exported(images):
@@ -34,7 +35,7 @@ def make_detector(model, score_threshold: float, iou_threshold: float, max_detec
 
         return detect_exported
     post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
-                       multi_label=multi_label)
+                       multi_label=multi_label, end_to_end=end2end)
 
     @tf.function(reduce_retracing=True)
     def detect(images):
@@ -47,7 +48,7 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
              class_names: list[str] | None = None, output_dir: str | Path | None = None,
              conf: float = 0.001, iou: float = 0.7, max_det: int = 300, agnostic: bool = False,
              multi_label: bool = False, plots: bool = True, max_batches: int | None = None,
-             verbose: bool = True, detector=None) -> dict:
+             verbose: bool = True, detector=None, end2end: bool = True) -> dict:
     """COCO box and mask metrics of ``model`` on an evaluation dataset.
 
     Args:
@@ -68,6 +69,7 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
             once by the caller and reused: evaluation during training passes the same one
             every epoch, so the network and post-processing are traced once per run, not
             once per evaluation (about 2 s each at 320 px on 2 cores).
+        end2end: see :func:`make_detector`.
 
     Returns:
         Flat dict of floats: ``box/mAP50-95``, ``box/mAP50``, ``box/mAP75``, ``box/mAP_small``,
@@ -77,7 +79,8 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
     start = time.perf_counter()
     evaluator = COCOEvaluator(ground_truth, category_ids, class_names)
     names = evaluator.class_names
-    detect = detector or make_detector(model, conf, iou, max_det, agnostic, multi_label)
+    detect = detector or make_detector(model, conf, iou, max_det, agnostic, multi_label,
+                                       end2end)
     confusion = ConfusionMatrix(len(names))
     first_batch = None
     for step, (images, targets) in enumerate(dataset):

@@ -8,6 +8,15 @@ are imported from their modules where needed (they pull in more).
 """
 
 from tfseg.model.scales import all_model_names, model_spec
-from tfseg.model.yolo_seg import YoloSeg, build_model
 
 __all__ = ["YoloSeg", "all_model_names", "build_model", "model_spec"]
+
+
+def __getattr__(name: str):
+    # The network is imported on first use, so name and scale look-ups (``tfseg train``
+    # refusing a model before any data is prepared) do not load TensorFlow.
+    if name in ("YoloSeg", "build_model"):
+        from tfseg.model import yolo_seg
+
+        return getattr(yolo_seg, name)
+    raise AttributeError(f"module 'tfseg.model' has no attribute {name!r}")

@@ -22,6 +22,15 @@ from tfseg.postprocess.decode import decode_boxes
 from tfseg.postprocess.masks import detection_masks
 
 
+def _gather_flat(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """``[B, R, D]`` rows at ``[B, k]`` int32 indices, as ``[B * k, D]`` (one plain GATHER)."""
+    rows, depth = int(values.shape[1]), int(values.shape[2])
+    batch = values.shape[0] if values.shape[0] is not None else tf.shape(values)[0]
+    offsets = tf.reshape(tf.range(batch, dtype=tf.int32) * rows, [-1, 1])  # [B, 1]
+    flat = tf.reshape(values, [-1, depth])  # [B * R, D]
+    return tf.gather(flat, tf.reshape(index + offsets, [-1]))  # [B * k, D]
+
+
 def gather_rows(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """Per-image rows of ``values`` at ``index``, with one plain GATHER.
 
@@ -32,12 +41,8 @@ def gather_rows(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     Returns:
         ``[B, k, D]``: ``values[b, index[b, j]]``.
     """
-    rows, depth, k = int(values.shape[1]), int(values.shape[2]), int(index.shape[1])
-    batch = values.shape[0] if values.shape[0] is not None else tf.shape(values)[0]
-    offsets = tf.reshape(tf.range(batch, dtype=tf.int32) * rows, [-1, 1])  # [B, 1]
-    flat = tf.reshape(values, [-1, depth])  # [B * R, D]
-    picked = tf.gather(flat, tf.reshape(index + offsets, [-1]))  # [B * k, D]
-    return tf.reshape(picked, [-1, k, depth])  # [B, k, D]
+    k, depth = int(index.shape[1]), int(values.shape[2])
+    return tf.reshape(_gather_flat(values, index), [-1, k, depth])  # [B, k, D]
 
 
 def topk_pairs(probabilities: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -53,9 +58,16 @@ def topk_pairs(probabilities: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor, 
     """
     num_classes = int(probabilities.shape[2])
     _, anchors = tf.math.top_k(tf.reduce_max(probabilities, axis=-1), k=k)  # [B, k] int32
-    candidates = gather_rows(probabilities, anchors)  # [B, k, C]
+    # one RESHAPE from the gathered rows: two merged reshapes get a fused tensor name that
+    # the int8 quantizer's denylist misses, and TOPK_V2 would then run on int8 scores
+    candidates = _gather_flat(probabilities, anchors)  # [B * k, C]
     flat = tf.reshape(candidates, [-1, k * num_classes])  # [B, k * C]
-    scores, pairs = tf.math.top_k(flat, k=k)  # [B, k], descending
+    _, pairs = tf.math.top_k(flat, k=k)  # [B, k], descending scores
+    # The scores are read back from the float candidates by index, not taken from TOPK_V2's
+    # values: with its values unused, the int8 quantizer leaves TOPK_V2 (and so the scores)
+    # float, as it does the first TOPK_V2, whose values are unused too.
+    flat_rows = tf.reshape(flat, [-1, k * num_classes, 1])  # [B, k * C, 1]
+    scores = tf.reshape(_gather_flat(flat_rows, pairs), [-1, k])  # [B, k]
     rank = tf.math.floordiv(pairs, num_classes)  # [B, k] which of the k anchors
     classes = tf.math.floormod(pairs, num_classes)  # [B, k]
     anchor_rows = tf.reshape(tf.cast(anchors, tf.float32), [-1, k, 1])  # [B, k, 1]

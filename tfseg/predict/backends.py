@@ -32,16 +32,17 @@ class KerasBackend:
     Args:
         model: Keras model with a static square input ``[B, S, S, 3]``.
         conf: score threshold; iou: NMS IoU threshold; max_det: N; agnostic: class-agnostic NMS.
+        end2end: a one-to-one head's top-k, no NMS (YOLO26; PostProcess end_to_end).
     """
 
     def __init__(self, model, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                 agnostic: bool = False):
+                 agnostic: bool = False, end2end: bool = True):
         shape = model.inputs[0].shape
         if shape[1] is None or shape[1] != shape[2]:
             raise ValueError(f"KerasBackend needs a static square input, got {shape}")
         self.image_size = int(shape[1])
         self.model = model
-        self.post = PostProcess(conf, iou, max_det, agnostic)
+        self.post = PostProcess(conf, iou, max_det, agnostic, end_to_end=end2end)
         self._detect = tf.function(self._graph, reduce_retracing=True)
 
     def _graph(self, images):

@@ -290,7 +290,8 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
     val = build_dataset(str(data_dir), "val", **dataset_arguments(cfg, training=False))
     settings = evaluate_arguments(cfg)
     detector = make_detector(model, settings["conf"], settings["iou"], settings["max_det"],
-                             settings["agnostic"], settings["multi_label"])  # traced once per run
+                             settings["agnostic"], settings["multi_label"],
+                             settings["end2end"])  # traced once per run
 
     def evaluate_fn(weights_model):
         return evaluate(weights_model, val, val_json, info["category_ids"],
