@@ -106,8 +106,11 @@ def _bilinear(grid, xs, ys):
 
 def test_serving_bytes_box_masks_span_the_clipped_boxes(network, image_files, letterboxed,
                                                         settings):
-    """serving_default clips boxes to the original image; its box_masks are re-spanned to
-    the clipped boxes: the pixels signature's grid sampled at the clipped cells' centres."""
+    """serving_default clips boxes to the original image; its box masks (sent as PNGs, like
+    every serving_default mask) are re-spanned to the clipped boxes: the pixels signature's
+    grid sampled at the clipped cells' centres, to the PNG's 1/255."""
+    import cv2
+
     from tfseg.export import signatures
     from tfseg.ops.letterbox import letterbox_inverse_boxes
 
@@ -128,6 +131,9 @@ def test_serving_bytes_box_masks_span_the_clipped_boxes(network, image_files, le
             xs = (box[0] + cells * (box[2] - box[0]) - span[0]) * M / (span[2] - span[0]) - 0.5
             ys = (box[1] + cells * (box[3] - box[1]) - span[1]) * M / (span[3] - span[1]) - 0.5
             want = _bilinear(pixels["box_masks"][b, i], xs, ys)
-            np.testing.assert_allclose(served["box_masks"][b, i], want, atol=2e-4)
+            png = served[signatures.MASKS_PNG][b, i]
+            got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) / 255.0
+            assert got.shape == (M, M)
+            np.testing.assert_allclose(got, want, atol=0.5 / 255 + 2e-4)
             clipped_rows += int(np.abs(span - box).max() > 0.5)
     assert clipped_rows >= 3, "some boxes must reach past the image for this to test anything"
