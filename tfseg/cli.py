@@ -54,6 +54,11 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--modes", nargs="+",
                             choices=["float32", "float16", "dynamic_int8", "int8"],
                             help="export: TFLite modes (default: all four)")
+        parser.add_argument("--models", nargs="+", default=["yolov8-seg-n"],
+                            help="export: architectures timed side by side, interleaved "
+                                 "(e.g. yolo26-seg-n yolov8-seg-n yolo11-seg-n)")
+        parser.add_argument("--work", help="export: keep the exported files here and reuse "
+                                           "them on the next run")
         parser.add_argument("--threads", type=int, default=2,
                             help="TensorFlow threads (default 2; 0: TensorFlow's choice)")
         parser.add_argument("--output", help="also write the results to this JSON file")

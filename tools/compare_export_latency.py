@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -149,26 +148,6 @@ def _onnx_call(path: Path, threads: int):
     return lambda: session.run(None, feed)
 
 
-def time_interleaved(calls: dict, rounds: int, warmup: int = 3) -> dict:
-    """Milliseconds per call of each function, interleaved round by round.
-
-    Returns:
-        name -> {"min_ms", "median_ms"}.
-    """
-    names = list(calls)
-    for name in names:
-        for _ in range(warmup):
-            calls[name]()
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
-            start = time.perf_counter()
-            calls[name]()
-            times[name].append(1000.0 * (time.perf_counter() - start))
-    return {n: {"min_ms": round(min(t), 2), "median_ms": round(statistics.median(t), 2)}
-            for n, t in times.items()}
-
-
 def measure_size(args, size: int, work: Path) -> dict:
     """Files, timings, peaks and floors of one input size.
 
@@ -176,6 +155,7 @@ def measure_size(args, size: int, work: Path) -> dict:
     files, so the floor is measured under the same load as the times it is compared with.
     """
     from tfseg.benchmarks.floor import floor_ms, peak_kernels, peaks, tflite_macs
+    from tfseg.benchmarks.timing import time_interleaved
 
     reference = _reference_files(args.reference_python, args.model, size, work)
     files = _our_files(args.model, size, work)
@@ -185,7 +165,8 @@ def measure_size(args, size: int, work: Path) -> dict:
              for name, path in files.items()}
     kernels = peak_kernels(args.threads)
     calls.update({name: kernel[0] for name, kernel in kernels.items()})
-    timed = time_interleaved(calls, args.rounds)
+    timed = {name: {"min_ms": round(min(t), 2), "median_ms": round(statistics.median(t), 2)}
+             for name, t in time_interleaved(calls, args.rounds).items()}
     peak = peaks(kernels, {name: timed[name]["min_ms"] for name in kernels})
     for name, path in files.items():
         if path.suffix == ".tflite":

@@ -10,8 +10,10 @@ Subcommands:
     prepare   write ``shapes`` with ``tfseg data shapes`` and convert it with
               ``tfseg data convert --to yolo``; write ``ultra_data.yaml`` (path, train, val,
               names only) beside the converted set.
-    train     prepare (unless already there), then train ``YOLO("yolov8n-seg.yaml")`` from
-              random init, validating every epoch, and print the table.
+    train     prepare (unless already there), then train ``YOLO("<--model>")`` (default
+              ``yolov8n-seg.yaml``; ``yolo26n-seg.yaml`` for the YOLO26 comparison) from
+              random init, validating every epoch, and print the table. ``--save-period 5``
+              keeps ``weights/epoch5.pt``, ... to score with ``tfseg val``.
     report    print the table of an existing (possibly still running) run directory.
 
 ``--data-yaml`` trains on an already converted YOLO-seg data.yaml instead (no tfseg call:
@@ -173,8 +175,9 @@ def _write_final(trainer) -> None:
 
 
 def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, batch: int,
-          workers: int, threads: int, seed: int, device: str = "cpu") -> Path:
-    """Train YOLOv8n-seg from its YAML (random init); returns the run directory."""
+          workers: int, threads: int, seed: int, device: str = "cpu",
+          model_yaml: str = "yolov8n-seg.yaml", save_period: int = -1) -> Path:
+    """Train the reference model from its YAML (random init); returns the run directory."""
     import torch
 
     torch.set_num_threads(threads)
@@ -182,11 +185,12 @@ def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, ba
     _no_font_download()
     from ultralytics import YOLO
 
-    model = YOLO("yolov8n-seg.yaml")  # built from the architecture YAML: no weights loaded
+    model = YOLO(model_yaml)  # built from the architecture YAML: no weights loaded
     _timing_callbacks(model, threads)
     model.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                 device=device, plots=False, amp=False, seed=seed, deterministic=True, val=True,
-                project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False)
+                project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False,
+                save_period=save_period)
     return workdir / "runs" / name
 
 
@@ -249,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, default=400)
     parser.add_argument("--data-yaml", type=Path, help="train on this YOLO-seg data.yaml as is")
     parser.add_argument("--device", default="cpu", help="cpu (the yardstick) or a GPU index")
+    parser.add_argument("--model", default="yolov8n-seg.yaml",
+                        help="reference architecture YAML, e.g. yolo26n-seg.yaml")
+    parser.add_argument("--save-period", type=int, default=-1,
+                        help="also keep weights/epochN.pt every N epochs (-1: off)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
@@ -264,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     offline_environment(workdir)
     start = time.time()
     run_dir = train(data_yaml, workdir, args.name, args.epochs, args.imgsz, args.batch,
-                    args.workers, args.threads, args.seed, args.device)
+                    args.workers, args.threads, args.seed, args.device, args.model,
+                    args.save_period)
     print(f"\nwall time (train + per-epoch val + final val): {time.time() - start:.0f} s")
     print(report(run_dir))
     return 0

@@ -23,6 +23,7 @@ def run(args) -> int:
         options["threads"] = threads
         if args.modes:
             options["modes"] = args.modes
+        options.update(models=args.models, work=args.work)
     if args.target in ("train", "data"):
         options["overrides"] = list(args.overrides)  # data=..., any tfseg train key
     if args.target == "train":
@@ -33,4 +34,6 @@ def run(args) -> int:
         results.append(result)
     if args.output:
         write_json(args.output, results)
+    if hasattr(module, "table"):
+        print(module.table(results))
     return 0
