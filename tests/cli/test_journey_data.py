@@ -14,14 +14,13 @@ trains once, in a module-scoped fixture its tests share.
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-TFSEG = [shutil.which("tfseg")] if shutil.which("tfseg") else [sys.executable, "-m", "tfseg"]
+from cli_runner import run_tfseg
+
 SHAPES = ["shapes_train=12", "shapes_val=6", "shapes_min_size=64", "shapes_max_size=96"]
 TINY_TRAINING = ["imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2", "warmup_epochs=0",
                  "mosaic=0", "jit_compile=false", "plots=false", "prepare_workers=0"]
@@ -30,10 +29,8 @@ NAMES = ["circle", "rectangle", "triangle"]  # the shapes dataset's three classe
 
 def tfseg(cwd: Path, *args: str, expect: int = 0) -> str:
     """Run ``tfseg args...`` in ``cwd``; its stdout and stderr, after checking the exit code."""
-    done = subprocess.run([*TFSEG, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
-    assert done.returncode == expect, f"tfseg {' '.join(args)} -> {done.returncode}\n{output[-4000:]}"
-    return output
+    result = run_tfseg(cwd, *args, expect=expect)
+    return result.stdout + result.stderr
 
 
 def write_coco_export(folder: Path) -> Path:

@@ -10,23 +10,19 @@ without their dataset still export and say parity was not measured.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent))  # this venv's command
+from cli_runner import run_tfseg
+
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 
 
 def tfseg(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [TFSEG] if TFSEG else [sys.executable, "-m", "tfseg"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=900)
+    return run_tfseg(cwd, *args, expect=None)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -9,23 +9,22 @@ finished, extended, then used as the start weights of a fine-tune.
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent)) or shutil.which("tfseg")
+from cli_runner import TFSEG, run_tfseg
+
 # Small and fast: no XLA, no mosaic (each of its images needs 3 more), one batch per update.
 FAST = ["imgsz=64", "batch=4", "steps_per_epoch=2", "jit_compile=false", "mosaic=0",
         "close_mosaic=0", "nominal_batch=0", "eval.batch=4", "eval.plots=false"]
 
 
 def tfseg(*args, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([TFSEG, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return run_tfseg(cwd, *args, expect=None, timeout=timeout)
 
 
 def rows(run: Path) -> list[dict]:
@@ -54,7 +53,7 @@ def killed(workdir) -> dict:
     """`tfseg train` of 3 epochs killed with SIGKILL once its first epoch is backed up."""
     run = workdir / "runs" / "train" / "a"
     metadata = run / "backup" / "training_metadata.json"
-    process = subprocess.Popen([TFSEG, "train", "data.root=ds3", "epochs=3", "name=a", *FAST],
+    process = subprocess.Popen([*TFSEG, "train", "data.root=ds3", "epochs=3", "name=a", *FAST],
                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     deadline = time.monotonic() + 300

@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from cli_runner import run_tfseg as tfseg
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "model"
-TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent))  # this venv's command
 
 
-def tfseg(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    """Run ``tfseg args...`` in ``cwd``; assert its exit code."""
-    command = [TFSEG] if TFSEG else [sys.executable, "-m", "tfseg"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env,
-                            timeout=900)
-    assert result.returncode == expect, (f"tfseg {' '.join(args)} -> {result.returncode}\n"
-                                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
 
 
 def test_info_prints_the_reference_parameter_count(tmp_path):

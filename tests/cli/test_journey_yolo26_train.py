@@ -8,14 +8,13 @@ as long to build as YOLOv8's, mostly the larger network (the dual loss alone tra
 
 import csv
 import math
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TFSEG = shutil.which("tfseg", path=str(Path(sys.executable).parent)) or shutil.which("tfseg")
+from cli_runner import run_tfseg
+
 SMALL = ["shapes_train=8", "shapes_val=4", "shapes_min_size=64", "shapes_max_size=64",
          "batch=4", "steps_per_epoch=2", "jit_compile=false", "mosaic=0", "close_mosaic=0",
          "nominal_batch=0", "eval.batch=4", "eval.plots=false"]
@@ -23,7 +22,7 @@ TERMS = ("box_loss", "seg_loss", "cls_loss", "l1_loss", "sem_loss", "o2m_loss", 
 
 
 def tfseg(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([TFSEG, *args], cwd=cwd, capture_output=True, text=True, timeout=1500)
+    return run_tfseg(cwd, *args, expect=None, timeout=1500)
 
 
 def rows(run: Path) -> list[dict]:
