@@ -136,3 +136,21 @@ def exported(network, tmp_path_factory):
                   category_ids=[1, 3, 7], tflite_modes=["float32", "float16"],
                   score_threshold=CONF, iou_threshold=IOU, max_detections=MAX_DET,
                   serving_name="shapes", serving_version=3)
+
+
+@pytest.fixture(scope="session")
+def assert_raw_file_equals_network():
+    """Check a raw .tflite's ``raw`` signature against the Keras network on one uint8 image:
+    each named output within 1e-4 (absolute and relative). Returns the file's outputs."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    def check(path: Path, network, image: np.ndarray, names) -> dict:
+        runner = Interpreter(model_path=str(path), num_threads=2).get_signature_runner("raw")
+        got = runner(images=image)
+        want = network(tf.cast(image, tf.float32) / 255.0, training=False)
+        for name in names:
+            np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-4,
+                                       err_msg=name)
+        return got
+    return check

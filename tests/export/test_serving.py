@@ -10,7 +10,6 @@ with TF Serving's own rules and protos.
 import base64
 import importlib
 import json
-import re
 import shlex
 import sys
 from pathlib import Path

@@ -38,17 +38,11 @@ def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, kera
     assert report.min_mask_iou > 0.95, str(report)
 
 
-def test_raw_float32_equals_the_network(exported, network, letterboxed):
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=str(exported["tflite_raw_float32"]),
-                         num_threads=2).get_signature_runner("raw")
-    image = letterboxed[0][:1]
-    got = runner(images=image)
-    want = network(tf.cast(image, tf.float32) / 255.0, training=False)
-    for name in ("box_logits", "class_logits", "mask_coefficients", "prototypes"):
-        np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-4,
-                                   err_msg=name)
+def test_raw_float32_equals_the_network(exported, network, letterboxed,
+                                       assert_raw_file_equals_network):
+    assert_raw_file_equals_network(exported["tflite_raw_float32"], network, letterboxed[0][:1],
+                                   ("box_logits", "class_logits", "mask_coefficients",
+                                    "prototypes"))
 
 
 def test_end_to_end_boxes_are_normalized_yxyx(exported, letterboxed, keras_detections, settings):

@@ -156,19 +156,13 @@ def test_int8_quantizes_the_network_and_keeps_top_k_float(reduced):
     assert [graph.tensors[op.outputs[0]].dtype for op in topk] == ["FLOAT32", "FLOAT32"]
 
 
-def test_raw_file_has_both_heads_equal_to_the_network(exported, network, letterboxed):
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=str(exported["tflite_raw_float32"]),
-                         num_threads=2).get_signature_runner("raw")
-    image = letterboxed[0][:1]
-    got = runner(images=image)
-    want = network(tf.cast(image, tf.float32) / 255.0, training=False)
+def test_raw_file_has_both_heads_equal_to_the_network(exported, network, letterboxed,
+                                                       assert_raw_file_equals_network):
+    got = assert_raw_file_equals_network(
+        exported["tflite_raw_float32"], network, letterboxed[0][:1],
+        ("box_logits", "class_logits", "prototypes", "o2o_box_logits", "o2o_class_logits",
+         "o2o_mask_coefficients"))
     assert "semantic_logits" not in got  # training only
-    for name in ("box_logits", "class_logits", "prototypes", "o2o_box_logits",
-                 "o2o_class_logits", "o2o_mask_coefficients"):
-        np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-4,
-                                   err_msg=name)
 
 
 @pytest.mark.parametrize("mode", _slow_unless_float32(["float32", "float16"]))

@@ -87,8 +87,8 @@ class PostProcess(keras.layers.Layer):
     def call(self, raw_outputs, score_threshold=None, iou_threshold=None, max_detections=None):
         if self.end_to_end and O2O_PREFIX + "class_logits" in raw_outputs:
             # No NMS: the IoU threshold has nothing to act on.
-            options = self._nms_thresholds(raw_outputs["prototypes"], score_threshold, None,
-                                           max_detections)
+            options = self._runtime_options(raw_outputs["prototypes"], score_threshold, None,
+                                            max_detections)
             kept = end_to_end_detections(raw_outputs, options["score_threshold"],
                                          self.max_detections, options.get("max_keep"))
             return self._with_masks(kept, kept.pop("masks"))
@@ -111,7 +111,7 @@ class PostProcess(keras.layers.Layer):
             boxes, scores, classes, coefficients, image_size=image_size,
             max_detections=self.max_detections, agnostic=self.agnostic,
             pre_nms_topk=self.pre_nms_topk,
-            **self._nms_thresholds(boxes, score_threshold, iou_threshold, max_detections))
+            **self._runtime_options(boxes, score_threshold, iou_threshold, max_detections))
         return self._with_masks(kept, detection_masks(kept["coefficients"], prototypes,
                                                       kept["boxes"]))
 
@@ -128,8 +128,8 @@ class PostProcess(keras.layers.Layer):
             "num_detections": kept["num_detections"],
         }
 
-    def _nms_thresholds(self, boxes, score_threshold, iou_threshold, max_detections) -> dict:
-        """The thresholds and row limit for batched_nms (or the top-k path): the constructor's
+    def _runtime_options(self, boxes, score_threshold, iou_threshold, max_detections) -> dict:
+        """The run-time options of a call, for batched_nms or the top-k path: the constructor's
         numbers, or per-image ``[B]`` tensors where run-time values are given (negatives ->
         defaults). ``boxes``: any tensor whose first axis is the batch."""
         batch = boxes.shape[0] if boxes.shape[0] is not None else tf.shape(boxes)[0]
