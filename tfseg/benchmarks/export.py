@@ -77,21 +77,26 @@ def _export_model(model_name: str, size: int, modes: list[str], work: Path) -> l
 
     def calibration():
         return (rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8))
-    entries = []
-    for mode in modes:
-        for end_to_end in (False, True):
-            entry = {"model": model_name, "kind": "tflite e2e" if end_to_end else "tflite raw",
-                     "size": size, "mode": mode}
-            path = work / f"{stem}_{'' if end_to_end else 'raw_'}{mode}.tflite"
-            if not path.is_file():
-                network = network or build_model(model_name, 80, size)
+    paths = {(mode, e2e): work / f"{stem}_{'' if e2e else 'raw_'}{mode}.tflite"
+             for mode in modes for e2e in (False, True)}
+    errors = {}
+    if not all(path.is_file() for path in paths.values()):
+        network = build_model(model_name, 80, size)
+        try:  # all modes at once: one SavedModel per kind, converted into each mode
+            export_tflite(network, post, size, work, stem, modes, calibration=calibration)
+        except Exception:  # one file at a time, so one mode's failure hides no other
+            for (mode, e2e), path in paths.items():
                 try:
-                    export_tflite(network, post, size, work, stem, [mode], raw=not end_to_end,
-                                  end_to_end=end_to_end, calibration=calibration)
-                except Exception as err:  # report and go on: one mode must not hide the others
-                    entries.append({**entry, "error": str(err)[:160]})
-                    continue
-            entries.append({**entry, "path": path})
+                    export_tflite(network, post, size, work, stem, [mode], raw=not e2e,
+                                  end_to_end=e2e, calibration=calibration)
+                except Exception as err:
+                    errors[mode, e2e] = str(err)[:160]
+    entries = []
+    for (mode, e2e), path in paths.items():
+        entry = {"model": model_name, "kind": "tflite e2e" if e2e else "tflite raw",
+                 "size": size, "mode": mode}
+        entries.append({**entry, "error": errors[mode, e2e]} if (mode, e2e) in errors
+                       else {**entry, "path": path})
     saved = work / f"{stem}_savedmodel"
     if not (saved / "saved_model.pb").is_file():
         network = network or build_model(model_name, 80, size)
