@@ -13,8 +13,15 @@ Subcommands:
     train     prepare (unless already there), then train ``YOLO("<--model>")`` (default
               ``yolov8n-seg.yaml``; ``yolo26n-seg.yaml`` for the YOLO26 comparison) from
               random init, validating every epoch, and print the table. ``--save-period 5``
-              keeps ``weights/epoch5.pt``, ... to score with ``tfseg val``.
+              keeps ``weights/epoch0.pt``, ``epoch5.pt``, ... (after
+              epochs 1, 6, ...: Ultralytics numbers them from 0) to score with ``tfseg val``.
     report    print the table of an existing (possibly still running) run directory.
+    score     score the run's checkpoints (``weights/epochN.pt`` from ``--save-period``, then
+              ``last.pt``) with tfseg's evaluator: each is converted to tensors here
+              (``compare_ultralytics.convert``: its EMA weights), imported with ``tfseg
+              import-weights --model-name``, scored with ``tfseg val data.root=<--data-root>``
+              (pycocotools on the original images); prints one row per checkpoint. Give
+              ``--tfseg`` and ``--tfseg-model`` (e.g. yolo26-seg-n).
 
 ``--data-yaml`` trains on an already converted YOLO-seg data.yaml instead (no tfseg call:
 for a machine without tfseg); ``--device 0`` trains on a GPU (the recorded yardstick is CPU).
@@ -235,9 +242,47 @@ def report(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _checkpoint_epoch(path: Path) -> int:
+    digits = path.stem.removeprefix("epoch")
+    return int(digits) if digits.isdigit() else 10**6  # last.pt after every epochN.pt
+
+
+def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path) -> str:
+    """tfseg val's box and mask mAPs of each checkpoint of ``run_dir``; returns the table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import json
+
+    from compare_ultralytics import convert
+
+    out = run_dir / "tfseg_scores"
+    out.mkdir(exist_ok=True)
+    checkpoints = sorted([*(run_dir / "weights").glob("epoch*.pt"), run_dir / "weights" / "last.pt"],
+                         key=_checkpoint_epoch)
+    lines = [f"{'checkpoint':<12}{'epochs':>7}{'box50-95':>9}{'box50':>8}{'mask50-95':>10}{'mask50':>8}"]
+    for checkpoint in (c for c in checkpoints if c.is_file()):
+        tensors, weights = out / f"{checkpoint.stem}.npz", out / f"{checkpoint.stem}.weights.h5"
+        convert(checkpoint, tensors)
+        _run([tfseg, "import-weights", str(tensors), f"model={tfseg_model}", "--output",
+              str(weights)], cwd=out)
+        command = [tfseg, "val", f"weights={weights}", f"data.root={data_root}",
+                   f"project={out}", f"name={checkpoint.stem}"]
+        print("$ " + " ".join(command), flush=True)
+        done = subprocess.run(command, cwd=out, check=True, capture_output=True, text=True)
+        # "results: <run dir> (box ...)": a new run folder each time (name, name2, ...).
+        val_dir = next(line.split()[1] for line in done.stdout.splitlines()
+                       if line.startswith("results: "))
+        metrics = json.loads((Path(val_dir) / "metrics.json").read_text())["metrics"]
+        # Ultralytics numbers epochs from 0 in these names: epochN.pt holds N + 1 epochs.
+        trained = _checkpoint_epoch(checkpoint) + 1 if checkpoint.stem != "last" else "all"
+        lines.append(f"{checkpoint.name:<12}{trained:>7}" + "".join(
+            f"{metrics[key]:>{width}.4f}" for key, width in (
+                ("box/mAP50-95", 9), ("box/mAP50", 8), ("mask/mAP50-95", 10), ("mask/mAP50", 8))))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["prepare", "train", "report"])
+    parser.add_argument("action", choices=["prepare", "train", "report", "score"])
     parser.add_argument("--workdir", default="/work/refrun", type=Path)
     parser.add_argument("--tfseg", default="tfseg", help="tfseg executable (its own venv)")
     parser.add_argument("--name", default="yolov8n-seg-shapes", help="run name under runs/")
@@ -257,12 +302,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference architecture YAML, e.g. yolo26n-seg.yaml")
     parser.add_argument("--save-period", type=int, default=-1,
                         help="also keep weights/epochN.pt every N epochs (-1: off)")
+    parser.add_argument("--tfseg-model", default="yolov8-seg-n",
+                        help="score: tfseg's name of the trained architecture")
+    parser.add_argument("--data-root", type=Path,
+                        help="score: the COCO-format dataset tfseg validates on "
+                             "(default: <workdir>/shapes)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
     run_dir = workdir / "runs" / args.name
     if args.action == "report":
         print(report(run_dir))
+        return 0
+    if args.action == "score":
+        print(score(run_dir, args.tfseg, args.tfseg_model, args.data_root or workdir / "shapes"))
         return 0
     data_yaml = args.data_yaml or prepare_dataset(
         workdir, args.tfseg, args.train_images, args.val_images, args.min_size, args.max_size,
