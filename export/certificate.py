@@ -76,7 +76,9 @@ class _RawTFLite:
 
     def raw(self, images: np.ndarray) -> dict[str, np.ndarray]:
         parts = [self._runner(**{signatures.INPUT_PIXELS: image[None]}) for image in images]
-        return {k: np.concatenate([p[k] for p in parts]) for k in signatures.RAW_OUTPUTS}
+        # Every output the file has: a YOLO26 file's one-to-one keys select the top-k path
+        # in postprocess(), as in the Keras model's evaluation.
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def postprocess(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self._post({k: tf.constant(v) for k, v in raw.items()}
@@ -110,7 +112,7 @@ class _Probe:
         else:
             raw = self.artifact.raw(images)
             reference = self._network(tf.constant(images, tf.uint8))
-            for name in signatures.RAW_OUTPUTS:
+            for name in raw:
                 diff = float(np.abs(raw[name] - reference[name].numpy()).max())
                 self.raw_diff[name] = max(self.raw_diff.get(name, 0.0), diff)
             detections = self.artifact.postprocess(raw)

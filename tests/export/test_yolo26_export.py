@@ -165,6 +165,27 @@ def test_raw_file_has_both_heads_equal_to_the_network(exported, network, letterb
     assert "semantic_logits" not in got  # training only
 
 
+def test_certificate_scores_the_raw_file_with_its_one_to_one_head(exported, letterboxed,
+                                                                   keras_detections, settings):
+    """The export's parity check post-processes a raw file on the host: it must take the
+    deployed head's top-k, as the Keras model's evaluation does, not the one-to-many + NMS."""
+    from tfseg.export.certificate import _RawTFLite
+    from tfseg.postprocess import PostProcess
+
+    raw_file = _RawTFLite(exported["tflite_raw_float32"],
+                          PostProcess(settings.conf, settings.iou, settings.max_det))
+    raw = raw_file.raw(letterboxed[0])
+    assert {"o2o_box_logits", "o2o_class_logits", "o2o_mask_coefficients"} <= set(raw)
+    got = raw_file.postprocess(raw)
+    np.testing.assert_array_equal(got["num_detections"], keras_detections["num_detections"])
+    assert int(got["num_detections"].sum()) >= 1
+    for b, n in enumerate(got["num_detections"]):
+        np.testing.assert_allclose(got["scores"][b, :n], keras_detections["scores"][b, :n],
+                                   atol=1e-4)
+        np.testing.assert_allclose(got["boxes"][b, :n], keras_detections["boxes"][b, :n],
+                                   atol=1e-3)
+
+
 @pytest.mark.parametrize("mode", _slow_unless_float32(["float32", "float16"]))
 def test_gpu_report_network_on_gpu_and_top_k_tail_on_cpu(request, mode, capsys):
     from tfseg.export.api import check_gpu_main
