@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfseg.contracts import O2O_PREFIX
 from tfseg.errors import ExportError
 from tfseg.export import signatures
 from tfseg.export.metadata import embed_in_tflite
@@ -130,9 +131,21 @@ def _postprocess_tensor_names(model_bytes: bytes) -> set[str]:
     names = {t.index: t.name for t in graph.tensors}
     produced: set[int] = set()
     for op in graph.operators:  # the file order is a topological order
-        if produced & set(op.inputs) or any(POSTPROCESS_SCOPE in names[i] for i in op.outputs):
+        if produced & set(op.inputs) or any(_stays_float(names[i]) for i in op.outputs):
             produced.update(op.outputs)
     return {names[i] for i in produced}
+
+
+def _stays_float(tensor_name: str) -> bool:
+    """Post-processing, or the last convolution of a one-to-one (YOLO26) branch.
+
+    The one-to-one head was trained to rank one anchor per object above its neighbours by
+    small margins, and top-k has no NMS to undo a swap: at 8 bits (one scale for a whole
+    level's logits) neighbours tie or swap and the file returns near-duplicates. Keeping its
+    prediction convolutions float costs little (1 x 1 or 3 x 3 convolutions of few outputs).
+    """
+    return POSTPROCESS_SCOPE in tensor_name or (
+        f"/{O2O_PREFIX}" in tensor_name and "/predict" in tensor_name)
 
 
 def _drop_statistics(model_bytes: bytes, names: set[str]) -> bytes:

@@ -260,6 +260,10 @@ def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path) -> str:
                          key=_checkpoint_epoch)
     lines = [f"{'checkpoint':<12}{'epochs':>7}{'box50-95':>9}{'box50':>8}{'mask50-95':>10}{'mask50':>8}"]
     for checkpoint in (c for c in checkpoints if c.is_file()):
+        scored = out / f"{checkpoint.stem}.metrics.json"  # kept: a re-run scores only what changed
+        if scored.is_file() and scored.stat().st_mtime > checkpoint.stat().st_mtime:
+            lines.append(_score_line(checkpoint, json.loads(scored.read_text())))
+            continue
         tensors, weights = out / f"{checkpoint.stem}.npz", out / f"{checkpoint.stem}.weights.h5"
         convert(checkpoint, tensors)
         _run([tfseg, "import-weights", str(tensors), f"model={tfseg_model}", "--output",
@@ -272,12 +276,17 @@ def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path) -> str:
         val_dir = next(line.split()[1] for line in done.stdout.splitlines()
                        if line.startswith("results: "))
         metrics = json.loads((Path(val_dir) / "metrics.json").read_text())["metrics"]
-        # Ultralytics numbers epochs from 0 in these names: epochN.pt holds N + 1 epochs.
-        trained = _checkpoint_epoch(checkpoint) + 1 if checkpoint.stem != "last" else "all"
-        lines.append(f"{checkpoint.name:<12}{trained:>7}" + "".join(
-            f"{metrics[key]:>{width}.4f}" for key, width in (
-                ("box/mAP50-95", 9), ("box/mAP50", 8), ("mask/mAP50-95", 10), ("mask/mAP50", 8))))
+        scored.write_text(json.dumps(metrics))
+        lines.append(_score_line(checkpoint, metrics))
     return "\n".join(lines)
+
+
+def _score_line(checkpoint: Path, metrics: dict) -> str:
+    # Ultralytics numbers epochs from 0 in these names: epochN.pt holds N + 1 epochs.
+    trained = _checkpoint_epoch(checkpoint) + 1 if checkpoint.stem != "last" else "last"
+    return f"{checkpoint.name:<12}{trained:>7}" + "".join(
+        f"{metrics[key]:>{width}.4f}" for key, width in (
+            ("box/mAP50-95", 9), ("box/mAP50", 8), ("mask/mAP50-95", 10), ("mask/mAP50", 8)))
 
 
 def main(argv: list[str] | None = None) -> int:
