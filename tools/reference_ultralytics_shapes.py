@@ -19,7 +19,7 @@ Subcommands:
     score     score the run's checkpoints (``weights/epochN.pt`` from ``--save-period``, then
               ``last.pt``) with tfseg's evaluator: each is converted to tensors here
               (``compare_ultralytics.convert``: its EMA weights), imported with ``tfseg
-              import-weights --model-name``, scored with ``tfseg val data.root=<--data-root>``
+              import-weights`` at ``--imgsz``, scored with ``tfseg val data.root=<--data-root>``
               (pycocotools on the original images); prints one row per checkpoint. Give
               ``--tfseg`` and ``--tfseg-model`` (e.g. yolo26-seg-n).
 
@@ -247,8 +247,11 @@ def _checkpoint_epoch(path: Path) -> int:
     return int(digits) if digits.isdigit() else 10**6  # last.pt after every epochN.pt
 
 
-def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path) -> str:
-    """tfseg val's box and mask mAPs of each checkpoint of ``run_dir``; returns the table."""
+def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path, imgsz: int,
+          val_args: list[str] = ()) -> str:
+    """tfseg val's box and mask mAPs of each checkpoint of ``run_dir`` at the input size it
+    was trained at (``imgsz``), with ``val_args`` (e.g. ``end2end=false``) added to each
+    ``tfseg val``; returns the table."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import json
 
@@ -260,16 +263,17 @@ def score(run_dir: Path, tfseg: str, tfseg_model: str, data_root: Path) -> str:
                          key=_checkpoint_epoch)
     lines = [f"{'checkpoint':<12}{'epochs':>7}{'box50-95':>9}{'box50':>8}{'mask50-95':>10}{'mask50':>8}"]
     for checkpoint in (c for c in checkpoints if c.is_file()):
-        scored = out / f"{checkpoint.stem}.metrics.json"  # kept: a re-run scores only what changed
+        # Kept: a re-run scores only what changed.
+        scored = out / f"{checkpoint.stem}{''.join('_' + a for a in val_args)}.metrics.json"
         if scored.is_file() and scored.stat().st_mtime > checkpoint.stat().st_mtime:
             lines.append(_score_line(checkpoint, json.loads(scored.read_text())))
             continue
         tensors, weights = out / f"{checkpoint.stem}.npz", out / f"{checkpoint.stem}.weights.h5"
         convert(checkpoint, tensors)
-        _run([tfseg, "import-weights", str(tensors), f"model={tfseg_model}", "--output",
-              str(weights)], cwd=out)
+        _run([tfseg, "import-weights", str(tensors), f"model={tfseg_model}", f"imgsz={imgsz}",
+              "--output", str(weights)], cwd=out)
         command = [tfseg, "val", f"weights={weights}", f"data.root={data_root}",
-                   f"project={out}", f"name={checkpoint.stem}"]
+                   f"project={out}", f"name={checkpoint.stem}", *val_args]
         print("$ " + " ".join(command), flush=True)
         done = subprocess.run(command, cwd=out, check=True, capture_output=True, text=True)
         # "results: <run dir> (box ...)": a new run folder each time (name, name2, ...).
@@ -316,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path,
                         help="score: the COCO-format dataset tfseg validates on "
                              "(default: <workdir>/shapes)")
+    parser.add_argument("--val-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="score: added to each tfseg val (e.g. end2end=false)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
@@ -324,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report(run_dir))
         return 0
     if args.action == "score":
-        print(score(run_dir, args.tfseg, args.tfseg_model, args.data_root or workdir / "shapes"))
+        print(score(run_dir, args.tfseg, args.tfseg_model, args.data_root or workdir / "shapes",
+                    args.imgsz, args.val_arg))
         return 0
     data_yaml = args.data_yaml or prepare_dataset(
         workdir, args.tfseg, args.train_images, args.val_images, args.min_size, args.max_size,
