@@ -227,13 +227,19 @@ def test_a_changed_value_changes_what_is_built_or_run(key, files, tmp_path, caps
         return
     probe = _probes(tmp_path)[how]
     default, changed = load_config(BASE), load_config([*BASE, override])
-    if how in ("xla", "precision") and not tf.config.list_physical_devices("GPU"):
-        # Accelerator settings, read where fit reads them and off on this CPU by design:
-        # XLA (slower on CPU, see fit._use_xla, the default anyway) and mixed precision,
-        # which says so when asked for.
+    if how == "precision" and not tf.config.list_physical_devices("GPU"):
+        from tfseg.train.optim import cpu_has_bf16
+
+        if cpu_has_bf16():  # bfloat16 math on this CPU: the mixed policy is taken
+            assert (probe(default), probe(changed)) == ("float32", "mixed_bfloat16")
+        else:  # nothing benefits: float32, and it says so when asked for
+            assert probe(default) == probe(changed) == "float32"
+            assert "training in float32" in capsys.readouterr().out
+        return
+    if how == "xla" and not tf.config.list_physical_devices("GPU"):
+        # Read where fit reads it and off on CPUs by design (slower there, see fit._use_xla;
+        # the default anyway).
         assert probe(default) == probe(changed)
-        if how == "precision":
-            assert "no GPU/TPU that benefits; training in float32" in capsys.readouterr().out
         return
     assert probe(default) != probe(changed), f"{key}={value} changed nothing in {how}"
 

@@ -105,6 +105,8 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     steps = steps_per_epoch(cfg, info["num_examples"])
 
     policy = precision_policy(cfg.train.mixed_precision)
+    if chief and policy != "float32":
+        print(f"train.mixed_precision: {policy} (variables, loss and outputs float32)", flush=True)
     with strategy.scope():
         model = _build(cfg, num_classes, policy)
         optimizer, choice = make_optimizer(
