@@ -1,7 +1,7 @@
 """Peak resident memory (and speed) of the train step alone on real batches.
 
 Usage:
-    python tools/measure_step_memory.py --size 320 [--data cocolike] [--batch 16] [--steps 6]
+    python tools/measure_step_memory.py --size 320 [--data cocolike] [--batch 16] [--steps 6] [--mode bf16]
 
 Builds the dataset's training pipeline (mosaic on), keeps 4 batches in memory, fits the model
 on them (``tfseg.benchmarks.train.measure``, Keras ``fit`` as ``tfseg train`` runs it, without
@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", choices=("graph", "bf16"), default="graph",
+                        help="bf16: the mixed_bfloat16 policy (train.mixed_precision on a "
+                             "bfloat16 CPU)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -41,7 +44,7 @@ def main() -> None:
     batches = build_dataset(str(paths.records), "train", args.size, args.batch,
                             cfg.data.max_instances, training=True, seed=0,
                             mosaic_p=1.0).take(4).cache()
-    result = measure("graph", cfg.model.name, args.size, args.batch, args.steps, 2, data=batches,
+    result = measure(args.mode, cfg.model.name, args.size, args.batch, args.steps, 2, data=batches,
                      num_classes=len(classes["class_names"]))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
