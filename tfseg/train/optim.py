@@ -411,11 +411,3 @@ def precision_policy(enabled: bool) -> str:
     print("train.mixed_precision: no GPU, TPU or bfloat16 CPU that benefits; training in float32",
           flush=True)
     return "float32"
-    if tf.config.list_logical_devices("TPU"):
-        return "mixed_bfloat16"
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and capability >= (7, 0):
-            return "mixed_float16"
-    print("train.mixed_precision: no GPU/TPU that benefits; training in float32", flush=True)
-    return "float32"
