@@ -72,3 +72,36 @@ def test_warp_scale_up_keeps_a_block_where_the_matrix_sends_it():
     expected = np.zeros([16, 16], np.uint8)
     expected[4:8, 4:8] = 1  # [4, 8) x [4, 8)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_nearest_fast_path_samples_exactly_as_the_kernel(dtype):
+    """Scale-and-translate nearest warps take the separable gather path; on random matrices
+    (flips, up- and down-scaling, sources reaching past every border, half-pixel ties) it
+    must give the kernel's output bit for bit, fill included."""
+    from tfseg.ops.affine import _warp_projective
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        height, width, channels = (int(v) for v in rng.integers([4, 4, 1], [40, 40, 9]))
+        image = tf.constant((rng.random((height, width, channels)) * 250).astype(dtype))
+        sx, sy = rng.choice([0.5, 1.0, 2.0, 0.37, 1.9], 2) * rng.choice([-1, 1], 2)
+        tx, ty = rng.choice([0.0, 0.5, 1.5, -3.25, 17.0, 40.0], 2)
+        matrix = translation(tx, ty) @ scaling(sx, sy)
+        out_h, out_w = (int(v) for v in rng.integers(3, 50, 2))
+        fast = warp_image(image, matrix, out_h, out_w, "nearest", fill_value=114)
+        to_source = translation(-0.5, -0.5) @ tf.linalg.inv(matrix) @ translation(0.5, 0.5)
+        kernel = _warp_projective(image, to_source, out_h, out_w, "NEAREST", 114.0)
+        np.testing.assert_array_equal(fast.numpy(), kernel.numpy())
+
+
+def test_no_rotation_or_shear_gives_an_axis_aligned_matrix():
+    """degrees=0 and shear=0 must not draw a tiny angle: the fast path needs exact zeros."""
+    from tfseg.pipeline.augment import random_affine_matrix
+
+    matrix = random_affine_matrix(tf.constant([3, 4]), 480, 640, 320, degrees=0.0,
+                                  translate=0.1, scale=0.5, shear=0.0).numpy()
+    assert matrix[0, 1] == 0 and matrix[1, 0] == 0 and matrix[2, 0] == 0 and matrix[2, 1] == 0
+    turned = random_affine_matrix(tf.constant([3, 4]), 480, 640, 320, degrees=10.0,
+                                  translate=0.1, scale=0.5, shear=0.0).numpy()
+    assert turned[0, 1] != 0

@@ -41,10 +41,12 @@ def random_affine_matrix(seed, source_height, source_width, size: int, degrees: 
     seeds = tf.random.experimental.stateless_split(seed, 6)
     centre = affine.translation(-tf.cast(source_width, tf.float32) / 2.0,
                                 -tf.cast(source_height, tf.float32) / 2.0)
-    turn = affine.rotation(_uniform(seeds[0], -degrees, degrees + 1e-9))
+    # Without rotation or shear the matrix stays exactly axis-aligned (a draw in [0, 1e-9]
+    # degrees would not), so warps take affine.warp_image's fast separable path.
+    turn = affine.rotation(_uniform(seeds[0], -degrees, degrees + 1e-9)) if degrees else tf.eye(3)
     gain = affine.scaling(_uniform(seeds[1], 1.0 - scale, 1.0 + scale + 1e-9))
-    skew = affine.shearing(_uniform(seeds[2], -shear, shear + 1e-9),
-                           _uniform(seeds[3], -shear, shear + 1e-9))
+    skew = (affine.shearing(_uniform(seeds[2], -shear, shear + 1e-9),
+                            _uniform(seeds[3], -shear, shear + 1e-9)) if shear else tf.eye(3))
     move = affine.translation(_uniform(seeds[4], 0.5 - translate, 0.5 + translate + 1e-9) * size,
                               _uniform(seeds[5], 0.5 - translate, 0.5 + translate + 1e-9) * size)
     return move @ skew @ gain @ turn @ centre
