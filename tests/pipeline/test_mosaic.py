@@ -51,7 +51,7 @@ def _groups(make_record, records_dataset, size, count=6, by_tile=True):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mosaic_samples_keep_geometry(make_record, records_dataset, assert_geometry, seed):
     group = next(iter(_groups(make_record, records_dataset, 64, by_tile=False)))
-    assert group["image"].shape == (4, 64, 64, 3) and group["masks"].shape[0] == 4
+    assert group["image"].shape == (4, 64, 64, 3) and group["packed"].shape[:3] == (4, 64, 64)
     out = mosaic_sample(group, tf.constant([seed, 1]), 64, degrees=10, translate=0.1, scale=0.5, shear=2)
     assert out["image"].shape == (64, 64, 3)
     assert_geometry(out, {0: (220, 30, 30), 1: (30, 200, 40)})
@@ -80,11 +80,11 @@ def test_switch_turns_mosaic_off(make_record, records_dataset):
 
 
 def _unpack_every_slot(group, seed, size, **affine_args):
-    """The mosaic's instances computed the plain way: unpack all 4K slots, then keep the
-    visible ones (what mosaic_sample did before it skipped slots that cannot show)."""
+    """The mosaic's instances computed the plain way: every one of the 4K slots placed on the
+    canvas alone and warped alone, then the visible ones kept (what mosaic_sample did before
+    tiles shared packed channels and slots that cannot show were skipped)."""
     from tfseg.ops import affine
-    from tfseg.pipeline.augment import MIN_VISIBLE, random_affine_matrix, unpack_masks
-    from tfseg.pipeline.mosaic import _mask_canvas
+    from tfseg.pipeline.augment import MIN_VISIBLE, packed_layout, random_affine_matrix, unpack_masks
     from tfseg.pipeline.targets import mask_areas
 
     centre_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -92,18 +92,26 @@ def _unpack_every_slot(group, seed, size, **affine_args):
                                          dtype=tf.int32)
     canvas, source = mosaic_layout(group["size"], centre, size)
     matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, **affine_args)
-    packed, channels, bits = _mask_canvas(group["masks"], canvas, source, centre, size)
-    masks = unpack_masks(affine.warp_image(packed, matrix, size, size, "nearest", 0.0),
-                         channels, bits)
+    count = group["classes"].shape[1]
+    masks = []
+    for k in range(4):
+        tile = unpack_masks(group["packed"][k], *packed_layout(count))  # [K, S, S]
+        for j in range(count):
+            s = source[k]
+            crops = [tf.zeros([source[i, 3] - source[i, 1], source[i, 2] - source[i, 0], 1],
+                              tf.uint8) for i in range(4)]
+            crops[k] = tile[j, s[1]:s[3], s[0]:s[2], None]
+            alone = mosaic_canvas(crops, canvas, centre, size, tf.constant(0, tf.uint8))
+            masks.append(affine.warp_image(alone, matrix, size, size, "nearest", 0.0)[..., 0])
+    masks = tf.stack(masks)
     classes = tf.reshape(group["classes"], [-1])
-    expected = mask_areas(tf.reshape(group["masks"], [-1, size, size]))
-    expected *= tf.abs(tf.linalg.det(matrix[:2, :2]))
+    expected = tf.reshape(group["areas"], [-1]) * tf.abs(tf.linalg.det(matrix[:2, :2]))
     visible = mask_areas(masks)
     keep = (classes >= 0) & (visible > 0) & (visible >= MIN_VISIBLE * expected)
     return tf.boolean_mask(masks, keep).numpy(), tf.boolean_mask(classes, keep).numpy()
 
 
-def test_skipping_slots_that_cannot_show_changes_nothing(make_record, records_dataset):
+def test_shared_channels_and_skipped_slots_change_nothing(make_record, records_dataset):
     # Many small instances near tile edges, random centres and strong affines: every instance
     # kept by the plain computation is kept, with the same mask, in the same order.
     rng = np.random.default_rng(5)
@@ -130,3 +138,34 @@ def test_skipping_slots_that_cannot_show_changes_nothing(make_record, records_da
             np.testing.assert_array_equal(out["classes"].numpy(), classes)
             compared += len(classes)
     assert compared > 50  # the cases hold enough kept instances to mean something
+
+
+@pytest.mark.parametrize("size", [32, 96])  # down and up from 64 x 48
+def test_resize_to_fit_packs_masks_and_scales_areas(size):
+    """Packed masks unpack to each mask resized alone (nearest), boxes follow the masks, and
+    the areas are the source pixel counts times the area scale."""
+    from tfseg.ops import affine
+    from tfseg.pipeline.augment import packed_layout, unpack_masks
+
+    rng = np.random.default_rng(size)
+    masks = np.zeros([11, 48, 64], np.uint8)  # 11 masks: two packed channels
+    boxes = []
+    for k in range(11):
+        x, y = int(rng.integers(0, 50)), int(rng.integers(0, 34))
+        w, h = int(rng.integers(4, 14)), int(rng.integers(4, 14))
+        masks[k, y:y + h, x:x + w] = 1
+        boxes.append([x, y, x + w, y + h])
+    sample = {"image": tf.zeros([48, 64, 3], tf.uint8), "image_id": tf.constant(3, tf.int64),
+              "boxes": tf.constant(boxes, tf.float32), "classes": tf.range(11),
+              "masks": tf.constant(masks)}
+    out = resize_to_fit(sample, size)
+    scale = size / 64
+    assert out["packed"].shape == (48 * size // 64, size, 2)
+    np.testing.assert_array_equal(out["size"], [48 * size // 64, size])
+    unpacked = unpack_masks(out["packed"], *packed_layout(11)).numpy()
+    for k in range(11):
+        alone = affine.warp_image(tf.constant(masks[k, :, :, None]), affine.scaling(scale),
+                                  48 * size // 64, size, "nearest")[..., 0]
+        np.testing.assert_array_equal(unpacked[k], alone)
+    np.testing.assert_allclose(out["areas"], masks.sum(axis=(1, 2)) * scale ** 2)
+    np.testing.assert_allclose(out["boxes"], np.array(boxes) * scale)

@@ -143,7 +143,7 @@ def _warp_projective(image, to_source, height, width, interpolation, fill_value)
     """The general warp: TF's kernel, one projection per output pixel and channel."""
     params = tf.reshape(to_source, [9])[:8][None, :]  # [1, 8]
     warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=params, output_shape=tf.constant([height, width]),
+        images=image[None], transforms=params, output_shape=tf.stack([height, width]),
         fill_value=tf.constant(fill_value, tf.float32), interpolation=interpolation.upper(),
         fill_mode="CONSTANT")
     return warped[0]

@@ -97,20 +97,17 @@ def warp_masks(masks: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
     return unpack_masks(warped, *packed_layout(tf.shape(masks)[0]))
 
 
-def warp_instances(sample: dict, masks: tf.Tensor, matrix: tf.Tensor, size: int) -> dict:
-    """Warp ``masks`` ``[K, H, W]`` of ``sample``'s instances and keep those still visible.
+def keep_visible(sample: dict, expected: tf.Tensor) -> dict:
+    """Keep the instances of a warped sample still visible; boxes become the tight boxes of
+    the warped masks.
 
-    An instance is kept when its warped mask keeps at least MIN_VISIBLE of its area times the
-    area gain |det(matrix)| (so instances pushed out of the frame, or cut to a sliver, go).
-    Boxes become the tight boxes of the warped masks.
+    An instance is kept when its mask keeps at least MIN_VISIBLE of ``expected`` ``[K]``, its
+    area before the warp times the warp's area gain |det| (so instances pushed out of the
+    frame, or cut to a sliver, go).
     """
-    warped = warp_masks(masks, matrix, size)
-    gain = tf.abs(tf.linalg.det(matrix[:2, :2]))
-    expected = mask_areas(masks) * gain
-    visible = mask_areas(warped)
+    visible = mask_areas(sample["masks"])
     keep = (visible > 0) & (visible >= MIN_VISIBLE * expected)
-    out = dict(sample, masks=warped, boxes=mask_boxes(warped))
-    return select_instances(out, keep)
+    return select_instances(dict(sample, boxes=mask_boxes(sample["masks"])), keep)
 
 
 def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate: float = 0.1,
@@ -118,7 +115,9 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
     """Warp image, masks and boxes of a sample by one random affine into a size x size output.
 
     Args:
-        sample: SAMPLE dict of any image size.
+        sample: SAMPLE dict of any image size; its masks either ``masks`` ``[K, H, W]``, or
+            already bit-packed: ``packed`` ``[H, W, ceil(K / 8)]`` (``pack_masks``) with
+            ``areas`` ``[K]`` (their pixel counts).
         seed: ``[2]`` stateless seed.
         size: S.
         placement: optional ``[3, 3]`` applied before the random affine, whose source canvas
@@ -138,7 +137,15 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
                                       shear) @ placement
         image = affine.warp_image(sample["image"], matrix, size, size, "bilinear",
                                   float(LETTERBOX_PAD_VALUE))
-        return warp_instances(dict(sample, image=image), sample["masks"], matrix, size)
+        if "packed" in sample:
+            packed, areas = sample["packed"], sample["areas"]
+        else:
+            packed, areas = pack_masks(sample["masks"]), mask_areas(sample["masks"])
+        warped = affine.warp_image(packed, matrix, size, size, "nearest", 0.0)
+        masks = unpack_masks(warped, *packed_layout(tf.shape(areas)[0]))
+        out = {key: value for key, value in sample.items() if key not in ("packed", "areas")}
+        return keep_visible(dict(out, image=image, masks=masks),
+                            areas * tf.abs(tf.linalg.det(matrix[:2, :2])))
 
 
 def random_flip(sample: dict, seed, probability: float = 0.5) -> dict:

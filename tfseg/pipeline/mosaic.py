@@ -8,9 +8,12 @@ the random affine maps the canvas to S x S. Otherwise the first sample alone is 
 (centred) and warped by the random affine.
 
 Memory and time: the canvas image is built (2S x 2S x 3 bytes) from one padded crop per
-quadrant. The masks travel bit-packed (8 per uint8 channel): the tiles' shown parts are packed
-on one 2S x 2S canvas of ``4 * ceil(K / 8)`` channels, warped once (nearest, which copies whole
-values) and unpacked at S x S, so mask work is a few image-sized warps, not 4K mask warps.
+quadrant. The masks travel bit-packed (8 per uint8 channel) from ``resize_to_fit`` on: each
+sample is packed once, at its own resolution, and resized packed, so the window of 4 copies
+and pads ``ceil(K / 8)`` channels, not K masks. The tiles' shown parts share one 2S x 2S canvas
+of ``ceil(K / 8) + 1`` channels (tiles never overlap, so the last channel says which tile a
+pixel shows), warped once (nearest, which copies whole values) and unpacked at S x S for the
+instances that can show: mask work is a few image-sized warps, not 4K mask warps.
 
 Close mosaic: pass ``enabled``, a boolean ``tf.Variable`` read inside the graph on every
 sample. A callback sets it to False for the last ``close_mosaic`` epochs
@@ -25,34 +28,35 @@ import tensorflow as tf
 from tfseg.contracts import LETTERBOX_PAD_VALUE
 from tfseg.ops import affine
 from tfseg.ops.letterbox import letterbox_params
-from tfseg.pipeline.augment import (MIN_VISIBLE, pack_masks, packed_layout, random_affine,
+from tfseg.pipeline.augment import (keep_visible, pack_masks, packed_layout, random_affine,
                                     random_affine_matrix, unpack_masks)
-from tfseg.pipeline.targets import mask_areas, mask_boxes, select_instances
+from tfseg.pipeline.targets import mask_areas
 
 TILES = 4
 
 
 def resize_to_fit(sample: dict, size: int) -> dict:
-    """Resize a sample so its long side is ``size`` (aspect kept, no padding).
+    """Resize a sample so its long side is ``size`` (aspect kept, no padding), masks packed.
+
+    The masks are bit-packed at the source resolution (``pack_masks``) and resized packed with
+    nearest sampling, which moves 8 masks per channel.
 
     Returns:
-        SAMPLE with image ``[h, w, 3]`` uint8 (bilinear), masks ``[K, h, w]`` (bilinear >= 0.5),
-        boxes scaled, and ``size`` ``[2]`` int32 = (h, w).
+        dict with image ``[h, w, 3]`` uint8 (bilinear), packed ``[h, w, ceil(K / 8)]`` uint8
+        (nearest), areas ``[K]`` float32 (each mask's source pixel count times the area
+        scale), boxes scaled, classes, image_id, and ``size`` ``[2]`` int32 = (h, w).
     """
     with tf.name_scope("resize_to_fit"):
         height, width = tf.shape(sample["image"])[0], tf.shape(sample["image"])[1]
         scale, new_h, new_w, _, _ = letterbox_params(height, width, size)
         new_size = tf.stack([new_h, new_w])
         image = tf.image.resize(tf.cast(sample["image"], tf.float32), new_size, "bilinear")
-        masks = tf.cast(tf.transpose(sample["masks"], [1, 2, 0]), tf.float32)  # [H, W, K]
-        # One spare channel: resize refuses images with no channels (K = 0).
-        spare = tf.zeros(tf.concat([tf.shape(masks)[:2], [1]], 0), masks.dtype)  # [H, W, 1]
-        masks = tf.concat([masks, spare], axis=-1)
-        masks = tf.image.resize(masks, new_size, "bilinear")[..., :-1]  # [h, w, K]
-        return dict(sample,
-                    image=tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8),
-                    masks=tf.transpose(tf.cast(masks >= 0.5, tf.uint8), [2, 0, 1]),
-                    boxes=sample["boxes"] * scale, size=new_size)
+        packed = affine.warp_image(pack_masks(sample["masks"]), affine.scaling(scale), new_h,
+                                   new_w, "nearest", 0.0)
+        return {"image": tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8),
+                "image_id": sample["image_id"], "classes": sample["classes"],
+                "boxes": sample["boxes"] * scale, "packed": packed,
+                "areas": mask_areas(sample["masks"]) * scale * scale, "size": new_size}
 
 
 def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
@@ -60,14 +64,16 @@ def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
 
     Returns:
         dataset of dicts: image ``[4, S, S, 3]`` (grey bottom/right padding), image_id ``[4]``,
-        boxes ``[4, K, 4]``, classes ``[4, K]`` (-1 padding), masks ``[4, K, S, S]``, size ``[4, 2]``.
+        boxes ``[4, K, 4]``, classes ``[4, K]`` (-1 padding), packed ``[4, S, S, C]`` masks
+        (``C = ceil(K / 8)``, instance j of a tile in bit j % 8 of channel j // 8), areas
+        ``[4, K]``, size ``[4, 2]``.
     """
     shapes = {"image": [size, size, 3], "image_id": [], "boxes": [None, 4], "classes": [None],
-              "masks": [None, size, size], "size": [2]}
+              "packed": [size, size, None], "areas": [None], "size": [2]}
     values = {"image": tf.constant(LETTERBOX_PAD_VALUE, tf.uint8),
               "image_id": tf.constant(0, tf.int64), "boxes": 0.0,
-              "classes": tf.constant(-1, tf.int32), "masks": tf.constant(0, tf.uint8),
-              "size": tf.constant(0, tf.int32)}
+              "classes": tf.constant(-1, tf.int32), "packed": tf.constant(0, tf.uint8),
+              "areas": 0.0, "size": tf.constant(0, tf.int32)}
     keys = list(shapes)
     windows = dataset.map(lambda s: {k: s[k] for k in keys}).window(TILES, shift=1, drop_remainder=True)
     return windows.flat_map(
@@ -132,30 +138,42 @@ def mosaic_canvas(crops: list[tf.Tensor], canvas: tf.Tensor, centre: tf.Tensor, 
     return tf.concat([tf.concat(quadrants[:2], axis=1), tf.concat(quadrants[2:], axis=1)], axis=0)
 
 
-def _mask_canvas(masks: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, centre: tf.Tensor,
-                 size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The 4 tiles' masks bit-packed on one ``[2S, 2S, 4C]`` canvas (tile k in channels
-    ``k*C .. k*C+C-1``), so one nearest warp moves all of them.
+def _mask_canvas(packed: tf.Tensor, canvas: tf.Tensor, centre: tf.Tensor, source: tf.Tensor,
+                 size: int) -> tf.Tensor:
+    """The 4 tiles' packed masks on one ``[2S, 2S, C + 1]`` canvas.
+
+    Tiles never overlap on the canvas, so they share channels: channel c holds the packed
+    masks of whichever tile covers the pixel, and the last channel says which (tile k shows
+    as k + 1, uncovered pixels 0). One nearest warp then moves every tile's masks.
 
     Args:
-        masks: ``[4, K, S, S]`` uint8 0/1 (group_samples' padding).
-
-    Returns:
-        packed canvas ``[2S, 2S, 4C]`` uint8; channels, bits ``[4K]`` int32 of instance
-        ``k*K + j`` (tile k, instance j) for ``unpack_masks``.
+        packed: ``[4, S, S, C]`` uint8 (group_samples').
     """
-    count = tf.shape(masks)[1]
-    per_tile = tf.maximum((count + 7) // 8, 1)  # C
     crops = []
     for k in range(TILES):
         s = source[k]
-        packed = pack_masks(masks[k, :, s[1]:s[3], s[0]:s[2]])  # [h', w', C]
-        crops.append(tf.pad(packed, [[0, 0], [0, 0], [k * per_tile, (TILES - 1 - k) * per_tile]]))
+        crop = packed[k, s[1]:s[3], s[0]:s[2]]  # [h', w', C]
+        owner = tf.fill(tf.concat([tf.shape(crop)[:2], [1]], 0), tf.constant(k + 1, tf.uint8))
+        crops.append(tf.concat([crop, owner], axis=-1))
+    return mosaic_canvas(crops, canvas, centre, size, tf.constant(0, tf.uint8))
+
+
+def _unpack_tiles(warped: tf.Tensor, slots: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """Masks of tile instances out of the warped ``_mask_canvas``.
+
+    Args:
+        warped: ``[S, S, C + 1]`` uint8.
+        slots: ``[n]`` int32 instance slots ``k * count + j`` (tile k, instance j).
+        count: K, the group's instances per tile (padding included).
+
+    Returns:
+        ``[n, S, S]`` uint8 0/1.
+    """
+    tile, index = slots // count, slots % count
     channels, bits = packed_layout(count)
-    tiles = tf.range(TILES)[:, None]  # [4, 1]
-    channels = tf.reshape(tiles * per_tile + channels[None], [-1])  # [4K]
-    bits = tf.reshape(tf.tile(bits[None], [TILES, 1]), [-1])
-    return mosaic_canvas(crops, canvas, centre, size, 0), channels, bits
+    masks = unpack_masks(warped[..., :-1], tf.gather(channels, index), tf.gather(bits, index))
+    owner = tf.cast(warped[..., -1][None] == tf.cast(tile + 1, tf.uint8)[:, None, None], tf.uint8)
+    return masks * owner
 
 
 def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
@@ -179,22 +197,19 @@ def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float
                                      tf.constant(LETTERBOX_PAD_VALUE, tf.uint8))
         image = affine.warp_image(image_canvas, matrix, size, size, "bilinear",
                                   float(LETTERBOX_PAD_VALUE))
-        packed, channels, bits = _mask_canvas(group["masks"], canvas, source, centre, size)
-        warped = affine.warp_image(packed, matrix, size, size, "nearest", 0.0)
+        warped = affine.warp_image(_mask_canvas(group["packed"], canvas, centre, source, size),
+                                   matrix, size, size, "nearest", 0.0)
         # Unpack only the instances that can show: real ones (padding has class -1) whose box,
         # placed on the canvas and warped, reaches the output. Most of a mosaic's 4K slots
         # are padding or fall outside the S x S crop; the rest are exactly those kept below.
         classes = tf.reshape(group["classes"], [-1])  # [4K]
-        shown = tf.where((classes >= 0) & _may_show(group["boxes"], canvas, source, matrix,
-                                                    size))[:, 0]  # [n]
-        masks = unpack_masks(warped, tf.gather(channels, shown), tf.gather(bits, shown))
-        visible = mask_areas(masks)  # [n]
-        tiles = tf.reshape(group["masks"], tf.stack([-1, size, size]))  # [4K, S, S]
-        expected = mask_areas(tf.gather(tiles, shown)) * tf.abs(tf.linalg.det(matrix[:2, :2]))
-        keep = (visible > 0) & (visible >= MIN_VISIBLE * expected)
+        shown = tf.cast(tf.where((classes >= 0) & _may_show(group["boxes"], canvas, source,
+                                                             matrix, size))[:, 0], tf.int32)
+        masks = _unpack_tiles(warped, shown, tf.shape(group["classes"])[1])  # [n, S, S]
+        expected = tf.gather(tf.reshape(group["areas"], [-1]), shown)
         sample = {"image": image, "image_id": group["image_id"][0], "masks": masks,
-                  "boxes": mask_boxes(masks), "classes": tf.gather(classes, shown)}
-        return select_instances(sample, keep)
+                  "classes": tf.gather(classes, shown)}
+        return keep_visible(sample, expected * tf.abs(tf.linalg.det(matrix[:2, :2])))
 
 
 def _may_show(boxes: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, matrix: tf.Tensor,
@@ -227,10 +242,10 @@ def single_sample(group: dict, seed, size: int, degrees: float, translate: float
                   shear: float) -> dict:
     """The first sample of a group, letterboxed (centred) and warped by the random affine."""
     with tf.name_scope("single"):
+        count = tf.reduce_sum(tf.cast(group["classes"][0] >= 0, tf.int32))  # padding is last
         sample = {"image": group["image"][0], "image_id": group["image_id"][0],
-                  "masks": group["masks"][0], "boxes": group["boxes"][0],
-                  "classes": group["classes"][0]}
-        sample = select_instances(sample, sample["classes"] >= 0)
+                  "packed": group["packed"][0], "areas": group["areas"][0, :count],
+                  "boxes": group["boxes"][0, :count], "classes": group["classes"][0, :count]}
         h, w = group["size"][0, 0], group["size"][0, 1]
         placement = affine.translation((size - w) // 2, (size - h) // 2)
         return random_affine(sample, seed, size, degrees, translate, scale, shear, placement)
