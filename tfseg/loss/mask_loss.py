@@ -83,11 +83,11 @@ def box_normalized_bce(coefficients: tf.Tensor, prototypes: tf.Tensor, targets: 
     """Per instance: the BCE of its mask logits summed inside its box, over the box area.
 
     The mask logits are ``coefficients x prototypes`` (tfseg.ops.masks.combine_prototypes).
-    Computed with its own gradient: autodiff would keep several ``[B, K, P, Q]`` float
-    tensors (logits, targets, the BCE, the cropped BCE) alive from the forward pass to the
-    backward pass, which at COCO density (K up to 256 at P = 160) is gigabytes held while
-    the network's own activations are; here only the inputs are kept, and the backward pass
-    makes the logits again (one einsum) and frees them at once.
+    Computed with its own gradient, one image at a time: autodiff would keep several
+    ``[B, K, P, Q]`` float tensors (logits, targets, the BCE, the cropped BCE) alive from the
+    forward pass to the backward pass, which at COCO density (K up to 256 at P = 160) is
+    gigabytes held while the network's own activations are; here only the inputs are kept,
+    and the backward pass makes one image's logits again (one einsum) and frees them at once.
 
     Args:
         coefficients: ``[B, K, C]`` float32 mask coefficients per instance.
@@ -109,24 +109,40 @@ def box_normalized_bce(coefficients: tf.Tensor, prototypes: tf.Tensor, targets: 
 def _inside_bce(coefficients, prototypes, targets, rows, cols):
     """sum_pq rows[p] cols[q] BCE(logits[p, q], targets[p, q]) per instance, and its gradient
     with respect to the coefficients and prototypes (the weights and targets are constants).
+
+    One image at a time, forward and backward: the ``[K, P, Q]`` float tensors of one image
+    exist at once, not the batch's ``[B, K, P, Q]`` (at 640 px, K = 256 and B = 16, each of
+    those is 420 MB, and the backward pass needs several).
     """
     # Tensors of this graph: an input may live in an enclosing tf.cond/switch_case branch
     # (the loss's buckets), and a gradient that referred to it there could not be built.
     coefficients, prototypes, targets, rows, cols = (
         tf.identity(t) for t in (coefficients, prototypes, targets, rows, cols))
-    logits = combine_prototypes(coefficients, prototypes)  # [B, K, P, Q]
-    # sigmoid_cross_entropy_with_logits as softplus(x) - x z: two ops over [B, K, P, Q].
-    # The targets stay in their own (small) dtype until used: they are kept for the backward.
-    bce = tf.nn.softplus(logits) - logits * tf.cast(targets, logits.dtype)  # [B, K, P, Q]
-    per_instance = tf.reduce_sum(tf.linalg.matvec(bce, cols) * rows, axis=-1)  # [B, K]
+
+    def image_loss(inputs):
+        coefficient, prototype, target, row, col = inputs  # [K, C], [P, Q, C], [K, P, Q], ...
+        logits = combine_prototypes(coefficient[None], prototype[None])[0]  # [K, P, Q]
+        # sigmoid_cross_entropy_with_logits as softplus(x) - x z: two ops over [K, P, Q].
+        # The targets stay in their own (small) dtype until used.
+        bce = tf.nn.softplus(logits) - logits * tf.cast(target, logits.dtype)
+        return tf.reduce_sum(tf.linalg.matvec(bce, col) * row, axis=-1)  # [K]
+
+    per_instance = tf.map_fn(image_loss, (coefficients, prototypes, targets, rows, cols),
+                             fn_output_signature=coefficients.dtype, parallel_iterations=1)
 
     def gradient(upstream):  # upstream: [B, K]
-        # d BCE / d logit = sigmoid(x) - z, weighted by the box's pixels and 1 / area.
-        weights = (upstream[..., None] * rows)[..., :, None] * cols[..., None, :]  # [B,K,P,Q]
-        logits = combine_prototypes(coefficients, prototypes)
-        d_logits = (tf.sigmoid(logits) - tf.cast(targets, logits.dtype)) * weights
-        d_coefficients = tf.einsum("bkpq,bpqc->bkc", d_logits, prototypes)
-        d_prototypes = tf.einsum("bkpq,bkc->bpqc", d_logits, coefficients)
+        def image_gradient(inputs):
+            weight, coefficient, prototype, target, row, col = inputs
+            logits = combine_prototypes(coefficient[None], prototype[None])[0]  # again, not kept
+            # d BCE / d logit = sigmoid(x) - z, weighted by the box's pixels and 1 / area.
+            d_logits = ((tf.sigmoid(logits) - tf.cast(target, logits.dtype))
+                        * (weight[:, None] * row)[:, :, None] * col[:, None, :])  # [K, P, Q]
+            return (tf.einsum("kpq,pqc->kc", d_logits, prototype),
+                    tf.einsum("kpq,kc->pqc", d_logits, coefficient))
+
+        d_coefficients, d_prototypes = tf.map_fn(
+            image_gradient, (upstream, coefficients, prototypes, targets, rows, cols),
+            fn_output_signature=(coefficients.dtype, prototypes.dtype), parallel_iterations=1)
         return d_coefficients, d_prototypes, None, None, None
 
     return per_instance, gradient
