@@ -169,7 +169,8 @@ def _unpack_tiles(warped: tf.Tensor, slots: tf.Tensor, count: tf.Tensor) -> tf.T
     Returns:
         ``[n, S, S]`` uint8 0/1.
     """
-    tile, index = slots // count, slots % count
+    per_tile = tf.maximum(count, 1)  # a group without instances has no slots to divide
+    tile, index = slots // per_tile, slots % per_tile
     channels, bits = packed_layout(count)
     masks = unpack_masks(warped[..., :-1], tf.gather(channels, index), tf.gather(bits, index))
     owner = tf.cast(warped[..., -1][None] == tf.cast(tile + 1, tf.uint8)[:, None, None], tf.uint8)
