@@ -80,9 +80,10 @@ def test_switch_turns_mosaic_off(make_record, records_dataset):
 
 
 def _unpack_every_slot(group, seed, size, **affine_args):
-    """The mosaic's instances computed the plain way: every one of the 4K slots placed on the
-    canvas alone and warped alone, then the visible ones kept (what mosaic_sample did before
-    tiles shared packed channels and slots that cannot show were skipped)."""
+    """The mosaic's instances computed the plain way: every one of the 4K slots unpacked,
+    placed on the canvas in a channel of its own and warped, then the visible ones kept (what
+    mosaic_sample did before tiles shared packed channels and slots that cannot show were
+    skipped)."""
     from tfseg.ops import affine
     from tfseg.pipeline.augment import MIN_VISIBLE, packed_layout, random_affine_matrix, unpack_masks
     from tfseg.pipeline.targets import mask_areas
@@ -94,16 +95,16 @@ def _unpack_every_slot(group, seed, size, **affine_args):
     matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, **affine_args)
     count = group["classes"].shape[1]
     masks = []
-    for k in range(4):
+    for k in range(4):  # tile k's K masks, one unpacked channel each, the other tiles empty
         tile = unpack_masks(group["packed"][k], *packed_layout(count))  # [K, S, S]
-        for j in range(count):
-            s = source[k]
-            crops = [tf.zeros([source[i, 3] - source[i, 1], source[i, 2] - source[i, 0], 1],
-                              tf.uint8) for i in range(4)]
-            crops[k] = tile[j, s[1]:s[3], s[0]:s[2], None]
-            alone = mosaic_canvas(crops, canvas, centre, size, tf.constant(0, tf.uint8))
-            masks.append(affine.warp_image(alone, matrix, size, size, "nearest", 0.0)[..., 0])
-    masks = tf.stack(masks)
+        s = source[k]
+        crops = [tf.zeros([source[i, 3] - source[i, 1], source[i, 2] - source[i, 0], count],
+                          tf.uint8) for i in range(4)]
+        crops[k] = tf.transpose(tile[:, s[1]:s[3], s[0]:s[2]], [1, 2, 0])
+        alone = mosaic_canvas(crops, canvas, centre, size, tf.constant(0, tf.uint8))
+        masks.append(tf.transpose(affine.warp_image(alone, matrix, size, size, "nearest", 0.0),
+                                  [2, 0, 1]))
+    masks = tf.concat(masks, axis=0)  # [4K, S, S], slot k * K + j
     classes = tf.reshape(group["classes"], [-1])
     expected = tf.reshape(group["areas"], [-1]) * tf.abs(tf.linalg.det(matrix[:2, :2]))
     visible = mask_areas(masks)
@@ -111,15 +112,22 @@ def _unpack_every_slot(group, seed, size, **affine_args):
     return tf.boolean_mask(masks, keep).numpy(), tf.boolean_mask(classes, keep).numpy()
 
 
-def test_shared_channels_and_skipped_slots_change_nothing(make_record, records_dataset):
+@pytest.mark.parametrize("affine_args", [
+    dict(degrees=20.0, translate=0.2, scale=0.6, shear=5.0),  # the kernel's projective warp
+    dict(degrees=0.0, translate=0.2, scale=0.6, shear=0.0),  # the recipe's: the gather path
+])
+def test_shared_channels_and_skipped_slots_change_nothing(make_record, records_dataset,
+                                                           affine_args):
     # Many small instances near tile edges, random centres and strong affines: every instance
-    # kept by the plain computation is kept, with the same mask, in the same order.
+    # kept by the plain computation is kept, with the same mask, in the same order. Images
+    # without instances and images of 9-20 (two or three packed channels) are among them.
     rng = np.random.default_rng(5)
     records = []
-    for i in range(8):
+    counts = [0, 3, 14, 0, 0, 0, 0, 20, 1, 9, 5, 0]  # 4 empty in a row: an empty window
+    for i, count in enumerate(counts):
         height, width = int(rng.integers(40, 64)), int(rng.integers(40, 64))
         rects = []
-        for _ in range(int(rng.integers(1, 9))):
+        for _ in range(count):
             x, y = int(rng.integers(0, width - 4)), int(rng.integers(0, height - 4))
             rects.append((x, y, min(x + int(rng.integers(2, 12)), width),
                           min(y + int(rng.integers(2, 12)), height)))
@@ -127,7 +135,8 @@ def test_shared_channels_and_skipped_slots_change_nothing(make_record, records_d
     samples = records_dataset(records).map(lambda r: remove_crowd(decode_record(r)))
     samples = samples.map(lambda s: {k: v for k, v in s.items() if k != "is_crowd"})
     groups = list(group_samples(samples.map(lambda s: resize_to_fit(s, 64)), 64))
-    affine_args = dict(degrees=20.0, translate=0.2, scale=0.6, shear=5.0)
+    assert max(g["packed"].shape[-1] for g in groups) == 3
+    assert any(g["classes"].shape[1] == 0 for g in groups)
     compared = 0
     for g, group in enumerate(groups):
         for draw in range(6):
@@ -140,32 +149,40 @@ def test_shared_channels_and_skipped_slots_change_nothing(make_record, records_d
     assert compared > 50  # the cases hold enough kept instances to mean something
 
 
-@pytest.mark.parametrize("size", [32, 96])  # down and up from 64 x 48
-def test_resize_to_fit_packs_masks_and_scales_areas(size):
-    """Packed masks unpack to each mask resized alone (nearest), boxes follow the masks, and
-    the areas are the source pixel counts times the area scale."""
+@pytest.mark.parametrize("height, size", [(48, 32), (48, 96), (47, 32), (483, 320)])
+def test_resize_to_fit_packs_masks_and_scales_areas(height, size):
+    """Packed masks unpack to each mask resized alone (nearest) on the image's own grid, a
+    mask over the whole image still covers the whole resized image (also when the short side
+    rounds), boxes follow the scale, and the areas are source pixel counts times the area
+    scale."""
     from tfseg.ops import affine
     from tfseg.pipeline.augment import packed_layout, unpack_masks
 
-    rng = np.random.default_rng(size)
-    masks = np.zeros([11, 48, 64], np.uint8)  # 11 masks: two packed channels
-    boxes = []
-    for k in range(11):
-        x, y = int(rng.integers(0, 50)), int(rng.integers(0, 34))
-        w, h = int(rng.integers(4, 14)), int(rng.integers(4, 14))
+    width = 64 if height < 64 else 640
+    rng = np.random.default_rng(height + size)
+    masks = np.zeros([11, height, width], np.uint8)  # 11 masks: two packed channels
+    masks[0] = 1  # the whole image
+    boxes = [[0, 0, width, height]]
+    for k in range(1, 11):
+        w, h = int(rng.integers(4, width // 4)), int(rng.integers(4, height // 4))
+        x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
         masks[k, y:y + h, x:x + w] = 1
         boxes.append([x, y, x + w, y + h])
-    sample = {"image": tf.zeros([48, 64, 3], tf.uint8), "image_id": tf.constant(3, tf.int64),
-              "boxes": tf.constant(boxes, tf.float32), "classes": tf.range(11),
-              "masks": tf.constant(masks)}
+    sample = {"image": tf.zeros([height, width, 3], tf.uint8),
+              "image_id": tf.constant(3, tf.int64), "boxes": tf.constant(boxes, tf.float32),
+              "classes": tf.range(11), "masks": tf.constant(masks)}
     out = resize_to_fit(sample, size)
-    scale = size / 64
-    assert out["packed"].shape == (48 * size // 64, size, 2)
-    np.testing.assert_array_equal(out["size"], [48 * size // 64, size])
+    scale = size / width
+    new_h = int(np.floor(height * scale + 0.5))
+    assert out["packed"].shape == (new_h, size, 2)
+    np.testing.assert_array_equal(out["size"], [new_h, size])
     unpacked = unpack_masks(out["packed"], *packed_layout(11)).numpy()
+    assert unpacked[0].all()  # no row or column of the image left without its mask
+    grid = affine.scaling(size / width, new_h / height)
     for k in range(11):
-        alone = affine.warp_image(tf.constant(masks[k, :, :, None]), affine.scaling(scale),
-                                  48 * size // 64, size, "nearest")[..., 0]
+        alone = affine.warp_image(tf.constant(masks[k, :, :, None]), grid, new_h, size,
+                                  "nearest")[..., 0]
         np.testing.assert_array_equal(unpacked[k], alone)
-    np.testing.assert_allclose(out["areas"], masks.sum(axis=(1, 2)) * scale ** 2)
-    np.testing.assert_allclose(out["boxes"], np.array(boxes) * scale)
+    area_scale = (size / width) * (new_h / height)
+    np.testing.assert_allclose(out["areas"], masks.sum(axis=(1, 2)) * area_scale, rtol=1e-5)
+    np.testing.assert_allclose(out["boxes"], np.array(boxes) * scale, rtol=1e-5)

@@ -5,13 +5,13 @@ prototypes ([P, P], 1/4 of the input). The pixelwise BCE against the assigned GT
 summed inside the GT box (in prototype pixels) and divided by the box area, so small and
 large instances weigh alike; the result is averaged over the positive anchors of the batch.
 
-Fixed shapes without a per-image loop: per image, the ``max_anchors`` anchors of highest
-priority (positives first, best-aligned first) are gathered, their logits [B, K, P, P] made at
-once, and the non-positives among them masked out. When an image has more positives than
-``max_anchors``, only its best-aligned ``max_anchors`` enter the average (exact otherwise):
-the cap bounds memory at B * K * P * P floats instead of B * A * P * P. Below the cap, K is
-the smallest of a few static sizes that holds the busiest image's positives (most batches
-need far fewer than the cap; the BCE over [B, K, P, P] is most of this term's cost).
+Static shapes: per image, the ``max_anchors`` anchors of highest priority (positives first,
+best-aligned first) are gathered and the non-positives among them masked out. When an image
+has more positives than ``max_anchors``, only its best-aligned ``max_anchors`` enter the
+average (exact otherwise). Below the cap, K is the smallest of a few static sizes that holds
+the busiest image's positives (most batches need far fewer than the cap). The BCE over the
+K masks, most of this term's cost, runs one image at a time (forward and its own gradient),
+so memory holds K * P * P floats of one image, not the batch's B * K * P * P.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ def random_affine_matrix(seed, source_height, source_width, size: int, degrees: 
     """The YOLO random affine: centre the source on the origin, rotate and scale, shear, then
     move the origin to a random point near the centre of the size x size output.
 
+    ``degrees``, ``translate``, ``scale`` and ``shear`` are Python numbers (the recipe's
+    settings): a zero ``degrees`` or ``shear`` leaves that factor out of the graph.
+
     Args:
         seed: ``[2]`` int stateless seed.
         source_height, source_width: the source canvas (``[]`` numbers or tensors).
@@ -116,7 +119,7 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
 
     Args:
         sample: SAMPLE dict of any image size; its masks either ``masks`` ``[K, H, W]``, or
-            already bit-packed: ``packed`` ``[H, W, ceil(K / 8)]`` (``pack_masks``) with
+            already bit-packed: ``packed`` ``[H, W, max(ceil(K / 8), 1)]`` (``pack_masks``) with
             ``areas`` ``[K]`` (their pixel counts).
         seed: ``[2]`` stateless seed.
         size: S.

@@ -39,24 +39,29 @@ def resize_to_fit(sample: dict, size: int) -> dict:
     """Resize a sample so its long side is ``size`` (aspect kept, no padding), masks packed.
 
     The masks are bit-packed at the source resolution (``pack_masks``) and resized packed with
-    nearest sampling, which moves 8 masks per channel.
+    nearest sampling, which moves 8 masks per channel (evaluation letterboxes its masks
+    bilinear >= 0.5 instead: its targets are scored, not augmented, and have no packing).
 
     Returns:
-        dict with image ``[h, w, 3]`` uint8 (bilinear), packed ``[h, w, ceil(K / 8)]`` uint8
-        (nearest), areas ``[K]`` float32 (each mask's source pixel count times the area
-        scale), boxes scaled, classes, image_id, and ``size`` ``[2]`` int32 = (h, w).
+        dict with image ``[h, w, 3]`` uint8 (bilinear), packed ``[h, w, max(ceil(K / 8), 1)]``
+        uint8 (nearest), areas ``[K]`` float32 (each mask's source pixel count times the area
+        scale: the expected area for ``keep_visible``, not a recount), boxes scaled, classes,
+        image_id, and ``size`` ``[2]`` int32 = (h, w).
     """
     with tf.name_scope("resize_to_fit"):
         height, width = tf.shape(sample["image"])[0], tf.shape(sample["image"])[1]
         scale, new_h, new_w, _, _ = letterbox_params(height, width, size)
         new_size = tf.stack([new_h, new_w])
         image = tf.image.resize(tf.cast(sample["image"], tf.float32), new_size, "bilinear")
-        packed = affine.warp_image(pack_masks(sample["masks"]), affine.scaling(scale), new_h,
-                                   new_w, "nearest", 0.0)
+        # The image's own per-axis scales (the rounded size), so masks and pixels line up.
+        scale_x = tf.cast(new_w, tf.float32) / tf.cast(width, tf.float32)
+        scale_y = tf.cast(new_h, tf.float32) / tf.cast(height, tf.float32)
+        packed = affine.warp_image(pack_masks(sample["masks"]), affine.scaling(scale_x, scale_y),
+                                   new_h, new_w, "nearest", 0.0)
         return {"image": tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8),
                 "image_id": sample["image_id"], "classes": sample["classes"],
                 "boxes": sample["boxes"] * scale, "packed": packed,
-                "areas": mask_areas(sample["masks"]) * scale * scale, "size": new_size}
+                "areas": mask_areas(sample["masks"]) * scale_x * scale_y, "size": new_size}
 
 
 def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
@@ -65,7 +70,7 @@ def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
     Returns:
         dataset of dicts: image ``[4, S, S, 3]`` (grey bottom/right padding), image_id ``[4]``,
         boxes ``[4, K, 4]``, classes ``[4, K]`` (-1 padding), packed ``[4, S, S, C]`` masks
-        (``C = ceil(K / 8)``, instance j of a tile in bit j % 8 of channel j // 8), areas
+        (``C = max(ceil(K / 8), 1)``, instance j of a tile in bit j % 8 of channel j // 8), areas
         ``[4, K]``, size ``[4, 2]``.
     """
     shapes = {"image": [size, size, 3], "image_id": [], "boxes": [None, 4], "classes": [None],
