@@ -43,11 +43,15 @@ def test_zero_logits_give_ln2_whatever_the_bucket():
     assert float(mask_loss(coefficients, *rest)) == pytest.approx(math.log(2), rel=1e-6)
 
 
+@pytest.mark.parametrize("static_shapes", [True, False], ids=["static", "run-time"])
 @pytest.mark.parametrize("positives", [[20, 3], [40, 0], [0, 0], [200, 1], [290, 5]])
-def test_loss_and_gradient_equal_the_full_cap_computation(positives):
+def test_loss_and_gradient_equal_the_full_cap_computation(positives, static_shapes):
     coefficients, prototypes, *rest = _case(positives)
+    # Traced (a graph, as in training), so run-time shapes really are unknown while tracing.
+    sized = tf.function(lambda: mask_loss(coefficients, prototypes, *rest, max_anchors=256,
+                                          static_shapes=static_shapes))
     results = []
-    for compute in (lambda: mask_loss(coefficients, prototypes, *rest, max_anchors=256),
+    for compute in (sized,
                     lambda: _mask_loss_top(coefficients, prototypes, rest[0], rest[1], rest[2],
                                            tf.cast(rest[3], tf.float32), rest[4], 256, 4)):
         with tf.GradientTape() as tape:
@@ -56,3 +60,13 @@ def test_loss_and_gradient_equal_the_full_cap_computation(positives):
     (bucketed, grad_bucketed), (full, grad_full) = results
     assert bucketed == pytest.approx(full, rel=1e-6, abs=1e-9)
     np.testing.assert_allclose(grad_bucketed, grad_full, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("static_shapes", [True, False])
+def test_run_time_sizes_trace_one_copy_of_the_loss(static_shapes):
+    # Static shapes build a switch over the bucket sizes; run-time shapes build no switch.
+    coefficients, *rest = _case([20, 3])
+    graph = tf.function(lambda: mask_loss(coefficients, *rest, static_shapes=static_shapes)
+                        ).get_concrete_function().graph
+    switches = [op for op in graph.get_operations() if op.type in ("Case", "StatelessCase")]
+    assert len(switches) == (1 if static_shapes else 0)

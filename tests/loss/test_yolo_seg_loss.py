@@ -211,14 +211,16 @@ def _crowded_batch(counts, max_instances=40, size=128, seed=3):
     return y_true, y_pred
 
 
+@pytest.mark.parametrize("static_shapes", [True, False], ids=["static", "run-time"])
 @pytest.mark.parametrize("counts", [[3, 0], [17, 5], [33, 40], [0, 0], [1, 16]])
-def test_loss_on_instances_in_use_equals_the_fully_padded_loss(counts):
+def test_loss_on_instances_in_use_equals_the_fully_padded_loss(counts, static_shapes):
     # Bucket sizes for M = 40 are 16, 32, 40: the cases cover each, the edges and no GT at all.
-    # The reference is the loss computed on all M slots (the private whole-M path).
-    loss = YoloSegLoss(128, C)
+    # The reference is the loss computed on all M slots (the private whole-M path), eagerly;
+    # the cut loss is traced (a graph, as in training), so run-time shapes are unknown there.
+    loss = YoloSegLoss(128, C, static_shapes=static_shapes)
     y_true, y_pred = _crowded_batch(counts)
     results = []
-    for compute in (lambda: loss(y_true, y_pred),
+    for compute in (tf.function(lambda: loss(y_true, y_pred)),
                     lambda: loss.loss_on(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})):
         with tf.GradientTape() as tape:
             total, terms = compute()

@@ -120,7 +120,7 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mode == "bf16" else "float32")
     model = build_model(model_name, num_classes, size)
     keras.mixed_precision.set_global_policy("float32")
-    model.configure_loss()
+    model.configure_loss(model.make_loss(static_shapes=(mode == "xla")))  # as tfseg train does
     optimizer, _ = make_optimizer("sgd", lr0=0.01, lrf=0.01, momentum=0.937, weight_decay=5e-4,
                                   warmup_epochs=3, warmup_bias_lr=0.1, cosine=False, epochs=100,
                                   steps_per_epoch=100, batch=batch, num_classes=num_classes,

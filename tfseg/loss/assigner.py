@@ -79,7 +79,7 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         gt_boxes = tf.cast(gt_boxes, tf.float32)
         gt_classes = tf.cast(gt_classes, tf.int32)
         num_classes = pred_scores.shape[-1]
-        num_gts = gt_classes.shape[-1]
+        num_gts = gt_classes.shape[-1] or tf.shape(gt_classes)[-1]  # static, else run time
 
         valid = gt_classes >= 0  # [B, M]
         candidates = (points_inside_boxes(points, _widened(gt_boxes, min_candidate_side))
@@ -163,7 +163,7 @@ def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:
 
 
 def _one_gt_per_anchor(positive: tf.Tensor, overlaps: tf.Tensor, candidates: tf.Tensor,
-                       num_gts: int) -> tf.Tensor:
+                       num_gts: int | tf.Tensor) -> tf.Tensor:
     """An anchor claimed by several GTs goes to the GT of highest overlap among all GTs it is a
     candidate of, as the reference resolves it; when all those overlaps are 0 (clamped CIoU of
     a far-off prediction, common early on) it goes to the claimant of highest overlap (the

@@ -88,7 +88,8 @@ class EndToEndSegLoss:
         """total: scalar float32, the weighted sum of both heads' totals (each summed over the
         batch); terms: dict of ``term_names`` of scalar float32."""
         with tf.name_scope("end_to_end_seg_loss"):
-            return on_instances_in_use(self._loss_on, y_true, y_pred)
+            return on_instances_in_use(self._loss_on, y_true, y_pred,
+                                       self.one_to_many.static_shapes)
 
     def _loss_on(self, y_true: dict, raw: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         many_total, many = self.one_to_many.loss_on(y_true, raw)

@@ -9,7 +9,8 @@ Static shapes: per image, the ``max_anchors`` anchors of highest priority (posit
 best-aligned first) are gathered and the non-positives among them masked out. When an image
 has more positives than ``max_anchors``, only its best-aligned ``max_anchors`` enter the
 average (exact otherwise). Below the cap, K is the smallest of a few static sizes that holds
-the busiest image's positives (most batches need far fewer than the cap). The BCE over the
+the busiest image's positives (most batches need far fewer than the cap), or that count
+itself where shapes may be set at run time (tfseg/loss/buckets.py). The BCE over the
 K masks, most of this term's cost, runs one image at a time (forward and its own gradient),
 so memory holds K * P * P floats of one image, not the batch's B * K * P * P.
 """
@@ -30,7 +31,7 @@ _MIN_AREA = 1.0
 def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tensor,
               gt_boxes: tf.Tensor, gt_index: tf.Tensor, foreground: tf.Tensor,
               priority: tf.Tensor, max_anchors: int = 256,
-              proto_stride: int = PROTO_STRIDE) -> tf.Tensor:
+              proto_stride: int = PROTO_STRIDE, static_shapes: bool = True) -> tf.Tensor:
     """Mean over positive anchors of the box-normalized mask BCE.
 
     Args:
@@ -44,6 +45,8 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
             kept when an image has more than ``max_anchors``.
         max_anchors: anchors per image whose masks are made.
         proto_stride: input pixels per prototype pixel.
+        static_shapes: K from a few static sizes (XLA), else the positives' count
+            (tfseg.loss.buckets.switch_on_size).
 
     Returns:
         Scalar float32; zero when there is no positive anchor.
@@ -51,20 +54,21 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
     num_anchors = coefficients.shape[1]
     k = min(max_anchors, num_anchors)
     fg = tf.cast(foreground, tf.float32)  # [B, A]
-    # Only as many anchors as the busiest image has positives need masks. Shapes stay
-    # static (XLA) by choosing, at run time, among copies built for a few static sizes:
-    # the smallest that holds every image's positives, or the cap. Each image's positives
-    # are all kept whenever they fit in the cap, so the result is the same for every size.
+    # Only as many anchors as the busiest image has positives need masks (or the cap). Each
+    # image's positives are all kept whenever they fit in the cap, so the result is the same
+    # for every size at least that count.
     needed = tf.reduce_max(tf.reduce_sum(fg, axis=1))  # scalar: most positives in an image
     return switch_on_size(
         power_of_two_buckets(k), needed,
         lambda size: _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg,
-                                    priority, size, proto_stride))
+                                    priority, size, proto_stride),
+        static_shapes)
 
 
 def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, priority, k,
                    proto_stride):
-    """``mask_loss`` over the ``k`` anchors of highest priority per image (k static)."""
+    """``mask_loss`` over the ``k`` anchors of highest priority per image (k: an int, or a
+    scalar int32 tensor)."""
     # Positives rank above every background anchor (1 + priority > 0).
     _, chosen = tf.math.top_k(fg * (1.0 + priority), k=k)  # [B, K]
     used = tf.gather(fg, chosen, batch_dims=1)  # [B, K]

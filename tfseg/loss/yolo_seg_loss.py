@@ -15,8 +15,9 @@ the per-term values for the logs are the gained terms without that factor.
 
 Cost follows the instances in use, not M: targets arrive padded to a fixed M (100 for COCO) and
 the assigner works on ``[B, M, A]``, but a batch rarely holds more than a few dozen instances
-per image. The loss runs on the targets cut to the smallest of a few static sizes (16, 32, 64,
-..., M) that holds the batch's busiest image; the instances left out are padding (class -1),
+per image. The loss runs on the targets cut to the instances the batch's busiest image uses:
+to that count itself, or under XLA (``static_shapes``) to the smallest of a few static sizes
+(16, 32, 64, ..., M) that holds it; the instances left out are padding (class -1),
 which never becomes a candidate, so the values equal the fully padded computation's
 (tests/loss/test_yolo_seg_loss.py compares them).
 
@@ -61,6 +62,9 @@ class YoloSegLoss:
         detach_prototypes: no gradient through the prototypes and semantic logits (the
             one-to-one head's loss, as the reference detaches them there).
         semantic: add the ``sem`` term on ``semantic_logits`` (YOLO26), under the box gain.
+        static_shapes: size the work on instances and mask positives from a few static sizes
+            (True; what XLA and TPUs need), or by the run-time counts themselves (False; one
+            copy of the loss to trace, see tfseg/loss/buckets.py). Same values either way.
 
     Example:
         loss_fn = YoloSegLoss(image_size=320, num_classes=80)
@@ -71,7 +75,8 @@ class YoloSegLoss:
                  box_gain: float = 7.5, cls_gain: float = 0.5, dfl_gain: float = 1.5,
                  seg_gain: float | None = None, topk: int = 10, alpha: float = 0.5,
                  beta: float = 6.0, max_mask_anchors: int = 256, topk2: int | None = None,
-                 head_prefix: str = "", detach_prototypes: bool = False, semantic: bool = False):
+                 head_prefix: str = "", detach_prototypes: bool = False, semantic: bool = False,
+                 static_shapes: bool = True):
         self.image_size = int(image_size)
         self.num_classes = int(num_classes)
         self.reg_max = int(reg_max)
@@ -82,6 +87,7 @@ class YoloSegLoss:
         self.topk2 = None if topk2 is None else int(topk2)
         self.head_prefix, self.detach_prototypes = str(head_prefix), bool(detach_prototypes)
         self.semantic = bool(semantic)
+        self.static_shapes = bool(static_shapes)
         self.gains["l1"] = self.gains["dfl"]
         self.gains["sem"] = self.gains["box"]
 
@@ -106,7 +112,7 @@ class YoloSegLoss:
                 float32, each already multiplied by its gain.
         """
         with tf.name_scope("yolo_seg_loss"):
-            return on_instances_in_use(self.loss_on, y_true, y_pred)
+            return on_instances_in_use(self.loss_on, y_true, y_pred, self.static_shapes)
 
     def loss_on(self, y_true: dict, raw: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """The loss on targets of any instance count (float32 raw outputs; ``__call__``
@@ -136,7 +142,8 @@ class YoloSegLoss:
             "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
             "seg": mask_loss(raw["mask_coefficients"], raw["prototypes"], y_true["masks"],
                              gt_boxes, target.gt_index, target.foreground, weights,
-                             self._mask_anchor_cap(gt_classes.shape[1]), PROTO_STRIDE),
+                             self._mask_anchor_cap(gt_classes.shape[1]), PROTO_STRIDE,
+                             self.static_shapes),
             "cls": tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=target.scores, logits=raw["class_logits"])) / score_sum,
         }
@@ -170,20 +177,23 @@ class YoloSegLoss:
                 "seg_gain": self.gains["seg"], "topk": self.topk, "alpha": self.alpha,
                 "beta": self.beta, "max_mask_anchors": self.max_mask_anchors,
                 "topk2": self.topk2, "head_prefix": self.head_prefix,
-                "detach_prototypes": self.detach_prototypes, "semantic": self.semantic}
+                "detach_prototypes": self.detach_prototypes, "semantic": self.semantic,
+                "static_shapes": self.static_shapes}
 
 
-def on_instances_in_use(loss_on, y_true: dict, y_pred: dict):
-    """``loss_on(targets, raw)`` with the targets cut to the smallest static instance count
-    that holds the batch's busiest image (see the module docstring), raw outputs as float32.
+def on_instances_in_use(loss_on, y_true: dict, y_pred: dict, static_shapes: bool = True):
+    """``loss_on(targets, raw)`` with the targets cut to the instances the batch's busiest
+    image uses (see the module docstring), raw outputs as float32.
 
     Args:
         loss_on: ``(y_true, raw) -> (total, terms)`` on targets of any instance count.
         y_true: TRAIN_TARGETS (boxes, classes, masks; other keys are not passed on).
         y_pred: raw-output dict.
+        static_shapes: cut to the smallest of a few static counts that holds them (a
+            ``tf.switch_case``, for XLA), else to the count itself (tfseg/loss/buckets.py).
 
     Returns:
-        What ``loss_on`` returns (one branch of a ``tf.switch_case`` over the sizes).
+        What ``loss_on`` returns.
     """
     raw = {name: tf.cast(value, tf.float32) for name, value in y_pred.items()}
     gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, M]
@@ -193,7 +203,8 @@ def on_instances_in_use(loss_on, y_true: dict, y_pred: dict):
     return switch_on_size(
         power_of_two_buckets(max_instances), instances_in_use(gt_classes),
         lambda size: loss_on({key: y_true[key][:, :size]
-                              for key in ("boxes", "classes", "masks")}, raw))
+                              for key in ("boxes", "classes", "masks")}, raw),
+        static_shapes)
 
 
 def instances_in_use(classes: tf.Tensor) -> tf.Tensor:

@@ -180,6 +180,12 @@ def _use_xla(requested: bool) -> bool:
                                     or tf.config.list_logical_devices("TPU"))
 
 
+def _static_shapes(cfg: RunConfig) -> bool:
+    """Whether the loss must size its work from static shapes: under XLA and on TPUs. Elsewhere
+    it sizes the work by the run-time counts and traces one copy (tfseg/loss/buckets.py)."""
+    return _use_xla(cfg.train.jit_compile) or bool(tf.config.list_logical_devices("TPU"))
+
+
 def _dataset_files(cfg: RunConfig) -> tuple[Path, Path]:
     """(prepared records dir, val annotation JSON), the records prepared on first use."""
     paths = dataset_paths(cfg.data)
@@ -208,7 +214,8 @@ def _build(cfg: RunConfig, num_classes: int, policy: str) -> keras.Model:
     if cfg.model.weights and not cfg.train.resume:
         load_start_weights(model, cfg.model.weights)
     freeze_layers(model, cfg.train.freeze)
-    model.configure_loss(model.make_loss(**loss_arguments(cfg, num_classes)))
+    model.configure_loss(model.make_loss(**loss_arguments(cfg, num_classes),
+                                         static_shapes=_static_shapes(cfg)))
     return model
 
 
