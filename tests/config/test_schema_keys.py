@@ -90,7 +90,7 @@ KEYS = {
     "train.ema": ("false", FINETUNE),
     "train.clip_norm": ("1", "optimizer"),
     "train.nominal_batch": ("0", "optimizer"),
-    "train.mixed_precision": ("true", "precision"),
+    "train.mixed_precision": ("false", "precision"),
     "train.jit_compile": ("false", "xla"),
     "train.box": ("5", "loss"),
     "train.cls": ("1", "loss"),
@@ -230,11 +230,13 @@ def test_a_changed_value_changes_what_is_built_or_run(key, files, tmp_path, caps
     if how == "precision" and not tf.config.list_physical_devices("GPU"):
         from tfseg.train.optim import cpu_has_bf16
 
-        if cpu_has_bf16():  # bfloat16 math on this CPU: the mixed policy is taken
-            assert (probe(default), probe(changed)) == ("float32", "mixed_bfloat16")
-        else:  # nothing benefits: float32, and it says so when asked for
-            assert probe(default) == probe(changed) == "float32"
-            assert "training in float32" in capsys.readouterr().out
+        if cpu_has_bf16():  # bfloat16 math on this CPU: the default takes the mixed policy
+            assert (probe(default), probe(changed)) == ("mixed_bfloat16", "float32")
+        else:  # nothing benefits: float32 either way, and the default says why
+            assert probe(changed) == "float32"
+            capsys.readouterr()
+            assert probe(default) == "float32"
+            assert "no GPU, TPU or bfloat16 CPU" in capsys.readouterr().out
         return
     if how == "xla" and not tf.config.list_physical_devices("GPU"):
         # Read where fit reads it and off on CPUs by design (slower there, see fit._use_xla;

@@ -31,6 +31,9 @@ def tiny_config(root: Path, **overrides) -> dict:
         "train.optimizer": "adamw", "train.lr0": 0.01, "train.lrf": 1.0,
         "train.warmup_epochs": 0.0, "train.jit_compile": False, "train.nominal_batch": 0,
         "train.patience": 0, "train.eval_period": 1,
+        # float32 on every CPU, so these tests compute the same on machines with and without
+        # bfloat16 math; test_mixed_precision.py trains under the mixed policies.
+        "train.mixed_precision": False,
         "augment.mosaic": 0.0, "augment.close_mosaic": 0, "augment.fliplr": 0.0,
         "augment.scale": 0.0, "augment.translate": 0.0, "augment.hsv_h": 0.0,
         "augment.hsv_s": 0.0, "augment.hsv_v": 0.0,

@@ -16,9 +16,11 @@ others give images/s over whole epochs (evaluation included), images/s of the tr
 alone, the process CPU seconds per step (all threads: pipeline and step) and the evaluation's
 seconds.
 
-Step alone, second figure: the same model and loss fitted on batches of the same pipeline held
-in memory, so no input work competes; and on synthetic batches of 4 instances per image padded
-to M = 100 and to M = 16 (the padding must cost nothing).
+Step alone, second figure: the same model and loss, under the precision the training ran
+under (``precision`` in the result: ``mixed_bfloat16`` on bfloat16 CPUs by default), fitted on
+batches of the same pipeline held in memory, so no input work competes; and on synthetic
+batches of 4 instances per image padded to M = 100 and to M = 16 (the padding must cost
+nothing). ``train.mixed_precision=false`` measures float32.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ def _batch(size: int, batch: int, max_instances: int = 8):
     boxes = np.zeros((batch, max_instances, 4), np.float32)
     classes = -np.ones((batch, max_instances), np.int32)
     masks = np.zeros((batch, max_instances, proto, proto), np.uint8)
+    longest = min(96, size - 32)  # sides 24-96 px, smaller below 128 px
     for b in range(batch):
         for i in range(4):
-            x, y = rng.integers(0, size - 96, 2)
-            w, h = rng.integers(24, 96, 2)
+            x, y = rng.integers(0, size - longest, 2)
+            w, h = rng.integers(min(24, longest // 4), longest, 2)
             boxes[b, i] = [x, y, x + w, y + h]
             classes[b, i] = i % 3
             masks[b, i, y // 4:(y + h) // 4, x // 4:(x + w) // 4] = 1
@@ -155,6 +158,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
     from tfseg.pipeline.dataset import build_dataset
     from tfseg.runs import new_run_dir
     from tfseg.train.fit import train
+    from tfseg.train.optim import precision_policy
 
     with tempfile.TemporaryDirectory() as project:
         cfg = load_run_config([*DEFAULTS, *overrides, f"imgsz={size}", f"batch={batch}",
@@ -163,11 +167,16 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
         timer = _epoch_timer()
         train(cfg, new_run_dir(project, "train"), verbose=0, extra_callbacks=[timer])
         peak = peak_rss_mb()
+    # The step alone runs under the precision the training ran under.
+    policy = precision_policy(cfg.train.mixed_precision)
+    step_mode = "bf16" if policy == "mixed_bfloat16" else "graph"
     first, steady = timer.epochs[0], timer.epochs[1:] or timer.epochs
     steps = sum(e["steps"] for e in steady)
     result = {
-        "target": "train", "data": cfg.data.name, "model": cfg.model.name, "size": size,
-        "batch": batch, "max_instances": cfg.data.max_instances, "epochs_timed": len(steady),
+        "target": "train", "data": cfg.data.name, "data_root": cfg.data.root,
+        "model": cfg.model.name, "size": size,
+        "batch": batch, "precision": policy, "max_instances": cfg.data.max_instances,
+        "epochs_timed": len(steady),
         "images_per_second": round(steps * batch / sum(e["seconds"] for e in steady), 2),
         "train_pass_images_per_second": round(
             steps * batch / sum(e["train_seconds"] for e in steady), 2),
@@ -182,12 +191,12 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
     real = build_dataset(str(paths.records), "train", size, batch, cfg.data.max_instances,
                          training=True, seed=0, mosaic_p=1.0).take(4).cache()
     num_classes = len(classes["class_names"])
-    step = measure("graph", cfg.model.name, size, batch, step_runs, 2, data=real,
+    step = measure(step_mode, cfg.model.name, size, batch, step_runs, 2, data=real,
                    num_classes=num_classes)
     result["step_images_per_second"] = step["images_per_second"]
     result["step_cpu_seconds"] = step["median_step_cpu_seconds"]
     for m in (100, 16):
-        synthetic = measure("graph", cfg.model.name, size, batch, step_runs, 2,
+        synthetic = measure(step_mode, cfg.model.name, size, batch, step_runs, 2,
                             num_classes=num_classes, max_instances=m)
         result[f"step_synthetic_m{m}_images_per_second"] = synthetic["images_per_second"]
     return result
@@ -206,9 +215,23 @@ def run(sizes: list[int], batch: int, runs: int, overrides: list[str] | None = N
         process = context.Process(target=_child, args=(queue, size, batch, epochs,
                                                        list(overrides or []), threads, runs))
         process.start()
-        result = queue.get()
+        yield _result_of(process, queue, size)
+
+
+def _result_of(process, queue, size: int) -> dict:
+    """The child's result; a clear error, not a hang, when it dies without one."""
+    import queue as queues
+
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+        except queues.Empty:
+            if not process.is_alive():
+                raise SystemExit(f"benchmark train: the measurement at {size} px failed "
+                                 f"(exit code {process.exitcode}; its traceback is above)")
+            continue
         process.join()
-        yield result
+        return result
 
 
 def main(argv=None) -> None:

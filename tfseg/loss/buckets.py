@@ -7,8 +7,8 @@ Two ways, the same result:
   and the smallest that holds the count is chosen at run time (a ``tf.switch_case``).
 - Run-time shapes (TensorFlow's graph executor, the CPU default): the computation is built once
   and sized by the count itself. Building every size's copy, and each copy's gradient, costs the
-  first step most of its tracing time and the process about 0.75 GB of resident memory
-  (yolov8-seg-n at 320 px, cocolike: 4.1 -> 3.4 GB, first epoch 118 -> 73 s).
+  first step most of its tracing time and the process a large share of its resident memory
+  (the README's speed section has the figures and the processor they were measured on).
 
 Either way the rows left out are padding that contributes nothing, so each size gives the result
 of the largest.

@@ -40,7 +40,13 @@ class FusedBatchNormalization(layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # the fused kernel has no keras.ops equivalent
 
-        x = tf.cast(inputs, tf.float32)  # statistics in float32, as Keras does
+        # The kernel takes float32, bfloat16 or float16 activations and always keeps its
+        # statistics, scale and offset in float32 (what Keras does by casting up): under a
+        # mixed policy the activations go in and come out in half precision, so no float32
+        # copy of each activation is made and kept for the backward pass (the README's
+        # speed section has what that saves).
+        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(
+            inputs, tf.float32)
         y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             x, tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32),
             epsilon=self.epsilon, data_format="NHWC", is_training=True)
