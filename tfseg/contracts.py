@@ -54,7 +54,8 @@ RECORD = _table(
     TensorContract("objects/bbox", "float32", "[K, 4]", "xyxy, original image pixels"),
     TensorContract("objects/is_crowd", "bool", "[K]", "crowd region: never a training target"),
     TensorContract("objects/area", "float32", "[K]", "mask area in pixels, as COCO states it"),
-    TensorContract("objects/mask", "uint8", "[K, H, W, 1]", "0/1 mask (stored PNG-encoded)"),
+    TensorContract("objects/mask", "uint8", "[K, H, W, 1]",
+                   "mask, nonzero inside (a 1-bit PNG: decodes to 0/255)"),
 )
 # The dataset metadata carries: class names (index order) and the map from class index to
 # the source category id (``category_ids``), so results JSON can name the original ids.

@@ -33,7 +33,9 @@ def test_records_match_pycocotools_mask_for_mask(shapes_dataset, prepared_shapes
         obj = rec["objects"]
         assert len(obj["class"]) == len(anns)
         for k, ann in enumerate(anns):
-            np.testing.assert_array_equal(obj["mask"][k, :, :, 0], coco.annToMask(ann))
+            # Stored as 1-bit PNGs, which decode to 0/255: the same pixels inside.
+            assert set(np.unique(obj["mask"][k])) <= {0, 255}
+            np.testing.assert_array_equal(obj["mask"][k, :, :, 0] != 0, coco.annToMask(ann) != 0)
             assert obj["class"][k] == id_to_class[ann["category_id"]]
             assert bool(obj["is_crowd"][k]) == bool(ann["iscrowd"])
             assert obj["area"][k] == pytest.approx(ann["area"])
@@ -136,3 +138,26 @@ def test_categories_must_agree_between_splits(shapes_dataset, tmp_path):
         prepare([shapes_dataset["train_images"], shapes_dataset["val_images"]],
                 [shapes_dataset["train_annotations"], str(other)], str(tmp_path / "r"),
                 num_workers=0, verbose=False)
+
+
+def test_masks_are_stored_as_one_bit_pngs_and_read_back_as_0_1_samples(prepared_shapes):
+    """The records hold 1-bit grayscale PNGs (an eighth of the bytes to inflate of an 8-bit
+    one), and the training pipeline's decoder turns them into 0/1 masks."""
+    import tensorflow as tf
+
+    from tfseg.pipeline.decode import decode_record
+
+    _, data_dir = prepared_shapes
+    encoded, _ = load_split(data_dir, "train", decode=False)
+    decoded, _ = load_split(data_dir, "train")
+    checked = 0
+    for raw, full in zip(encoded.take(4), decoded.take(4)):
+        for png in raw["objects"]["mask"].numpy():
+            # IHDR: 8-byte signature, length, "IHDR", width, height, then bit depth, colour type.
+            assert png[12:16] == b"IHDR" and (png[24], png[25]) == (1, 0)
+            checked += 1
+        sample = decode_record(raw)
+        assert sample["masks"].dtype == tf.uint8
+        np.testing.assert_array_equal(sample["masks"].numpy(),
+                                      (full["objects"]["mask"].numpy()[..., 0] != 0).astype(np.uint8))
+    assert checked > 0

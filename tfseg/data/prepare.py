@@ -274,7 +274,8 @@ def records_to_coco(data_dir: str, split: str, out_json: str) -> dict:
                        "height": int(rec["height"]), "width": int(rec["width"])})
         obj = rec["objects"]
         for k in range(len(obj["class"])):
-            rle = mask_utils.encode(np.asfortranarray(obj["mask"][k, :, :, 0]))
+            # 1-bit PNGs decode to 0/255; RLE wants 0/1.
+            rle = mask_utils.encode(np.asfortranarray((obj["mask"][k, :, :, 0] != 0).astype(np.uint8)))
             x1, y1, x2, y2 = (float(v) for v in obj["bbox"][k])
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id,

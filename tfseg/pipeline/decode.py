@@ -38,7 +38,7 @@ def _decode_masks(masks: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.T
             lambda: tf.zeros(tf.stack([0, height, width, 1]), tf.uint8))
     if masks.shape.rank == 4:
         masks = masks[..., 0]  # [K, H, W, 1] -> [K, H, W]
-    masks = tf.cast(tf.minimum(tf.cast(masks, tf.int32), 1), tf.uint8)  # 0/1 even if stored 0/255
+    masks = tf.minimum(tf.cast(masks, tf.uint8), 1)  # 0/1 from 0/255 (1-bit PNGs) or 0/1
     # An image without instances may store masks as [0, 0, 0]: give them the image's size.
     return tf.reshape(masks, tf.stack([-1, height, width]))
 
