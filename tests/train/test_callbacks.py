@@ -21,10 +21,8 @@ def _fit(tmp_path, epochs, period, patience, maps, stream=None):
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     scores = iter(maps)
-    plotted = []
 
-    def evaluate_fn(_, plots):
-        plotted.append(plots)
+    def evaluate_fn(_):
         value = next(scores)
         return {"mask/mAP50-95": value, "mask/mAP50": value, "box/mAP50-95": value,
                 "box/mAP50": value}
@@ -37,7 +35,6 @@ def _fit(tmp_path, epochs, period, patience, maps, stream=None):
         callbacks += [LearningRateLog(), EpochLine(epochs, 2, stream)]
     x = np.ones((4, 1), np.float32)
     history = model.fit(x, x, batch_size=2, epochs=epochs, callbacks=callbacks, verbose=0)
-    history.plotted = plotted
     return history
 
 
@@ -48,14 +45,11 @@ def test_patience_counts_epochs_but_stops_only_at_evaluations(tmp_path):
     history = _fit(tmp_path, epochs=12, period=3, patience=1, maps=[0.2, 0.2, 0.2, 0.2])
     assert len(history.epoch) == 6
     assert history.history[EVALUATED] == [0, 0, 1, 0, 0, 1]
-    # Plots: not at the evaluations (epoch 6 was not known to be the last), once at the end.
-    assert history.plotted == [False, False, True]
 
 
 def test_a_gain_at_each_evaluation_keeps_training(tmp_path):
     history = _fit(tmp_path, epochs=6, period=2, patience=1, maps=[0.1, 0.2, 0.3])
     assert len(history.epoch) == 6
-    assert history.plotted == [False, False, True]  # only the last epoch's evaluation
 
 
 def test_unevaluated_epochs_carry_no_metric_placeholders_and_the_csv_keeps_its_columns(tmp_path):

@@ -176,12 +176,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     """Evaluate the EMA weights every ``period`` epochs; keep last and best weights.
 
     Args:
-        evaluate_fn: ``(model, plots) -> dict`` of COCO metrics (``box/mAP50-95``,
-            ``mask/mAP50``...); called with the EMA weights swapped in. ``plots`` is True
-            only for the run's last evaluation: each evaluation overwrites the same files, so
-            the plots of the others would be thrown away (about 0.5 s an epoch at 320 px). A
-            run that stops before its last epoch (early stopping) evaluates once more at the
-            end, with plots.
+        evaluate_fn: ``model -> dict`` of COCO metrics (``box/mAP50-95``, ``mask/mAP50``...);
+            called with the EMA weights swapped in.
         weights_dir: ``<run>/weights``; ``last.weights.h5`` every epoch, ``best.weights.h5``
             when mask mAP50-95 improves (both EMA weights when an EMA is given).
         epochs: total epochs (the last one is always evaluated).
@@ -204,7 +200,6 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         self.best_epoch = -1
         self.last_epoch = -1
         self.evaluated_epoch = -1  # the last epoch this callback evaluated
-        self.plotted = False  # whether that evaluation wrote its plots
 
     def on_train_begin(self, logs=None):
         record = self.weights_dir / "best.txt"
@@ -223,9 +218,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         due = self._due(epoch) or self.model.stop_training
         with self._averaged():
             if due and self.write:
-                self.plotted = epoch + 1 == self.epochs
                 found = {f"val_{k.replace('/', '_')}": float(v)
-                         for k, v in self.evaluate_fn(self.model, self.plotted).items()}
+                         for k, v in self.evaluate_fn(self.model).items()}
                 metrics = {k: found.get(k, float("nan")) for k in METRIC_KEYS}
                 self.last_metrics, self.evaluated_epoch = metrics, epoch
                 if self.on_evaluated is not None:
@@ -238,13 +232,6 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         if evaluated:
             logs.update(self.last_metrics)
         logs[EVALUATED] = 1.0 if evaluated else 0.0
-
-    def on_train_end(self, logs=None):
-        stopped_early = self.evaluated_epoch >= 0 and not self.plotted
-        if stopped_early and self.write and not (self.guard is not None and self.guard.failed):
-            with self._averaged():  # the last evaluation's weights: the same metrics, plotted
-                self.evaluate_fn(self.model, True)
-            self.plotted = True
 
     def _averaged(self):
         import contextlib

@@ -302,10 +302,9 @@ def _callbacks(cfg, run_dir, model, ema, mosaic_switch, data_dir, val_json, info
                              settings["agnostic"], settings["multi_label"],
                              settings["end2end"])  # traced once per run
 
-    def evaluate_fn(weights_model, plots: bool):
+    def evaluate_fn(weights_model):
         return evaluate(weights_model, val, val_json, info["category_ids"],
-                        info["class_names"], output_dir=own_dir / "val",
-                        **dict(settings, plots=settings["plots"] and plots),
+                        info["class_names"], output_dir=own_dir / "val", **settings,
                         verbose=False, detector=detector)
 
     checkpoints = EvaluateAndCheckpoint(evaluate_fn, own_dir / WEIGHTS_DIR, cfg.train.epochs,
