@@ -129,7 +129,7 @@ def test_finetune_on_fewer_classes_and_eval_period_above_patience(workdir, kille
 def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdir):
     """`tfseg benchmark train data.root=...`: whole epochs of the user's dataset, then the
     step alone, under the precision `tfseg train` would pick here, written as JSON."""
-    from tfseg.train.optim import cpu_has_bf16
+    from tfseg.train.optim import precision_policy
 
     done = tfseg("benchmark", "train", "--sizes", "64", "--batch", "4", "--epochs", "2",
                  "--runs", "2", "--output", "bench.json", "data.root=ds3", "steps_per_epoch=2",
@@ -137,7 +137,7 @@ def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdi
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [result] = json.loads((workdir / "bench.json").read_text())
     assert Path(result["data_root"]) == (workdir / "ds3").resolve()
-    assert result["precision"] == ("mixed_bfloat16" if cpu_has_bf16() else "float32")
+    assert result["precision"] == precision_policy(True)  # what train picks on this machine
     assert (result["size"], result["batch"], result["epochs_timed"]) == (64, 4, 1)
     # The training pass alone is part of the whole epoch, which adds the evaluation.
     assert 0 < result["images_per_second"] <= result["train_pass_images_per_second"]

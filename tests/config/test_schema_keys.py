@@ -236,7 +236,7 @@ def test_a_changed_value_changes_what_is_built_or_run(key, files, tmp_path, caps
             assert probe(changed) == "float32"
             capsys.readouterr()
             assert probe(default) == "float32"
-            assert "no GPU, TPU or bfloat16 CPU" in capsys.readouterr().out
+            assert "no GPU of compute capability 7.0 or newer" in capsys.readouterr().out
         return
     if how == "xla" and not tf.config.list_physical_devices("GPU"):
         # Read where fit reads it and off on CPUs by design (slower there, see fit._use_xla;

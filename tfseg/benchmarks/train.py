@@ -32,6 +32,9 @@ import statistics
 import tempfile
 import time
 
+# The dtype policy of each step mode; the others run float32.
+STEP_POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
 # What every whole-epoch measurement runs with unless the command line says otherwise.
 DEFAULTS = ("data=cocolike", "close_mosaic=0")
 
@@ -108,8 +111,8 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
     """Images/s of the train step alone (``model.fit`` on batches held in memory).
 
     Args:
-        mode: "graph" (Keras' tf.function step), "xla" (jit_compile) or "bf16"
-            (mixed_bfloat16 policy).
+        mode: "graph" (Keras' tf.function step), "xla" (jit_compile), "bf16"
+            (mixed_bfloat16 policy) or "fp16" (mixed_float16; Keras adds its loss scaling).
         data: a dataset of (images, targets) batches to repeat; None: one synthetic batch of 4
             instances per image padded to ``max_instances``.
         num_classes: C of the model (the dataset's).
@@ -120,7 +123,7 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
     from tfseg.model.yolo_seg import build_model
     from tfseg.train.optim import make_optimizer
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mode == "bf16" else "float32")
+    keras.mixed_precision.set_global_policy(STEP_POLICIES.get(mode, "float32"))
     model = build_model(model_name, num_classes, size)
     keras.mixed_precision.set_global_policy("float32")
     model.configure_loss(model.make_loss(static_shapes=(mode == "xla")))  # as tfseg train does
@@ -169,7 +172,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
         peak = peak_rss_mb()
     # The step alone runs under the precision the training ran under.
     policy = precision_policy(cfg.train.mixed_precision)
-    step_mode = "bf16" if policy == "mixed_bfloat16" else "graph"
+    step_mode = {v: k for k, v in STEP_POLICIES.items()}.get(policy, "graph")
     first, steady = timer.epochs[0], timer.epochs[1:] or timer.epochs
     steps = sum(e["steps"] for e in steady)
     result = {
@@ -222,12 +225,15 @@ def _result_of(process, queue, size: int) -> dict:
     """The child's result; a clear error, not a hang, when it dies without one."""
     import queue as queues
 
+    from tfseg.errors import TfsegError
+
     while True:
-        try:
+        alive = process.is_alive()  # read before the wait: a result sent just before exit
+        try:                        # is then still collected by this last get
             result = queue.get(timeout=1.0)
         except queues.Empty:
-            if not process.is_alive():
-                raise SystemExit(f"benchmark train: the measurement at {size} px failed "
+            if not alive:
+                raise TfsegError(f"benchmark train: the measurement at {size} px failed "
                                  f"(exit code {process.exitcode}; its traceback is above)")
             continue
         process.join()

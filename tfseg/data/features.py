@@ -12,13 +12,14 @@ one record is a dict with exactly these keys (K = instances in the image, may be
     objects/bbox     float32 [K, 4]         xyxy, original image pixels
     objects/is_crowd bool    [K]            crowd region: never a training target
     objects/area     float32 [K]            mask area in pixels, as the source states it
-    objects/mask     uint8   [K, H, W, 1]   instance mask, nonzero inside; a 1-bit PNG per instance
+    objects/mask     uint8   [K, H, W, 1]   instance mask, nonzero inside; 1-bit PNG each
 
 (``objects`` is a nested dict: ``record["objects"]["mask"]``.) Masks are decoded by
 pycocotools at preparation time and stored as one 1-bit grayscale PNG per instance: a
 binary mask compresses to a few hundred bytes, and ``tf.io.decode_png`` reads it in the
-tf.data graph, as 0/255 (older records: 8-bit 0/1); readers take nonzero as inside. The dataset metadata (``info.metadata``) carries ``class_names`` and
-``category_ids`` (class index -> source category id), see ``metadata_dict``.
+tf.data graph, as 0/255 (older records: 8-bit 0/1); readers take nonzero as inside. The
+dataset metadata (``info.metadata``) carries ``class_names`` and ``category_ids`` (class
+index -> source category id), see ``metadata_dict``.
 """
 
 from __future__ import annotations

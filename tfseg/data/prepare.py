@@ -274,8 +274,8 @@ def records_to_coco(data_dir: str, split: str, out_json: str) -> dict:
                        "height": int(rec["height"]), "width": int(rec["width"])})
         obj = rec["objects"]
         for k in range(len(obj["class"])):
-            # 1-bit PNGs decode to 0/255; RLE wants 0/1.
-            rle = mask_utils.encode(np.asfortranarray((obj["mask"][k, :, :, 0] != 0).astype(np.uint8)))
+            inside = (obj["mask"][k, :, :, 0] != 0).astype(np.uint8)  # 1-bit PNGs read 0/255
+            rle = mask_utils.encode(np.asfortranarray(inside))
             x1, y1, x2, y2 = (float(v) for v in obj["bbox"][k])
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id,

@@ -408,6 +408,6 @@ def precision_policy(enabled: bool) -> str:
             return "mixed_float16"
     if not gpus and cpu_has_bf16():
         return "mixed_bfloat16"
-    print("train.mixed_precision: float32 (no GPU, TPU or bfloat16 CPU here that gains from a "
-          "mixed policy)", flush=True)
+    print("train.mixed_precision: float32 (no GPU of compute capability 7.0 or newer, TPU or "
+          "bfloat16 CPU here gains from a mixed policy)", flush=True)
     return "float32"
