@@ -47,7 +47,7 @@ def test_a_mixed_policy_trains_with_accumulation_and_ema_and_saves_float32_weigh
     seen = Seen()
     summary = train(cfg, tmp_path / "run", verbose=0, extra_callbacks=[seen])
 
-    assert summary["stopped"] == "completed"
+    assert summary["stopped"] == "completed" and summary["precision"] == policy
     assert f"train.mixed_precision: {policy}" in capsys.readouterr().out
     assert seen.compute_dtype == policy.removeprefix("mixed_")
     assert seen.optimizer == optimizer  # float16 needs Keras' loss scaling, bfloat16 not

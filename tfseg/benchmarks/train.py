@@ -161,17 +161,16 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
     from tfseg.pipeline.dataset import build_dataset
     from tfseg.runs import new_run_dir
     from tfseg.train.fit import train
-    from tfseg.train.optim import precision_policy
 
     with tempfile.TemporaryDirectory() as project:
         cfg = load_run_config([*DEFAULTS, *overrides, f"imgsz={size}", f"batch={batch}",
                                f"epochs={epochs}", f"project={project}"], "train")
         cfg, paths, classes = prepared_dataset(cfg, verbose=False)
         timer = _epoch_timer()
-        train(cfg, new_run_dir(project, "train"), verbose=0, extra_callbacks=[timer])
+        summary = train(cfg, new_run_dir(project, "train"), verbose=0, extra_callbacks=[timer])
         peak = peak_rss_mb()
     # The step alone runs under the precision the training ran under.
-    policy = precision_policy(cfg.train.mixed_precision)
+    policy = summary["precision"]
     step_mode = {v: k for k, v in STEP_POLICIES.items()}.get(policy, "graph")
     first, steady = timer.epochs[0], timer.epochs[1:] or timer.epochs
     steps = sum(e["steps"] for e in steady)

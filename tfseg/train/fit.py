@@ -77,7 +77,8 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
         {"epochs_trained", "batches", "updates" (optimizer updates), "stopped" ("completed" |
         "early_stopping" | "nan" | "finished": a resumed run that had trained all its epochs),
         "message", "best_epoch", "best_mask_map", "last_weights", "best_weights",
-        "optimizer", "seconds", "metrics" (last epoch logs)}.
+        "optimizer", "precision" (the Keras dtype policy it trained under), "seconds",
+        "metrics" (last epoch logs)}.
 
     Raises:
         ConfigError: bad settings (batch vs replicas, unknown optimizer/strategy, no data, a
@@ -137,7 +138,7 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     with strategy.scope():
         history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks or []), verbose=0)
-    summary = _summary(history, model, guard, checkpoints, choice, start)
+    summary = dict(_summary(history, model, guard, checkpoints, choice, start), precision=policy)
     if chief:
         write_json(run_dir / "train_summary.json", summary)
         _report(run_dir, summary, checkpoints, verbose != 0)
