@@ -132,6 +132,7 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
                                   steps_per_epoch=100, batch=batch, num_classes=num_classes,
                                   nominal_batch=0)
     model.compile(optimizer=optimizer, jit_compile=(mode == "xla"))
+    model.optimizer.build(model.trainable_variables)  # before the trace, as tfseg train does
     if data is None:
         data = tf.data.Dataset.from_tensors(_batch(size, batch, max_instances))
     timer = _Timer()

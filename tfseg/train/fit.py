@@ -120,6 +120,10 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
         model.compile(optimizer=optimizer, jit_compile=_use_xla(cfg.train.jit_compile))
         # The average is updated inside the train step, after each optimizer update.
         ema = ModelEMA(model, inner_optimizer(model.optimizer)) if cfg.train.ema else None
+        # Built now, after the EMA (the variables' order is the checkpoints'), not in fit's
+        # first trace: a trace that creates variables makes TensorFlow trace the train step
+        # a second time and keep both graphs (about 300 MB at 320 px).
+        model.optimizer.build(model.trainable_variables)
     if chief:
         print(f"optimizer: {choice.name} lr0={choice.lr0:g} momentum={choice.momentum:g} "
               f"(batches per update {choice.accumulate})", flush=True)
