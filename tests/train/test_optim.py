@@ -58,6 +58,22 @@ def test_adamw_decays_kernels_only_decoupled():
         assert value == pytest.approx(np.full(value.shape, expected), abs=1e-6), path
 
 
+def test_adamw_without_decay_steps_exactly_as_keras_adam():
+    # GroupedAdamW computes Adam's per-update scalars once per update, not per variable
+    # (tfseg.train.optim._update_on_summed): the arithmetic must stay Keras Adam's.
+    rng = np.random.default_rng(0)
+    ours, theirs = _model(), _model()
+    adamw = GroupedAdamW(learning_rate=0.01, kernel_decay=0.0)
+    adam = keras.optimizers.Adam(learning_rate=0.01, epsilon=1e-8)
+    for _ in range(3):
+        grads = [rng.normal(size=v.shape).astype(np.float32) for v in ours.trainable_variables]
+        adamw.apply([tf.constant(g) for g in grads], ours.trainable_variables)
+        adam.apply([tf.constant(g) for g in grads], theirs.trainable_variables)
+    for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), a.path)
+    assert not np.allclose(ours.trainable_variables[0].numpy(), 1.0)
+
+
 def test_biases_follow_their_own_warmup_rate():
     model = _model()
     weights = WarmupDecay(0.01, 1.0, epochs=1, steps_per_epoch=1, warmup_steps=10)
