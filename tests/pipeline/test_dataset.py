@@ -118,6 +118,22 @@ def test_eval_letterbox_ids_and_filler(records_dataset, make_record):
     assert np.all(images.numpy()[0, :16] == pytest.approx(114 / 255))
 
 
+def test_eval_batches_without_masks_hold_the_same_images_and_instances(records_dataset,
+                                                                     make_record):
+    # What evaluation builds (tfseg val, the per-epoch evaluation): the mask PNGs are left
+    # undecoded, everything else is the same batch.
+    records = [make_record(i + 1, 32 + 8 * i, 64, [(8, 4, 40, 20), (2, 2, 12, 30)])
+               for i in range(3)]
+    full = list(_eval(records_dataset, records))
+    lean = list(_eval(records_dataset, records, masks=False))
+    assert len(full) == len(lean) == 2
+    for (images, targets), (lean_images, lean_targets) in zip(full, lean):
+        assert "masks" in targets and "masks" not in lean_targets
+        np.testing.assert_array_equal(images.numpy(), lean_images.numpy())
+        for key in ("boxes", "classes", "image_id", "letterbox", "dropped"):
+            np.testing.assert_array_equal(targets[key].numpy(), lean_targets[key].numpy(), key)
+
+
 def test_shards_are_disjoint_and_cover(records_dataset, make_record):
     records = [make_record(i + 1, 32, 32, [(2, 2, 10, 10)]) for i in range(8)]
     seen = []

@@ -91,3 +91,9 @@ def test_beyond_m_the_largest_are_kept_in_order_and_the_rest_counted():
     _, roomy = to_targets(sample, 16, 8)
     np.testing.assert_array_equal(roomy["classes"], [0, 1, 2, 3, 4, -1, -1, -1])
     assert int(roomy["dropped"]) == 0
+
+    # Without masks (evaluation batches): the same choice by box area, and no masks out.
+    boxes_only = {key: value for key, value in sample.items() if key != "masks"}
+    _, targets = to_targets(boxes_only, 16, 3)
+    np.testing.assert_array_equal(targets["classes"], [1, 2, 3])
+    assert int(targets["dropped"]) == 2 and "masks" not in targets

@@ -117,12 +117,15 @@ def augment_arguments(cfg: RunConfig) -> dict:
 
 def dataset_arguments(cfg: RunConfig, training: bool) -> dict:
     """``build_dataset(source, split, **...)``: training batches (train.batch, augmentation,
-    seed) or evaluation batches (eval.batch, letterbox only)."""
+    seed) or evaluation batches (eval.batch, letterbox only, no masks: COCO evaluation reads
+    them from the annotation file)."""
     args = dict(image_size=cfg.model.image_size,
                 batch_size=cfg.train.batch if training else cfg.eval.batch,
                 max_instances=cfg.data.max_instances, training=bool(training))
     if training:
         args.update(seed=cfg.train.seed, **augment_arguments(cfg))
+    else:
+        args.update(masks=False)
     return args
 
 

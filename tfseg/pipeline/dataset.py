@@ -28,8 +28,8 @@ def _records(source, split: str) -> tf.data.Dataset:
     return records
 
 
-def _load(record: dict) -> dict:
-    sample = targets.remove_crowd(decode_record(record))
+def _load(record: dict, masks: bool = True) -> dict:
+    sample = targets.remove_crowd(decode_record(record, masks))
     sample.pop("is_crowd")
     return sample
 
@@ -54,25 +54,28 @@ def _train_samples(records, size, seed, mosaic_p, mosaic_enabled, degrees, trans
     return tf.data.Dataset.zip(samples, draws).map(colour_and_flip, num_parallel_calls=AUTOTUNE)
 
 
-def _eval_element(record: dict, size: int, max_instances: int) -> tuple[tf.Tensor, dict]:
+def _eval_element(record: dict, size: int, max_instances: int,
+                  masks: bool) -> tuple[tf.Tensor, dict]:
     """One record -> (image, targets + image_id + letterbox info), letterboxed."""
-    sample = _load(record)
+    sample = _load(record, masks)
     image, info = letterbox_image(sample["image"], size)
-    masks = letterbox_masks(sample["masks"], size)
-    boxed = dict(sample, image=tf.cast(tf.round(image), tf.uint8), masks=masks,
+    boxed = dict(sample, image=tf.cast(tf.round(image), tf.uint8),
                  boxes=letterbox_boxes(sample["boxes"], info))
+    if masks:
+        boxed["masks"] = letterbox_masks(sample["masks"], size)
     image, padded = targets.to_targets(boxed, size, max_instances)
     return image, dict(padded, image_id=sample["image_id"], letterbox=info)
 
 
-def _eval_filler(size: int, max_instances: int, count: int) -> tf.data.Dataset:
+def _eval_filler(size: int, max_instances: int, count: int, masks: bool) -> tf.data.Dataset:
     """``count`` empty elements (image_id -1) that complete the last evaluation batch."""
     proto = size // PROTO_STRIDE
     image = tf.zeros([size, size, 3], tf.float32)
     empty = {"boxes": tf.zeros([max_instances, 4]), "classes": -tf.ones([max_instances], tf.int32),
-             "masks": tf.zeros([max_instances, proto, proto], tf.uint8),
              "dropped": tf.constant(0, tf.int32), "image_id": tf.constant(-1, tf.int64),
              "letterbox": tf.constant([1.0, 1.0, 1.0, 0.0, 0.0])}
+    if masks:
+        empty["masks"] = tf.zeros([max_instances, proto, proto], tf.uint8)
     return tf.data.Dataset.from_tensors((image, empty)).repeat(count)
 
 
@@ -82,7 +85,7 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
                   degrees: float = 0.0, translate: float = 0.1, scale: float = 0.5,
                   shear: float = 0.0, fliplr: float = 0.5, hsv_h: float = 0.015,
                   hsv_s: float = 0.7, hsv_v: float = 0.4, min_area: float = 4.0,
-                  shuffle_buffer: int = 256) -> tf.data.Dataset:
+                  shuffle_buffer: int = 256, masks: bool = True) -> tf.data.Dataset:
     """Records -> batches of (images, targets) per contracts.TRAIN_IMAGES / TRAIN_TARGETS.
 
     Args:
@@ -97,11 +100,15 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         input_context: tf.distribute.InputContext: shard records across input pipelines.
         mosaic_p ... min_area: augmentation (AugmentConfig); mosaic_enabled: close-mosaic switch.
         shuffle_buffer: records held for shuffling.
+        masks: evaluation only: False leaves the masks out of the targets, and their PNGs
+            undecoded (COCO evaluation scores against the annotation file: its batches need
+            the images, image ids and letterbox, and boxes and classes for the confusion
+            matrix). Training always has masks.
 
     Returns:
         Training: dataset of (images ``[B, S, S, 3]`` float32 in [0, 1], targets dict boxes
         ``[B, M, 4]``, classes ``[B, M]``, masks ``[B, M, S/4, S/4]``), drop_remainder.
-        Evaluation: the same targets plus image_id ``[B]`` int64 (-1 for filler elements that
+        Evaluation: the same targets (masks only with ``masks``) plus image_id ``[B]`` int64 (-1 for filler elements that
         complete the last batch; skip them) and letterbox ``[B, 5]`` float32
         (orig_h, orig_w, scale, pad_top, pad_left): every image appears once.
     """
@@ -125,7 +132,8 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         batches = samples.map(lambda s: targets.to_targets(s, image_size, max_instances),
                               num_parallel_calls=AUTOTUNE)
     else:
-        batches = records.map(lambda r: _eval_element(r, image_size, max_instances),
+        batches = records.map(lambda r: _eval_element(r, image_size, max_instances, masks),
                               num_parallel_calls=AUTOTUNE)
-        batches = batches.concatenate(_eval_filler(image_size, max_instances, batch_size - 1))
+        batches = batches.concatenate(_eval_filler(image_size, max_instances, batch_size - 1,
+                                                   masks))
     return batches.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -43,11 +43,13 @@ def _decode_masks(masks: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.T
     return tf.reshape(masks, tf.stack([-1, height, width]))
 
 
-def decode_record(record: dict) -> dict:
+def decode_record(record: dict, masks: bool = True) -> dict:
     """Turn a record into a SAMPLE.
 
     Args:
         record: a dict of contracts.RECORD fields (nested or flat "objects/..." keys).
+        masks: decode the instance masks; False leaves them out of the sample (evaluation
+            scores against the annotation file and needs only boxes and classes).
 
     Returns:
         SAMPLE dict: image ``[H, W, 3]`` uint8, image_id ``[]`` int64, boxes ``[K, 4]`` float32
@@ -57,11 +59,13 @@ def decode_record(record: dict) -> dict:
         image = _decode_image(_field(record, "image"))
         height, width = tf.shape(image)[0], tf.shape(image)[1]
         classes = tf.cast(tf.reshape(_field(record, "objects/class"), [-1]), tf.int32)
-        return {
+        sample = {
             "image": image,
             "image_id": tf.cast(_field(record, "image_id"), tf.int64),
             "boxes": tf.reshape(tf.cast(_field(record, "objects/bbox"), tf.float32), [-1, 4]),
             "classes": classes,
             "is_crowd": tf.reshape(tf.cast(_field(record, "objects/is_crowd"), tf.bool), [-1]),
-            "masks": _decode_masks(_field(record, "objects/mask"), height, width),
         }
+        if masks:
+            sample["masks"] = _decode_masks(_field(record, "objects/mask"), height, width)
+        return sample

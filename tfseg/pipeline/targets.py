@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE
+from tfseg.ops.boxes import area as box_areas
 
 INSTANCE_FIELDS = ("boxes", "classes", "is_crowd", "masks")
 
@@ -75,12 +76,13 @@ def downsample_masks(masks: tf.Tensor) -> tf.Tensor:
     return tf.cast(blocks[..., 0] >= 0.5, tf.uint8)
 
 
-def pad_instances(boxes: tf.Tensor, classes: tf.Tensor, masks: tf.Tensor, max_instances: int,
-                  proto: int) -> dict:
+def pad_instances(boxes: tf.Tensor, classes: tf.Tensor, masks: tf.Tensor | None,
+                  max_instances: int, proto: int) -> dict:
     """Pad (or truncate to the first M) instances to a fixed count.
 
     Args:
-        boxes: ``[K, 4]`` float32; classes: ``[K]`` int32; masks: ``[K, P, P]`` uint8.
+        boxes: ``[K, 4]`` float32; classes: ``[K]`` int32; masks: ``[K, P, P]`` uint8, or
+            None (no masks in the result).
         max_instances: M.
         proto: P.
 
@@ -92,15 +94,17 @@ def pad_instances(boxes: tf.Tensor, classes: tf.Tensor, masks: tf.Tensor, max_in
     pad = max_instances - count
     boxes = tf.pad(boxes[:count], [[0, pad], [0, 0]])
     classes = tf.pad(classes[:count], [[0, pad]], constant_values=-1)
-    masks = tf.pad(masks[:count], [[0, pad], [0, 0], [0, 0]])
-    return {"boxes": tf.ensure_shape(boxes, [max_instances, 4]),
-            "classes": tf.ensure_shape(classes, [max_instances]),
-            "masks": tf.ensure_shape(masks, [max_instances, proto, proto])}
+    padded = {"boxes": tf.ensure_shape(boxes, [max_instances, 4]),
+              "classes": tf.ensure_shape(classes, [max_instances])}
+    if masks is not None:
+        masks = tf.pad(masks[:count], [[0, pad], [0, 0], [0, 0]])
+        padded["masks"] = tf.ensure_shape(masks, [max_instances, proto, proto])
+    return padded
 
 
 def keep_largest(sample: dict, max_instances: int) -> tuple[dict, tf.Tensor]:
-    """At most ``max_instances`` instances: when there are more, the M of largest mask area,
-    in their original order.
+    """At most ``max_instances`` instances: when there are more, the M of largest mask area
+    (box area for a sample without masks), in their original order.
 
     Why the largest: targets have a fixed M slots (100, COCO's default), and a mosaic of four
     crowded images can hold more. The instances left out are the smallest, which carry the
@@ -113,7 +117,9 @@ def keep_largest(sample: dict, max_instances: int) -> tuple[dict, tf.Tensor]:
     count = tf.shape(sample["classes"])[0]
 
     def largest():
-        _, index = tf.math.top_k(mask_areas(sample["masks"]), k=max_instances)
+        areas = (mask_areas(sample["masks"]) if "masks" in sample
+                 else box_areas(sample["boxes"]))
+        _, index = tf.math.top_k(areas, k=max_instances)
         return select_instances(sample, tf.scatter_nd(index[:, None],
                                                       tf.ones_like(index, tf.bool),
                                                       tf.shape(sample["classes"])))
@@ -128,14 +134,17 @@ def to_targets(sample: dict, size: int, max_instances: int) -> tuple[tf.Tensor, 
 
     Returns:
         image ``[S, S, 3]`` float32 in [0, 1]; targets dict boxes ``[M, 4]`` float32 xyxy input
-        pixels, classes ``[M]`` int32 (-1 padding), masks ``[M, S/4, S/4]`` uint8 0/1, and
-        dropped ``[]`` int32: instances beyond M left out (the smallest; see keep_largest).
+        pixels, classes ``[M]`` int32 (-1 padding), masks ``[M, S/4, S/4]`` uint8 0/1 (left
+        out for a sample without masks), and dropped ``[]`` int32: instances beyond M left
+        out (the smallest; see keep_largest).
     """
     with tf.name_scope("to_targets"):
         image = tf.ensure_shape(tf.cast(sample["image"], tf.float32) / 255.0, [size, size, 3])
-        masks = tf.ensure_shape(sample["masks"], [None, size, size])
-        kept, dropped = keep_largest({"boxes": sample["boxes"], "classes": sample["classes"],
-                                      "masks": masks}, max_instances)
-        targets = pad_instances(kept["boxes"], kept["classes"], downsample_masks(kept["masks"]),
-                                max_instances, size // PROTO_STRIDE)
+        instances = {"boxes": sample["boxes"], "classes": sample["classes"]}
+        if "masks" in sample:
+            instances["masks"] = tf.ensure_shape(sample["masks"], [None, size, size])
+        kept, dropped = keep_largest(instances, max_instances)
+        masks = downsample_masks(kept["masks"]) if "masks" in kept else None
+        targets = pad_instances(kept["boxes"], kept["classes"], masks, max_instances,
+                                size // PROTO_STRIDE)
         return image, dict(targets, dropped=dropped)
