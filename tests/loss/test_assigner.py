@@ -4,8 +4,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import functools
+import sys
+
+from tfseg.loss import assigner
 from tfseg.loss.assigner import assign, points_inside_boxes
 from tfseg.ops.anchors import anchor_points
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["all_pairs", "candidate_pairs"])
+def _both_ways(request, monkeypatch):
+    """Every case twice: overlaps on all (GT, anchor) pairs and on the candidate pairs only."""
+    monkeypatch.setattr(sys.modules[__name__], "assign",
+                        functools.partial(assigner.assign, sparse=request.param))
 
 
 def _probs_for_class(values, cls, num_classes):
@@ -198,8 +209,35 @@ def test_jit_matches_eager():
                             [[0, 0, 64, 64], [8, 8, 24, 24], [0, 0, 0, 0]]], tf.float32)
     gt_classes = tf.constant([[0, 2, -1], [1, 1, -1]])
     eager = assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes)
-    jitted = tf.function(assign, jit_compile=True)(pred_scores, pred_boxes, points, gt_boxes,
-                                                   gt_classes)
+    jitted = tf.function(functools.partial(assign, sparse=False), jit_compile=True)(
+        pred_scores, pred_boxes, points, gt_boxes, gt_classes)
     assert eager.foreground.numpy().sum() > 10
     for a, b in zip(eager, jitted):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_candidate_pairs_give_the_all_pairs_assignment_at_coco_density():
+    # 4 images at 320 px (2100 anchors), up to 40 GTs each of COCO-like sizes (many small),
+    # padding, random predictions: both ways must assign alike.
+    points, _ = anchor_points(320)
+    rng = np.random.default_rng(3)
+    batch, gts, anchors, classes = 4, 40, points.shape[0], 7
+    centres = tf.tile(points[None], [batch, 1, 1])
+    half = tf.constant(rng.uniform(2, 40, (batch, anchors, 2)), tf.float32)
+    pred_boxes = tf.concat([centres - half, centres + half], -1)
+    pred_scores = tf.constant(rng.uniform(0.01, 0.99, (batch, anchors, classes)), tf.float32)
+    corner = rng.uniform(0, 300, (batch, gts, 2))
+    side = np.exp(rng.uniform(np.log(3), np.log(200), (batch, gts, 2)))
+    gt_boxes = tf.constant(np.concatenate([corner, np.minimum(corner + side, 320)], -1),
+                           tf.float32)
+    gt_classes = rng.integers(0, classes, (batch, gts)).astype(np.int32)
+    gt_classes[:, 30:] = -1  # padding
+    gt_classes[3, 5:] = -1
+    dense = assigner.assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, sparse=False)
+    sparse = assigner.assign(pred_scores, pred_boxes, points, gt_boxes, gt_classes, sparse=True)
+    assert dense.foreground.numpy().sum() > 500
+    for name in ("foreground", "gt_index", "classes"):
+        np.testing.assert_array_equal(getattr(dense, name), getattr(sparse, name), name)
+    for name in ("boxes", "scores"):
+        np.testing.assert_allclose(getattr(dense, name), getattr(sparse, name), rtol=1e-6,
+                                   atol=1e-7, err_msg=name)

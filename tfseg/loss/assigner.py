@@ -15,9 +15,13 @@ conflicts are resolved, each GT keeps only its ``topk2`` positives of highest me
 reference uses topk 7 then topk2 1, so each GT ends with at most one positive anchor; the
 anchors it drops become background, they are not handed to another GT).
 
-Everything has fixed shapes ([B, M, A] masks, top-k by a static k), so it compiles under
-``tf.function(jit_compile=True)``. Plain ``tf`` because it composes ``tfseg.ops`` functions.
-It sees no gradient: callers pass detached predictions.
+The outputs, the masks ([B, M, A]) and the top-k (a static k) have fixed shapes. The overlaps
+and the metric are computed in one of two ways with the same result: on every (GT, anchor)
+pair (``sparse=False``: fixed shapes, for ``tf.function(jit_compile=True)``), or on the
+candidate pairs only, scattered into zeros (``sparse=True``, TensorFlow's graph executor: at
+COCO densities a few percent of the B x M x A pairs are candidates, and CIoU is the costliest
+part of the assignment). Plain ``tf`` because it composes ``tfseg.ops`` functions. It sees no
+gradient: callers pass detached predictions.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class Assignment(NamedTuple):
 def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
            gt_boxes: tf.Tensor, gt_classes: tf.Tensor, topk: int = 10,
            alpha: float = 0.5, beta: float = 6.0, overlap: str = "ciou",
-           min_candidate_side: float = 16.0, topk2: int | None = None) -> Assignment:
+           min_candidate_side: float = 16.0, topk2: int | None = None,
+           sparse: bool = False) -> Assignment:
     """Task-aligned assignment over all anchors.
 
     Args:
@@ -69,6 +74,8 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
             to choose candidates only; 0 turns it off.
         topk2: if below ``topk``, each GT keeps only this many of its positives (highest
             metric) once conflicts are resolved; None or ``topk``: no second cut.
+        sparse: measure the overlaps on the candidate pairs only (run-time shapes; see the
+            module docstring); False: on all pairs (static shapes, XLA).
 
     Returns:
         An ``Assignment``.
@@ -84,8 +91,13 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         valid = gt_classes >= 0  # [B, M]
         candidates = (points_inside_boxes(points, _widened(gt_boxes, min_candidate_side))
                       & valid[:, :, None])  # [B, M, A]
-        overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
-        metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta)
+        if sparse:
+            overlaps, metric = _candidate_overlaps_and_metric(
+                pred_scores, pred_boxes, gt_boxes, gt_classes, candidates, overlap, alpha, beta)
+        else:
+            overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
+            metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha,
+                                       beta)
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
         positive = _one_gt_per_anchor(positive, overlaps, candidates, num_gts)  # [B, M, A]
         if topk2 is not None and topk2 < topk:
@@ -112,11 +124,10 @@ def points_inside_boxes(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     Returns:
         ``[B, M, A]`` bool.
     """
-    xy = points[None, None, :, :]  # [1, 1, A, 2]
-    top_left = boxes[:, :, None, :2]  # [B, M, 1, 2]
-    bottom_right = boxes[:, :, None, 2:]  # [B, M, 1, 2]
-    margins = tf.concat([xy - top_left, bottom_right - xy], axis=-1)  # [B, M, A, 4]
-    return tf.reduce_min(margins, axis=-1) > _EPS  # [B, M, A]
+    x, y = points[None, None, :, 0], points[None, None, :, 1]  # [1, 1, A]
+    x1, y1, x2, y2 = (boxes[:, :, i, None] for i in range(4))  # [B, M, 1] each
+    # Every margin above _EPS (four [B, M, A] comparisons, no [B, M, A, 4] margins tensor).
+    return (((x - x1) > _EPS) & ((y - y1) > _EPS)) & (((x2 - x) > _EPS) & ((y2 - y) > _EPS))
 
 
 def _widened(boxes: tf.Tensor, min_side: float) -> tf.Tensor:
@@ -135,6 +146,24 @@ def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor,
     measure = ciou if overlap == "ciou" else iou
     pairwise = measure(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])  # [B, M, A]
     return tf.where(candidates, tf.maximum(pairwise, 0.0), 0.0)
+
+
+def _candidate_overlaps_and_metric(pred_scores, pred_boxes, gt_boxes, gt_classes, candidates,
+                                   overlap: str, alpha: float, beta: float):
+    """``_overlaps`` and ``_alignment_metric`` measured on the candidate pairs only, scattered
+    into zeros -> ([B, M, A], [B, M, A])."""
+    if overlap not in ("ciou", "iou"):
+        raise ValueError(f"overlap must be 'ciou' or 'iou', got {overlap!r}")
+    measure = ciou if overlap == "ciou" else iou
+    pairs = tf.where(candidates)  # [N, 3] int64: (image, GT, anchor) of each candidate pair
+    image_gt, image_anchor = pairs[:, :2], tf.gather(pairs, [0, 2], axis=1)
+    overlaps = tf.maximum(measure(tf.gather_nd(gt_boxes, image_gt),
+                                  tf.gather_nd(pred_boxes, image_anchor)), 0.0)  # [N]
+    gt_class = tf.cast(tf.gather_nd(tf.maximum(gt_classes, 0), image_gt), tf.int64)  # [N]
+    scores = tf.gather_nd(pred_scores, tf.concat([image_anchor, gt_class[:, None]], axis=1))
+    metric = tf.pow(scores, alpha) * tf.pow(overlaps, beta)  # [N]
+    shape = tf.shape(candidates, out_type=tf.int64)
+    return tf.scatter_nd(pairs, overlaps, shape), tf.scatter_nd(pairs, metric, shape)
 
 
 def _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta):

@@ -128,7 +128,8 @@ class YoloSegLoss:
         distances = dfl_expectation(raw["box_logits"], self.reg_max) * strides  # [B, A, 4] px
         pred_boxes = distances_to_boxes(points, distances)  # [B, A, 4] pixels
         target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
-                        gt_classes, self.topk, self.alpha, self.beta, topk2=self.topk2)
+                        gt_classes, self.topk, self.alpha, self.beta, topk2=self.topk2,
+                        sparse=not self.static_shapes)
 
         score_sum = tf.maximum(tf.reduce_sum(target.scores), 1.0)  # the reference's clamp
         fg = tf.cast(target.foreground, tf.float32)  # [B, A]
