@@ -5,7 +5,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from tfseg.ops.letterbox import letterbox_info
-from tfseg.postprocess.host import encode_rle, polygons, to_original
+from tfseg.postprocess.host import crop_run_lengths, encode_rle, polygons, to_original
 
 SIZE, PROTO = 64, 16
 
@@ -91,3 +91,27 @@ def test_no_detections():
     info = letterbox_info(10, 20, SIZE).numpy()
     result = to_original(detections_for(np.zeros((0, 4)), np.zeros((0, PROTO, PROTO))), info[None])[0]
     assert len(result) == 0 and encode_rle(result) == [] and result.mask_origins.shape == (0, 2)
+
+
+def test_run_lengths_from_crops_encode_as_pycocotools_does_on_the_full_mask():
+    # Random crops and images, with the edge cases drawn often: crops spanning the image's
+    # full height (a run continues into the next column), the whole image, empty and
+    # all-ones crops, zero-sized crops.
+    rng = np.random.default_rng(0)
+    for case in range(2000):
+        height, width = (int(v) for v in rng.integers(1, 30, 2))
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w, h = int(rng.integers(0, width - x0 + 1)), int(rng.integers(0, height - y0 + 1))
+        if case % 3 == 0:
+            y0, h = 0, height
+        if case % 7 == 0:
+            x0, y0, w, h = 0, 0, width, height
+        crop = rng.random((h, w)) < rng.choice([0.0, 0.3, 0.9, 1.0])
+        full = np.zeros((height, width, 1), np.uint8, order="F")
+        full[y0:y0 + h, x0:x0 + w, 0] = crop
+        expected = mask_utils.encode(full)[0]["counts"]
+        counts = crop_run_lengths(crop, np.array([x0, y0]), height, width)
+        assert sum(counts) == height * width
+        encoded = mask_utils.frPyObjects([{"counts": counts, "size": [height, width]}],
+                                         height, width)[0]["counts"]
+        assert encoded == expected, (case, height, width, x0, y0, w, h)

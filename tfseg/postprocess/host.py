@@ -201,16 +201,62 @@ def to_original(detections: dict, letterbox: np.ndarray, threshold: float = 0.5
 
 
 def encode_rle(detections: ImageDetections) -> list[dict]:
-    """COCO RLE (pycocotools, compressed, counts as str) of every mask, original size."""
-    buffer = np.zeros((detections.height, detections.width, 1), np.uint8, order="F")
-    rles = []
-    for crop, origin in zip(detections.mask_crops, detections.mask_origins):
-        _paste(buffer[..., 0], crop, origin)
-        rle = mask_utils.encode(buffer)[0]
+    """COCO RLE (pycocotools, compressed, counts as str) of every mask, original size.
+
+    The run lengths come from each crop alone (``crop_run_lengths``); pycocotools compresses
+    them. Encoding the full-size mask instead scanned every pixel of the image per detection
+    (about 80 us for a 640 x 480 image, most of an evaluation's host time).
+    """
+    height, width = detections.height, detections.width
+    if not detections.mask_crops:
+        return []
+    runs = [{"counts": crop_run_lengths(crop, origin, height, width), "size": [height, width]}
+            for crop, origin in zip(detections.mask_crops, detections.mask_origins)]
+    rles = mask_utils.frPyObjects(runs, height, width)
+    for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
-        rles.append(rle)
-        _paste(buffer[..., 0], np.zeros_like(crop), origin)  # reuse the buffer: clear the crop
     return rles
+
+
+def crop_run_lengths(crop: np.ndarray, origin: np.ndarray, height: int, width: int) -> list[int]:
+    """Uncompressed COCO run lengths of a ``height x width`` mask that is zero outside ``crop``.
+
+    COCO runs alternate zeros and ones (zeros first, possibly 0 long) in column-major order.
+    Each column of the crop, framed by a zero above and below, is scanned for the rows where
+    the value changes; those positions map to the full image (column x, row y -> x * height
+    + y), and a run that ends on the image's last row and restarts on the next column's
+    first row is one run.
+
+    Args:
+        crop: ``[h, w]`` bool, the mask on pixels ``[y0, y0 + h) x [x0, x0 + w)``.
+        origin: (x0, y0).
+        height, width: the image's size.
+
+    Returns:
+        The run lengths, summing to ``height * width`` (pycocotools' own: no zero-length
+        last run).
+    """
+    total = height * width
+    rows, cols = crop.shape
+    if crop.size == 0 or not crop.any():
+        return [total]
+    x0, y0 = int(origin[0]), int(origin[1])
+    framed = np.zeros((cols, rows + 2), np.int8)  # one column per row of this array
+    framed[:, 1:-1] = crop.T
+    changes = np.flatnonzero(np.diff(framed.reshape(-1))) + 1  # starts and ends, alternating
+    column, row = np.divmod(changes, rows + 2)
+    edges = (x0 + column) * height + (y0 + row - 1)  # [start, end, start, end, ...]
+    starts, ends = edges[0::2], edges[1::2]
+    joined = ends[:-1] == starts[1:]  # a run across a column break of a full-height crop
+    if joined.any():
+        starts = np.concatenate([starts[:1], starts[1:][~joined]])
+        ends = np.concatenate([ends[:-1][~joined], ends[-1:]])
+    counts = np.empty(2 * len(starts) + 1, np.int64)
+    counts[0] = starts[0]
+    counts[1:-1:2] = ends - starts
+    counts[2:-1:2] = starts[1:] - ends[:-1]
+    counts[-1] = total - ends[-1]
+    return counts[:-1].tolist() if counts[-1] == 0 else counts.tolist()  # no empty last run
 
 
 def polygons(detections: ImageDetections, i: int, min_points: int = 3) -> list[list[float]]:
