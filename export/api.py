@@ -38,7 +38,8 @@ def calibration_images(records: str, image_size: int, count: int,
     def images() -> Iterator[np.ndarray]:
         from tfseg.pipeline.dataset import build_dataset
 
-        dataset = build_dataset(records, split, image_size, batch_size=1, training=False)
+        dataset = build_dataset(records, split, image_size, batch_size=1, training=False,
+                                masks=False)
         for batch_images, targets in itertools.islice(dataset, count):
             if int(targets["image_id"][0]) < 0:  # filler element completing the last batch
                 continue

@@ -199,7 +199,8 @@ def certify(model, written: dict, check: ParityCheck, thresholds: dict) -> dict:
     from tfseg.predict.backends import KerasBackend
 
     size = int(model.inputs[0].shape[1])
-    dataset = build_dataset(check.records, check.split, size, batch_size=1, training=False)
+    dataset = build_dataset(check.records, check.split, size, batch_size=1, training=False,
+                            masks=False)
     reference = _Probe(KerasBackend(model, thresholds["score_threshold"],
                                     thresholds["iou_threshold"], thresholds["max_detections"],
                                     thresholds["agnostic"]))

@@ -106,11 +106,11 @@ def _val(stages, cfg, run_dir, model, paths, classes) -> None:
     if model is None:
         stage.finish("not built", "needs a trained model")
         return
+    from tfseg.config.factory import dataset_arguments
     from tfseg.evaluate.loop import evaluate
     from tfseg.pipeline.dataset import build_dataset
 
-    dataset = build_dataset(str(paths.records), "val", cfg.model.image_size, cfg.eval.batch,
-                            cfg.data.max_instances, training=False)
+    dataset = build_dataset(str(paths.records), "val", **dataset_arguments(cfg, training=False))
     out = run_dir / "val"
     metrics = evaluate(model, dataset, paths.val_annotations, classes["category_ids"],
                        classes["class_names"], output_dir=out, conf=cfg.eval.conf,

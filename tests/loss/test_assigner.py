@@ -1,11 +1,10 @@
 """Task-aligned assigner against hand-worked cases."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import functools
-import sys
 
 from tfseg.loss import assigner
 from tfseg.loss.assigner import assign, points_inside_boxes
@@ -15,7 +14,7 @@ from tfseg.ops.anchors import anchor_points
 @pytest.fixture(autouse=True, params=[False, True], ids=["all_pairs", "candidate_pairs"])
 def _both_ways(request, monkeypatch):
     """Every case twice: overlaps on all (GT, anchor) pairs and on the candidate pairs only."""
-    monkeypatch.setattr(sys.modules[__name__], "assign",
+    monkeypatch.setattr(request.module, "assign",
                         functools.partial(assigner.assign, sparse=request.param))
 
 

@@ -74,6 +74,30 @@ def test_adamw_without_decay_steps_exactly_as_keras_adam():
     assert not np.allclose(ours.trainable_variables[0].numpy(), 1.0)
 
 
+def test_adamw_biases_step_as_keras_adam_at_their_own_rate():
+    # The bias group's scalars come from its own schedule, computed once per update: biases
+    # and batch-norm offsets step as Keras Adam at that rate, the others at the weights'.
+    rng = np.random.default_rng(1)
+    ours, at_weights_rate, at_bias_rate = _model(), _model(), _model()
+    bias_rate = keras.optimizers.schedules.ExponentialDecay(0.05, 1000, 1.0)  # constant 0.05
+    adamw = GroupedAdamW(learning_rate=0.01, bias_learning_rate=bias_rate, kernel_decay=0.0)
+    weights_adam = keras.optimizers.Adam(learning_rate=0.01, epsilon=1e-8)
+    bias_adam = keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8)
+    for _ in range(3):
+        grads = [rng.normal(size=v.shape).astype(np.float32) for v in ours.trainable_variables]
+        adamw.apply([tf.constant(g) for g in grads], ours.trainable_variables)
+        weights_adam.apply([tf.constant(g) for g in grads], at_weights_rate.trainable_variables)
+        bias_adam.apply([tf.constant(g) for g in grads], at_bias_rate.trainable_variables)
+    groups = set()
+    for a, w, b in zip(ours.trainable_variables, at_weights_rate.trainable_variables,
+                       at_bias_rate.trainable_variables):
+        groups.add(parameter_group(a))
+        expected = b if parameter_group(a) == "bias" else w
+        np.testing.assert_allclose(a.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7,
+                                   err_msg=a.path)
+    assert groups == {"bias", "decay", "no_decay"}
+
+
 def test_biases_follow_their_own_warmup_rate():
     model = _model()
     weights = WarmupDecay(0.01, 1.0, epochs=1, steps_per_epoch=1, warmup_steps=10)

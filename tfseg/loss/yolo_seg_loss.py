@@ -64,7 +64,9 @@ class YoloSegLoss:
         semantic: add the ``sem`` term on ``semantic_logits`` (YOLO26), under the box gain.
         static_shapes: size the work on instances and mask positives from a few static sizes
             (True; what XLA and TPUs need), or by the run-time counts themselves (False; one
-            copy of the loss to trace, see tfseg/loss/buckets.py). Same values either way.
+            copy of the loss to trace, see tfseg/loss/buckets.py); the assigner measures
+            overlaps on all (GT, anchor) pairs (True) or on the candidate pairs only (False).
+            Same values either way.
 
     Example:
         loss_fn = YoloSegLoss(image_size=320, num_classes=80)
@@ -129,7 +131,7 @@ class YoloSegLoss:
         pred_boxes = distances_to_boxes(points, distances)  # [B, A, 4] pixels
         target = assign(tf.sigmoid(raw["class_logits"]), pred_boxes, points, gt_boxes,
                         gt_classes, self.topk, self.alpha, self.beta, topk2=self.topk2,
-                        sparse=not self.static_shapes)
+                        sparse=not self.static_shapes)  # tf.where's run-time size: not XLA
 
         score_sum = tf.maximum(tf.reduce_sum(target.scores), 1.0)  # the reference's clamp
         fg = tf.cast(target.foreground, tf.float32)  # [B, A]

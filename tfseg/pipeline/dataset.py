@@ -108,9 +108,10 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
     Returns:
         Training: dataset of (images ``[B, S, S, 3]`` float32 in [0, 1], targets dict boxes
         ``[B, M, 4]``, classes ``[B, M]``, masks ``[B, M, S/4, S/4]``), drop_remainder.
-        Evaluation: the same targets (masks only with ``masks``) plus image_id ``[B]`` int64 (-1 for filler elements that
-        complete the last batch; skip them) and letterbox ``[B, 5]`` float32
-        (orig_h, orig_w, scale, pad_top, pad_left): every image appears once.
+        Evaluation: the same targets (masks only with ``masks``) plus image_id ``[B]`` int64
+        (-1 for filler elements that complete the last batch; skip them) and letterbox
+        ``[B, 5]`` float32 (orig_h, orig_w, scale, pad_top, pad_left): every image appears
+        once.
     """
     if image_size % 32:
         raise ValueError(f"image_size must be divisible by 32, got {image_size}")

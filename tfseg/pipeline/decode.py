@@ -53,7 +53,8 @@ def decode_record(record: dict, masks: bool = True) -> dict:
 
     Returns:
         SAMPLE dict: image ``[H, W, 3]`` uint8, image_id ``[]`` int64, boxes ``[K, 4]`` float32
-        xyxy pixels, classes ``[K]`` int32, is_crowd ``[K]`` bool, masks ``[K, H, W]`` uint8 0/1.
+        xyxy pixels, classes ``[K]`` int32, is_crowd ``[K]`` bool, and (with ``masks``) masks
+        ``[K, H, W]`` uint8 0/1.
     """
     with tf.name_scope("decode_record"):
         image = _decode_image(_field(record, "image"))

@@ -10,8 +10,10 @@ Three parameter groups, told apart by the variable's name (Keras names them per 
 Keras optimizers have one rate and apply decay through ``weight_decay`` with name-pattern
 exclusions; the groups here need a second rate schedule and, for SGD, the reference's
 *coupled* L2 decay (added to the gradient before momentum, as the recipe's 5e-4 was tuned
-for). So both classes below override ``update_step`` (the per-variable update Keras calls
-under tf.distribute and XLA) and leave Keras' own ``weight_decay`` unset.
+for). So both classes below replace Keras' update (``_backend_apply_gradients``, see "Order of
+operations") and leave Keras' own ``weight_decay`` unset. Each update computes its scalars
+(rates, momentum, Adam's bias corrections) once per group, then updates every variable
+(``_update_variable``); ``update_step``, Keras' per-variable entry, does both for one variable.
 
 Gradient scale: the loss (tfseg/loss) already sums over the images of the batch, as the
 reference does. With gradient accumulation to the nominal batch of 64 the reference *sums*
@@ -302,7 +304,8 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
         """Decoupled decay (kernels), then Keras Adam's update of one variable."""
         dtype = variable.dtype
         if self._decays(variable):
-            self.assign_sub(variable, variable * (tf.cast(scalars["lr"], dtype) * self.kernel_decay))
+            decay = tf.cast(scalars["lr"], dtype) * self.kernel_decay
+            self.assign_sub(variable, variable * decay)
         gradient = tf.cast(gradient, dtype)
         alpha = tf.cast(scalars["alpha"], dtype)
         index = self._get_variable_index(variable)
