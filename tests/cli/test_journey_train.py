@@ -129,7 +129,7 @@ def test_finetune_on_fewer_classes_and_eval_period_above_patience(workdir, kille
 def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdir):
     """`tfseg benchmark train data.root=...`: whole epochs of the user's dataset, then the
     step alone, under the precision `tfseg train` would pick here, written as JSON."""
-    from tfseg.train.optim import precision_policy
+    from tfseg.train.precision import precision_policy
 
     done = tfseg("benchmark", "train", "--sizes", "64", "--batch", "4", "--epochs", "2",
                  "--runs", "2", "--output", "bench.json", "data.root=ds3", "steps_per_epoch=2",

@@ -165,7 +165,7 @@ def _run_dir(new_run_dir, cfg) -> Path:
 def _probes(tmp_path):
     from tfseg.runs import new_run_dir
     from tfseg.train.fit import _use_xla
-    from tfseg.train.optim import precision_policy
+    from tfseg.train.precision import precision_policy
     from tfseg.train.strategy import make_strategy
 
     return {
@@ -228,7 +228,7 @@ def test_a_changed_value_changes_what_is_built_or_run(key, files, tmp_path, caps
     probe = _probes(tmp_path)[how]
     default, changed = load_config(BASE), load_config([*BASE, override])
     if how == "precision" and not tf.config.list_physical_devices("GPU"):
-        from tfseg.train.optim import cpu_has_bf16
+        from tfseg.train.precision import cpu_has_bf16
 
         if cpu_has_bf16():  # bfloat16 math on this CPU: the default takes the mixed policy
             assert (probe(default), probe(changed)) == ("mixed_bfloat16", "float32")

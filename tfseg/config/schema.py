@@ -75,7 +75,7 @@ class TrainConfig:
     ema: bool = True  # keep an exponential moving average of the weights for eval and export
     clip_norm: float = 10.0  # global gradient-norm clipping; 0 disables
     nominal_batch: int = 64  # accumulate gradients to this many images per update; 0: off
-    # float16 on GPUs, bfloat16 on TPUs and bfloat16 CPUs, else float32 (optim.precision_policy)
+    # float16 on GPUs, bfloat16 on TPUs and bfloat16 CPUs, else float32 (train.precision)
     mixed_precision: bool = True
     jit_compile: bool = True
     box: float = 7.5  # box loss gain

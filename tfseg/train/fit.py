@@ -54,7 +54,8 @@ from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, Evaluat
                                    LearningRateLog, NaNGuard, OneToManyWeight,
                                    ResumableCSVLogger, inner_optimizer)
 from tfseg.train.ema import ModelEMA
-from tfseg.train.optim import make_optimizer, precision_policy
+from tfseg.train.optim import make_optimizer
+from tfseg.train.precision import precision_policy
 from tfseg.train.progress import EpochLine
 from tfseg.train.resume import finished_message, resumed_config
 from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
