@@ -91,13 +91,10 @@ def assign(pred_scores: tf.Tensor, pred_boxes: tf.Tensor, points: tf.Tensor,
         valid = gt_classes >= 0  # [B, M]
         candidates = (points_inside_boxes(points, _widened(gt_boxes, min_candidate_side))
                       & valid[:, :, None])  # [B, M, A]
-        if sparse:
-            overlaps, metric = _candidate_overlaps_and_metric(
-                pred_scores, pred_boxes, gt_boxes, gt_classes, candidates, overlap, alpha, beta)
-        else:
-            overlaps = _overlaps(pred_boxes, gt_boxes, candidates, overlap)  # [B, M, A]
-            metric = _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha,
-                                       beta)
+        measure = (_candidate_overlaps_and_metric if sparse
+                   else _all_pairs_overlaps_and_metric)
+        overlaps, metric = measure(pred_scores, pred_boxes, gt_boxes, gt_classes, candidates,
+                                   overlap, alpha, beta)  # [B, M, A] each
         positive = _top_k_per_gt(metric, topk) & candidates  # [B, M, A]
         positive = _one_gt_per_anchor(positive, overlaps, candidates, num_gts)  # [B, M, A]
         if topk2 is not None and topk2 < topk:
@@ -137,42 +134,44 @@ def _widened(boxes: tf.Tensor, min_side: float) -> tf.Tensor:
     return tf.concat([centre - half, centre + half], axis=-1)
 
 
-def _overlaps(pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, candidates: tf.Tensor,
-              overlap: str = "ciou") -> tf.Tensor:
-    """Overlap of every anchor's predicted box with every GT, zero off the candidates
-    -> [B, M, A]; CIoU is clamped at 0 (it goes negative for distant boxes)."""
+def _pair_overlaps_and_metric(gt_boxes, pred_boxes, scores, overlap: str, alpha: float,
+                              beta: float):
+    """Elementwise over pairs (any broadcastable shapes): the overlap u of the boxes, CIoU
+    clamped at 0 (it goes negative for distant boxes) or IoU, and the alignment metric
+    t = s^alpha * u^beta from the predicted score s of the GT's class."""
     if overlap not in ("ciou", "iou"):
         raise ValueError(f"overlap must be 'ciou' or 'iou', got {overlap!r}")
     measure = ciou if overlap == "ciou" else iou
-    pairwise = measure(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])  # [B, M, A]
-    return tf.where(candidates, tf.maximum(pairwise, 0.0), 0.0)
+    overlaps = tf.maximum(measure(gt_boxes, pred_boxes), 0.0)
+    return overlaps, tf.pow(scores, alpha) * tf.pow(overlaps, beta)
+
+
+def _all_pairs_overlaps_and_metric(pred_scores, pred_boxes, gt_boxes, gt_classes, candidates,
+                                   overlap: str, alpha: float, beta: float):
+    """Overlaps and metric of every (GT, anchor) pair, zero off the candidates (static
+    shapes) -> ([B, M, A], [B, M, A])."""
+    per_class = tf.transpose(pred_scores, [0, 2, 1])  # [B, C, A]
+    # Padding GTs (class -1) read class 0 here; ``candidates`` already excludes them.
+    scores = tf.gather(per_class, tf.maximum(gt_classes, 0), batch_dims=1)  # [B, M, A]
+    overlaps, metric = _pair_overlaps_and_metric(gt_boxes[:, :, None, :],
+                                                 pred_boxes[:, None, :, :], scores, overlap,
+                                                 alpha, beta)  # [B, M, A] each
+    return tf.where(candidates, overlaps, 0.0), tf.where(candidates, metric, 0.0)
 
 
 def _candidate_overlaps_and_metric(pred_scores, pred_boxes, gt_boxes, gt_classes, candidates,
                                    overlap: str, alpha: float, beta: float):
-    """``_overlaps`` and ``_alignment_metric`` measured on the candidate pairs only, scattered
-    into zeros -> ([B, M, A], [B, M, A])."""
-    if overlap not in ("ciou", "iou"):
-        raise ValueError(f"overlap must be 'ciou' or 'iou', got {overlap!r}")
-    measure = ciou if overlap == "ciou" else iou
+    """The same measured on the candidate pairs only, scattered into zeros (run-time shapes)
+    -> ([B, M, A], [B, M, A])."""
     pairs = tf.where(candidates)  # [N, 3] int64: (image, GT, anchor) of each candidate pair
     image_gt, image_anchor = pairs[:, :2], tf.gather(pairs, [0, 2], axis=1)
-    overlaps = tf.maximum(measure(tf.gather_nd(gt_boxes, image_gt),
-                                  tf.gather_nd(pred_boxes, image_anchor)), 0.0)  # [N]
     gt_class = tf.cast(tf.gather_nd(tf.maximum(gt_classes, 0), image_gt), tf.int64)  # [N]
     scores = tf.gather_nd(pred_scores, tf.concat([image_anchor, gt_class[:, None]], axis=1))
-    metric = tf.pow(scores, alpha) * tf.pow(overlaps, beta)  # [N]
+    overlaps, metric = _pair_overlaps_and_metric(tf.gather_nd(gt_boxes, image_gt),
+                                                 tf.gather_nd(pred_boxes, image_anchor),
+                                                 scores, overlap, alpha, beta)  # [N] each
     shape = tf.shape(candidates, out_type=tf.int64)
     return tf.scatter_nd(pairs, overlaps, shape), tf.scatter_nd(pairs, metric, shape)
-
-
-def _alignment_metric(pred_scores, gt_classes, overlaps, candidates, alpha, beta):
-    """t = s^alpha * u^beta on the candidates, zero elsewhere -> [B, M, A]."""
-    per_class = tf.transpose(pred_scores, [0, 2, 1])  # [B, C, A]
-    # Padding GTs (class -1) read class 0 here; ``candidates`` already excludes them.
-    score_of_gt_class = tf.gather(per_class, tf.maximum(gt_classes, 0), batch_dims=1)  # [B, M, A]
-    metric = tf.pow(score_of_gt_class, alpha) * tf.pow(overlaps, beta)  # [B, M, A]
-    return tf.where(candidates, metric, 0.0)
 
 
 def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:

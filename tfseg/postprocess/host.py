@@ -238,7 +238,7 @@ def crop_run_lengths(crop: np.ndarray, origin: np.ndarray, height: int, width: i
     """
     total = height * width
     rows, cols = crop.shape
-    if crop.size == 0 or not crop.any():
+    if not crop.any():  # empty or zero-sized
         return [total]
     x0, y0 = int(origin[0]), int(origin[1])
     framed = np.zeros((cols, rows + 2), np.int8)  # one column per row of this array

@@ -83,14 +83,14 @@ class ModelEMA:
         """One EMA step (graph code; also what the optimizer runs after each update)."""
         self.updates.assign_add(1)
         d = ramped_decay(tf.cast(self.updates, tf.float32), self.decay, self.tau)
-        keep, take = {}, {}  # per dtype, computed once rather than once per shadow
+        factors = {}  # dtype -> (d, 1 - d), computed once rather than once per shadow
         for shadow, weight in zip(self.shadows, self._weights):
             dtype = tf.as_dtype(shadow.dtype)
             if dtype.is_floating:
-                if dtype not in keep:
-                    keep[dtype] = tf.cast(d, dtype)
-                    take[dtype] = 1.0 - keep[dtype]
-                shadow.assign(keep[dtype] * shadow + take[dtype] * tf.cast(weight, dtype))
+                if dtype not in factors:
+                    factors[dtype] = (tf.cast(d, dtype), 1.0 - tf.cast(d, dtype))
+                keep, take = factors[dtype]
+                shadow.assign(keep * shadow + take * tf.cast(weight, dtype))
             else:  # integer state (counters): copy, as averaging them means nothing
                 shadow.assign(tf.cast(weight, shadow.dtype))
 

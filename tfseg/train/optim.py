@@ -114,16 +114,22 @@ class _ParameterGroups:
     def _follows_bias_rate(self, variable) -> bool:
         return self.bias_learning_rate is not None and parameter_group(variable) == "bias"
 
-    def _rate_for(self, variable, learning_rate):
-        """The bias schedule's rate for bias variables, the optimizer's rate otherwise."""
-        if self._follows_bias_rate(variable):
-            return self.bias_learning_rate(self._iterations)
-        return learning_rate
+    def _group_scalars(self, learning_rate) -> tuple[dict, dict]:
+        """This update's scalars (``_step_scalars``) for the weights' rate and for the bias
+        schedule's rate (the same dict when there is no bias schedule)."""
+        weights = self._step_scalars(learning_rate)
+        if self.bias_learning_rate is None:
+            return weights, weights
+        return weights, self._step_scalars(self.bias_learning_rate(self._iterations))
+
+    def _scalars_of(self, variable, groups: tuple[dict, dict]) -> dict:
+        weights, biases = groups
+        return biases if self._follows_bias_rate(variable) else weights
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras' per-variable update: this variable's group scalars, then its update."""
-        self._update_variable(gradient, variable,
-                              self._step_scalars(self._rate_for(variable, learning_rate)))
+        groups = self._group_scalars(learning_rate)
+        self._update_variable(gradient, variable, self._scalars_of(variable, groups))
 
     def _decays(self, variable) -> bool:
         return self.kernel_decay > 0 and parameter_group(variable) == "decay"
@@ -184,13 +190,9 @@ class _ParameterGroups:
         arithmetic repeated, which the process holds in memory and runs at every update.
         """
         grads = self._clip_gradients(grads)
-        learning_rate = self.learning_rate
-        weights = self._step_scalars(learning_rate)
-        biases = (self._step_scalars(self.bias_learning_rate(self._iterations))
-                  if self.bias_learning_rate is not None else weights)
+        groups = self._group_scalars(self.learning_rate)
         for grad, variable in zip(grads, trainable_variables):
-            self._update_variable(grad, variable,
-                                  biases if self._follows_bias_rate(variable) else weights)
+            self._update_variable(grad, variable, self._scalars_of(variable, groups))
 
     def _group_config(self) -> dict:
         return {"bias_learning_rate": _serialize(self.bias_learning_rate),
