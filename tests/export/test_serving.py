@@ -1,7 +1,7 @@
 """What a team deploying the SavedModel on TF Serving relies on.
 
 Compact masks in serving_default (one PNG per detection) and the size of the REST answer,
-models.config and batching_parameters.txt for the README's `docker run` mount, and
+models.config and batching_parameters.txt for docs/export.md's `docker run` mount, and
 tools/serving_client.py over REST and gRPC. No TF Serving binary here: the SavedModel runs
 in-process and the server's part (JSON row format, PredictRequest/PredictResponse) is played
 with TF Serving's own rules and protos.
@@ -132,8 +132,9 @@ def test_rest_answer_with_100_detections_at_640_is_under_1mb(served_640, image_f
     assert result["masks"].shape == (100, 160, 160) and result["masks"].max() > 0.5
 
 
-def _readme_docker_command() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+def _documented_docker_command() -> list[str]:
+    """docs/export.md's `docker run` command, continuation lines joined, split as a shell would."""
+    text = (ROOT / "docs" / "export.md").read_text()
     start = text.index("docker run ")
     lines = []
     for line in text[start:].splitlines():
@@ -143,13 +144,13 @@ def _readme_docker_command() -> list[str]:
     return shlex.split(" ".join(lines))
 
 
-def test_models_config_and_batching_file_fit_the_readme_docker_mount(exported):
-    """models.config's base_path is where the README's `docker run -v <export>:/models`
+def test_models_config_and_batching_file_fit_the_documented_docker_mount(exported):
+    """models.config's base_path is where docs/export.md's `docker run -v <export>:/models`
     puts the model inside the container; every file the command names exists there."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    command = _readme_docker_command()
+    command = _documented_docker_command()
     host, container = command[command.index("-v") + 1].split(":")
     assert host.endswith("runs/export/train"), "where `tfseg export weights=runs/train/train` writes"
     flags = dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
