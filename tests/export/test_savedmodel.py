@@ -31,7 +31,7 @@ def test_versioned_layout_and_models_config(exported):
     leftovers = [p.name for p in version.parent.iterdir() if p.name != "3"]
     assert leftovers == [], "the temporary folder must be renamed, not left behind"
     config = (version.parent.parent / "models.config").read_text()
-    # The path inside the container of the README's `docker run -v <export dir>:/models`.
+    # The path inside the container of docs/export.md's `docker run -v <export dir>:/models`.
     assert 'name: "shapes"' in config and 'base_path: "/models/shapes"' in config
     assert (version.parent.parent / "batching_parameters.txt").is_file()
     metadata = json.loads((version / "assets.extra" / "metadata.json").read_text())
