@@ -18,14 +18,15 @@ import json
 import os
 from pathlib import Path
 
-import flatbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 from tfseg.contracts import (DETECTIONS, END_TO_END_OUTPUTS, LETTERBOX_INFO, LETTERBOX_PAD_VALUE, RAW_OUTPUTS,
                              proto_size)
-from tfseg.export import signatures
+from tfseg.errors import ExportError
+from tfseg.export import signatures, tflite_file
 
 TFLITE_METADATA_NAME = "tfseg_metadata"
+_ENTRY_NAMES = (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())
 FIELDS = ("format", "model_name", "num_classes", "class_names", "category_ids", "input",
           "thresholds", "box_convention", "signatures", "outputs", "masks")
 
@@ -232,25 +233,18 @@ def embed_in_tflite(model_bytes: bytes, metadata: dict) -> bytes:
 
     An existing ``tfseg_metadata`` entry is replaced. Signatures, ops, weights, the
     standard TFLITE_METADATA entry and the appended associated files are kept as they are
-    (the flatbuffer object API rewrites the same model; the zip is appended again).
+    (export/tflite_file.py rewrites the model and appends the files again).
     """
-    from tfseg.export.standard_metadata import append_files, appended_files
-
-    packed = appended_files(model_bytes)
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(model_bytes), 0))
-    buffer = schema.BufferT()
-    buffer.data = list(to_json(metadata).encode())
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = TFLITE_METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or [])
-                      if m.name not in (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())]
-    model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    data = bytes(builder.Output())
-    return append_files(data, packed) if packed else data
+    def edit(model: schema.ModelT) -> None:
+        buffer = schema.BufferT()
+        buffer.data = list(to_json(metadata).encode())
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = TFLITE_METADATA_NAME
+        entry.buffer = len(model.buffers) - 1
+        model.metadata = [m for m in (model.metadata or []) if m.name not in _ENTRY_NAMES]
+        model.metadata.append(entry)
+    return tflite_file.rewrite(model_bytes, edit)
 
 
 def read_tflite_metadata(path: str | os.PathLike | bytes) -> dict | None:
@@ -268,7 +262,8 @@ def update_tflite_metadata(path: str | os.PathLike, fields: dict) -> None:
     """Add or replace top-level fields of a .tflite's ``tfseg_metadata``, in place.
 
     The entry's buffer is rewritten (no second copy of the JSON is left in the file); the
-    file is replaced atomically. Used to add the parity certificate after the file is made.
+    standard metadata and the appended associated files (labels.txt) are kept; the file is
+    replaced atomically. Used to add the parity certificate after the file is made.
 
     Args:
         path: a .tflite written by tfseg (it has a ``tfseg_metadata`` entry).
@@ -277,19 +272,13 @@ def update_tflite_metadata(path: str | os.PathLike, fields: dict) -> None:
     Raises:
         ExportError: the file has no ``tfseg_metadata`` entry.
     """
-    from tfseg.errors import ExportError  # local: keeps this addition self-contained
-
     path = Path(path)
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(path.read_bytes()), 0))
-    names = (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())
-    entry = next((m for m in (model.metadata or []) if m.name in names), None)
-    if entry is None:
-        raise ExportError(f"{path} has no {TFLITE_METADATA_NAME} entry: not a tfseg export")
-    buffer = model.buffers[entry.buffer]
-    current = json.loads(bytes(bytearray(buffer.data)).decode())
-    buffer.data = list(to_json({**current, **fields}).encode())
-    builder = flatbuffers.Builder(path.stat().st_size + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(bytes(builder.Output()))
-    os.replace(tmp, path)
+
+    def edit(model: schema.ModelT) -> None:
+        entry = next((m for m in (model.metadata or []) if m.name in _ENTRY_NAMES), None)
+        if entry is None:
+            raise ExportError(f"{path} has no {TFLITE_METADATA_NAME} entry: not a tfseg export")
+        buffer = model.buffers[entry.buffer]
+        current = json.loads(bytes(bytearray(buffer.data)).decode())
+        buffer.data = list(to_json({**current, **fields}).encode())
+    tflite_file.rewrite_file(path, edit)

@@ -4,8 +4,9 @@ What the TFLite Task Library, MediaPipe Tasks and Android Studio's model binding
 a ``ModelMetadata`` flatbuffer (metadata_schema.fbs of tensorflow/tflite-support, file
 identifier ``M001``) in a model buffer named by the model's ``TFLITE_METADATA`` metadata
 entry, and the associated files (here ``labels.txt``, one class name per line) packed as a
-zip archive (stored, not compressed) appended after the flatbuffer. The runtime ignores
-both. Written here with ``flatbuffers.Builder`` alone, because tflite-support (which
+zip archive (stored, not compressed) appended after the flatbuffer (export/tflite_file.py,
+which every later rewrite of the file goes through, so the archive stays). The runtime
+ignores both. Written here with ``flatbuffers.Builder`` alone, because tflite-support (which
 carries the generated schema code and the official writer) has no wheels for Python 3.12.
 
 Only the tables this file writes are built; the slot numbers below are the field order of
@@ -16,13 +17,11 @@ newest field written.
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import flatbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 from tfseg.errors import ExportError
+from tfseg.export import tflite_file
 
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
@@ -188,7 +187,8 @@ def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[s
 
     Args:
         model_bytes: the .tflite (its first signature names inputs and outputs); an existing
-            TFLITE_METADATA entry is replaced, appended files are dropped.
+            TFLITE_METADATA entry is replaced, an appended labels.txt too (other appended
+            files are kept).
         info: the tfseg export metadata (export/metadata.py): model_name, class_names,
             input size, format.
         descriptions: output name -> description (what each output holds).
@@ -196,7 +196,7 @@ def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[s
     Returns:
         The new file's bytes.
     """
-    model = schema.Model.GetRootAsModel(bytearray(model_bytes), 0)
+    model = schema.Model.GetRootAsModel(bytearray(tflite_file.flatbuffer_part(model_bytes)), 0)
     names, input_name = _signature_outputs(model)
     outputs = [(meta, descriptions.get(name, name), role)
                for name, (meta, role) in zip(names, _roles(names))]
@@ -206,36 +206,15 @@ def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[s
         f"{len(info['class_names'])} classes, input letterboxed {size} x {size}",
         info["format"], (input_name, "RGB uint8 0..255, letterboxed to S x S (pad 114)", size),
         outputs)
-    unpacked = schema.ModelT.InitFromObj(model)
-    buffer = schema.BufferT()
-    buffer.data = list(metadata)
-    unpacked.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(unpacked.buffers) - 1
-    unpacked.metadata = [m for m in (unpacked.metadata or [])
-                         if m.name not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
-    builder = flatbuffers.Builder(len(model_bytes) + len(metadata) + 1024)
-    builder.Finish(unpacked.Pack(builder), file_identifier=b"TFL3")
-    return append_files(bytes(builder.Output()),
-                        {LABELS_FILE: "\n".join(info["class_names"]) + "\n"})
 
-
-def append_files(model_bytes: bytes, files: dict[str, str | bytes]) -> bytes:
-    """The model followed by a zip archive (stored) of ``files``, as the metadata writer packs
-    associated files."""
-    stream = io.BytesIO()
-    stream.write(model_bytes)
-    with zipfile.ZipFile(stream, "a", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return stream.getvalue()
-
-
-def appended_files(data: bytes) -> dict[str, bytes]:
-    """The files of the zip appended to a .tflite ({} if none)."""
-    stream = io.BytesIO(data)
-    if not zipfile.is_zipfile(stream):
-        return {}
-    with zipfile.ZipFile(stream) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    def edit(unpacked: schema.ModelT) -> None:
+        buffer = schema.BufferT()
+        buffer.data = list(metadata)
+        unpacked.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = METADATA_NAME
+        entry.buffer = len(unpacked.buffers) - 1
+        unpacked.metadata = [m for m in (unpacked.metadata or [])
+                             if m.name not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
+    return tflite_file.rewrite(model_bytes, edit,
+                               {LABELS_FILE: "\n".join(info["class_names"]) + "\n"})

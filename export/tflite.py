@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tfseg.contracts import O2O_PREFIX
 from tfseg.errors import ExportError
-from tfseg.export import signatures
+from tfseg.export import signatures, tflite_file
 from tfseg.export.metadata import embed_in_tflite
 from tfseg.export.standard_metadata import embed_standard_metadata
 from tfseg.export.savedmodel import write_archive
@@ -156,16 +156,11 @@ def _drop_statistics(model_bytes: bytes, names: set[str]) -> bytes:
     SPLIT) has a fused name and would still be quantized between two denylisted ops. A
     tensor without statistics gets no quantize/dequantize pair, so it stays float.
     """
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    for tensor in model.subgraphs[0].tensors:
-        if tensor.name.decode() in names:
-            tensor.quantization = None
-    builder = flatbuffers.Builder(len(model_bytes))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    def edit(model) -> None:
+        for tensor in model.subgraphs[0].tensors:
+            if tensor.name.decode() in names:
+                tensor.quantization = None
+    return tflite_file.rewrite(model_bytes, edit)
 
 
 def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, mode: str,
@@ -261,9 +256,6 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
                 if metadata is not None:
                     data = embed_in_tflite(data, {**metadata, "tflite_file": name})
                     data = embed_standard_metadata(data, metadata, _descriptions(metadata, key))
-                path = output_dir / f"{stem}_{name}.tflite"
-                tmp = path.with_suffix(".tflite.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-                written[name] = path
+                written[name] = tflite_file.write_atomically(
+                    output_dir / f"{stem}_{name}.tflite", data)
     return written

@@ -169,15 +169,45 @@ def test_metadata_survives_rewriting_our_json(small_file, tmp_path):
     np.testing.assert_allclose(out["scores"], 0.2, atol=1e-6)
 
 
+def test_certificate_rewrite_keeps_the_appended_labels(small_file, tmp_path):
+    """update_tflite_metadata (the parity certificate, written after the file is made)
+    rewrites the flatbuffer: the zip after it must come back, or MediaPipe's detector finds
+    TFLITE_METADATA naming labels.txt and no such file."""
+    from tfseg.export.metadata import read_tflite_metadata, update_tflite_metadata
+
+    path = tmp_path / "certified.tflite"
+    path.write_bytes(small_file.read_bytes())
+    update_tflite_metadata(path, {"parity": {"measured": False, "reason": "test"}})
+    update_tflite_metadata(path, {"parity": {"measured": False, "reason": "twice"}})
+    assert zipfile.is_zipfile(path)
+    assert _labels(path.read_bytes()) == NAMES
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["labels.txt"]  # one archive, not one per rewrite
+    assert read_tflite_metadata(path)["parity"]["reason"] == "twice"
+    _model_metadata(path)
+
+
 @pytest.fixture(scope="module")
 def standard_file(network, tmp_path_factory, settings):
-    from tfseg.export import export
+    """The standard-outputs file as ``tfseg export`` leaves it on disk: exported, then its
+    parity certificate written into it (tfseg.export.api.export_from_config's two steps)."""
+    from tfseg.export import certificate, export
 
     written = export(tmp_path_factory.mktemp("standard"), model=network, num_classes=3,
                      image_size=settings.size, class_names=NAMES, formats=["tflite"], raw=False,
                      score_threshold=settings.conf, iou_threshold=settings.iou,
                      max_detections=settings.max_det, standard_outputs=True)
+    certificate.record(certificate.not_measured("no dataset in this test"), written)
     return written["tflite_float32"]
+
+
+def test_standard_file_on_disk_has_its_labels_zip(standard_file):
+    from tfseg.export.metadata import read_tflite_metadata
+
+    assert read_tflite_metadata(standard_file)["parity"]["measured"] is False  # certified
+    assert zipfile.is_zipfile(standard_file)
+    with zipfile.ZipFile(standard_file) as archive:
+        assert archive.read("labels.txt").decode().splitlines() == NAMES
 
 
 def test_standard_outputs_are_what_object_detectors_read(standard_file, keras_detections,
