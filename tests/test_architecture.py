@@ -17,20 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "errors": set(),
     "contracts": set(),
+    "optional": {"errors"},  # imports of optional packages, for any stage that has one
     "config": {"errors"},
     "runs": {"config", "errors"},
     "ops": {"contracts", "errors"},
-    "data": {"ops", "config", "contracts", "errors", "runs"},
+    "data": {"ops", "config", "contracts", "errors", "runs", "optional"},
     "pipeline": {"data", "ops", "contracts", "errors"},
     "loss": {"ops", "contracts", "errors"},
-    "model": {"ops", "contracts", "config", "errors", "loss"},
+    "model": {"ops", "contracts", "config", "errors", "loss", "optional"},
     "postprocess": {"ops", "contracts", "errors"},
     "evaluate": {"postprocess", "pipeline", "data", "ops", "contracts", "errors", "runs"},
-    "predict": {"postprocess", "model", "ops", "contracts", "errors", "runs"},
+    "predict": {"postprocess", "model", "ops", "contracts", "errors", "runs", "optional"},
     "train": {"pipeline", "data", "model", "loss", "evaluate", "postprocess", "config", "runs",
               "ops", "contracts", "errors"},
     "export": {"model", "postprocess", "pipeline", "data", "ops", "contracts", "config", "errors",
-               "runs", "predict", "evaluate"},  # evaluate: the parity certificate's mAP
+               "runs", "predict", "evaluate", "optional"},  # evaluate: the certificate's mAP
 }
 TOP_LEVEL_FREE = {"cli", "commands", "demo", "benchmarks", "__init__", "__main__"}
 

@@ -45,3 +45,7 @@ class ExportError(TfsegError):
 
 class InputError(TfsegError):
     """An input to predict (image, folder, video, camera) cannot be read."""
+
+
+class MissingPackageError(TfsegError):
+    """An optional package a feature needs is not installed (the message names the extra)."""

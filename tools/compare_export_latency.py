@@ -134,10 +134,17 @@ def _tflite_call(path: Path, threads: int):
     return call
 
 
+def _onnxruntime():
+    """ONNX Runtime (tfseg[bench]), which times the reference's .onnx file beside ours."""
+    from tfseg.optional import require
+
+    return require("onnxruntime", extra="bench", purpose="timing the reference's .onnx file")
+
+
 def _onnx_call(path: Path, threads: int):
     import numpy as np
-    import onnxruntime as ort
 
+    ort = _onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -235,6 +242,12 @@ def main() -> None:
         return
     if not args.reference_python:
         parser.error("--reference-python is required")
+    from tfseg.errors import MissingPackageError
+
+    try:  # before the long part: making the reference's files
+        _onnxruntime()
+    except MissingPackageError as error:
+        raise SystemExit(f"compare_export_latency: error: {error}") from None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 

@@ -71,7 +71,7 @@ def _download_config(overwrite: bool, beam_options: str | None) -> tfds.download
             else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
     options = None
     if beam_options:
-        beam = tfds.core.lazy_imports.apache_beam
+        beam = tfds_builder.import_beam()
         options = beam.options.pipeline_options.PipelineOptions(shlex.split(beam_options))
     return tfds.download.DownloadConfig(download_mode=mode, beam_options=options,
                                         try_download_gcs=False)
@@ -145,6 +145,8 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
     """
     start = time.perf_counter()
     sources = _sources(images_dir, annotation_files, splits)
+    # First, so a missing Beam fails before any records are moved aside.
+    download_config = _download_config(overwrite, beam_options)
     fingerprint = source_fingerprint(sources, strict)
     stale = None if overwrite else _set_aside_if_stale(output_dir, fingerprint)
     workers = tfds_builder.default_num_workers() if num_workers is None else num_workers
@@ -153,7 +155,7 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
                                             beam=bool(beam_options), fingerprint=fingerprint)
     reused = builder.is_prepared() and not overwrite
     try:
-        builder.download_and_prepare(download_config=_download_config(overwrite, beam_options))
+        builder.download_and_prepare(download_config=download_config)
     except RuntimeError as err:
         found = _WORKER_DATASET_ERROR.search(str(err)) if beam_options else None
         if found is None:

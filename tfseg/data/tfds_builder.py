@@ -45,6 +45,7 @@ from etils import epath
 from tfseg.data import coco, encode, features
 from tfseg.data.fingerprint import METADATA_KEY as FINGERPRINT_KEY
 from tfseg.errors import DatasetError
+from tfseg.optional import require
 
 BUILDER_NAME = "coco_segmentation"
 METRICS_NAMESPACE = "tfseg"
@@ -208,10 +209,16 @@ def _write_entry_shards(entries: list[coco.ImageEntry], folder: epath.Path) -> l
     return paths
 
 
+def import_beam(module: str = "apache_beam"):
+    """Apache Beam, or a module of it; without it, one line naming the extra (tfseg[beam])."""
+    return require(module, extra="beam", purpose="preparing records on Apache Beam "
+                                                 "(data.beam_options)")
+
+
 def _beam_transform(shard_paths: list[str], images_dir: str, split: str, ann_file: str,
                     strict: bool):
     """One split's generation as a Beam PTransform: shard paths -> (image id, record)."""
-    beam = tfds.core.lazy_imports.apache_beam
+    beam = import_beam()
     # Reshuffles break fusion, so a runner spreads shards, then entries, over its workers.
     return (beam.Create(shard_paths)
             | "SpreadShards" >> beam.Reshuffle()
@@ -235,7 +242,7 @@ def _encode_counted(entry: coco.ImageEntry, images_dir: str, split: str, ann_fil
     is the number of skips, its min and max two examples. (Beam's string-set metric would
     hold every id, but the DirectRunner of Beam 2.77 keeps only one bundle's set.)
     """
-    from apache_beam.metrics import Metrics
+    Metrics = import_beam("apache_beam.metrics").Metrics  # noqa: N806 (Beam's class)
 
     image_id, record, reason = encode.encode_entry_or_skip((entry, images_dir))
     if record is None:
@@ -258,9 +265,8 @@ def read_beam_metrics(pipeline_result) -> dict[str, dict]:
                  "skipped": {reason: (count, [smallest id, largest id])}}}; committed
         values where the runner has them, else attempted ones.
     """
-    from apache_beam.metrics.metric import MetricsFilter
-
-    results = pipeline_result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    beam_filter = import_beam("apache_beam.metrics.metric").MetricsFilter()
+    results = pipeline_result.metrics().query(beam_filter.with_namespace(METRICS_NAMESPACE))
 
     def value(result):
         return result.committed if result.committed is not None else result.attempted

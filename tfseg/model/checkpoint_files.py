@@ -2,7 +2,7 @@
 
 Formats (chosen by suffix):
     .npz            a dict of numpy arrays (``np.savez``); what the tests use
-    .safetensors    read with the ``safetensors`` package alone (``pip install safetensors``)
+    .safetensors    the ``safetensors`` package alone (``pip install -e ".[safetensors]"``)
     .pt / .pth      torch (``pip install -e ".[torch]"``): a plain ``torch.save(state_dict)``,
                     or an Ultralytics training checkpoint (``yolov8n-seg.pt``)
 
@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tfseg.errors import WeightsError
-
-TORCH_HINT = 'pip install -e ".[torch]"'
-SAFETENSORS_HINT = 'pip install safetensors (or pip install -e ".[safetensors]")'
+from tfseg.optional import require
 
 # The 80 COCO class names, class index order, as the official COCO-trained checkpoints use.
 COCO_CLASS_NAMES = (
@@ -90,24 +88,17 @@ def _read_npz(path: Path) -> Checkpoint:
 
 
 def _read_safetensors(path: Path) -> Checkpoint:
+    safetensors_numpy = require("safetensors.numpy", extra="safetensors",
+                                purpose=f"reading the .safetensors checkpoint {path}")
     try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise WeightsError(f"checkpoint {path}: reading .safetensors needs the safetensors "
-                           f"package: {SAFETENSORS_HINT}") from None
-    try:
-        return Checkpoint(dict(load_file(str(path))))
+        return Checkpoint(dict(safetensors_numpy.load_file(str(path))))
     except Exception as error:  # safetensors raises its own SafetensorError
         raise WeightsError(f"checkpoint {path}: unreadable or truncated .safetensors "
                            f"({error})") from error
 
 
 def _read_torch(path: Path) -> Checkpoint:
-    try:
-        import torch
-    except ImportError:
-        raise WeightsError(f"checkpoint {path}: reading a .pt file needs torch: "
-                           f"{TORCH_HINT}") from None
+    torch = require("torch", extra="torch", purpose=f"reading the .pt checkpoint {path}")
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # a pickled model object: read it with placeholders

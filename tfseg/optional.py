@@ -1,0 +1,44 @@
+"""Optional packages: imported by the feature that needs them, or one line naming the extra.
+
+A package that only some features use (torch for ``.pt`` checkpoints, Apache Beam for
+preparation on a cluster, ...) lives in an extra of ``pyproject.toml``. Without it the user
+gets a :class:`~tfseg.errors.MissingPackageError` saying what needed it and which extra adds
+it; the CLI prints that as one line and exits 2. Every such import goes through
+:func:`require`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from tfseg.errors import MissingPackageError
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Imports ``module``, or raises MissingPackageError naming the extra that installs it.
+
+    Args:
+        module: the import name, a package or a module inside one ("safetensors.numpy").
+        extra: the extra of tfseg that installs its package ("torch").
+        purpose: what needs it, the subject of the message ("reading a .pt checkpoint").
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingPackageError: the package is not installed. An ImportError raised for another
+        name (an installed package whose own dependency is broken, or too old to have the
+        module) propagates as it is: its traceback is the clue.
+
+    Example:
+        >>> torch = require("torch", extra="torch", purpose="reading a .pt checkpoint")
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        package = module.split(".")[0]
+        if error.name != package:
+            raise
+        raise MissingPackageError(f'{purpose} needs the {package} package, which is not '
+                                  f'installed: pip install -e ".[{extra}]"') from None
