@@ -78,7 +78,7 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfseg",
-        description="Instance segmentation (YOLOv8-seg / YOLO11-seg) in TensorFlow/Keras: "
+        description="Instance segmentation (YOLOv8-, YOLO11- and YOLO26-seg) in TensorFlow/Keras: "
                     "train, evaluate, predict, export to TFLite and TF Serving.",
         epilog="Run 'tfseg <command> --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"tfseg {__version__}")
