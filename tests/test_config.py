@@ -6,15 +6,15 @@ from tfseg.config.schema import RunConfig
 from tfseg.errors import ConfigError
 
 
-def test_recipe_and_overrides_layer_in_order(tmp_path):
+def test_defaults_file_and_overrides_layer_in_order(tmp_path):
     user = tmp_path / "mine.yaml"
     user.write_text("train:\n  epochs: 7\n  optimizer: sgd\n  lr0: 0.02\nmodel:\n  name: yolo11-seg-s\n")
     cfg = load_config([f"cfg={user}", "epochs=3", "imgsz=320"])
     assert cfg.train.epochs == 3  # command line beats the user file
-    assert cfg.train.lr0 == 0.02  # user file beats the recipe
+    assert cfg.train.lr0 == 0.02  # user file beats the default
     assert cfg.model.name == "yolo11-seg-s"
     assert cfg.model.image_size == 320
-    assert cfg.train.warmup_epochs == 3.0  # from the recipe
+    assert cfg.train.warmup_epochs == 3.0  # the schema's default
     assert isinstance(cfg.train.lr0, float)
 
 

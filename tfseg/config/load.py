@@ -1,8 +1,10 @@
 """YAML files and ``key=value`` overrides -> a validated ``RunConfig``; dumping it back.
 
-Layers, later ones winning: the dataclass defaults, the training recipe
-(``configs/train/default.yaml``), the dataset's YAML (``configs/data/<name>.yaml``), a user
-YAML given as ``cfg=path.yaml``, then the command-line overrides.
+Layers, later ones winning: the dataclass defaults of tfseg/config/schema.py (the only place
+defaults live), the dataset's YAML (``configs/data/<name>.yaml``), user YAMLs given as
+``cfg=path.yaml``, then the command-line overrides. ``defaults_yaml`` writes the defaults with
+the sentence that documents each key (configs/train/default.yaml is that text, for reading and
+copying: no command loads it).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -162,15 +165,13 @@ def _dataset_layer(path: Path) -> list[tuple[str, Any]]:
     return _flatten(content, str(path), "data")
 
 
-def load_config(overrides: Iterable[str] = (), section: str | None = None,
-                recipe: str | Path | None = None) -> RunConfig:
+def load_config(overrides: Iterable[str] = (), section: str | None = None) -> RunConfig:
     """Build the RunConfig of one command.
 
     Args:
         overrides: ``key=value`` strings from the command line; ``cfg=file.yaml`` loads a
             user YAML (sections of keys) before the other overrides.
         section: the section of the running verb, for bare keys (see ``resolve_key``).
-        recipe: the training recipe YAML; defaults to configs/train/default.yaml.
 
     Raises:
         ConfigError: unknown key (with close matches), wrong type, bad value or path.
@@ -180,12 +181,7 @@ def load_config(overrides: Iterable[str] = (), section: str | None = None,
     pairs = [(k, v) for k, v in pairs if k != "cfg"]
     resolved = [(resolve_key(k, section), v) for k, v in pairs]
 
-    layers: list[tuple[str, list[tuple[str, Any]]]] = []
-    recipe_path = Path(recipe) if recipe else configs_dir() / "train" / "default.yaml"
-    if recipe_path.is_file() or recipe:
-        layers.append((str(recipe_path), _flatten(_read_yaml(recipe_path), str(recipe_path))))
-    for path in user_files:
-        layers.append((str(path), _flatten(_read_yaml(path), str(path))))
+    layers = [(str(path), _flatten(_read_yaml(path), str(path))) for path in user_files]
     layers.append(("command line", resolved))
 
     # The dataset YAML sits under the user's layers but needs the final dataset name.
@@ -197,7 +193,7 @@ def load_config(overrides: Iterable[str] = (), section: str | None = None,
         known = sorted(p.stem for p in (configs_dir() / "data").glob("*.yaml"))
         raise ConfigError(f"dataset config not found: '{data_name}' is neither a YAML file nor "
                           f"one of the shipped datasets ({', '.join(known) or 'none'})")
-    layers.insert(1, (str(yaml_path), _dataset_layer(yaml_path)))
+    layers.insert(0, (str(yaml_path), _dataset_layer(yaml_path)))
 
     cfg = RunConfig()
     for source, items in layers:
@@ -251,3 +247,35 @@ def to_dict(cfg: RunConfig) -> dict:
 def dump_config(cfg: RunConfig) -> str:
     """The config as YAML text, sections in a stable order."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+DEFAULTS_HEADER = """\
+# Every config key of tfseg with its default and why, generated from tfseg/config/schema.py
+# (where the defaults live) by tools/write_default_config.py; a test fails when the two differ.
+# No command reads this file. Change a key on the command line (`tfseg train epochs=50
+# cosine=true`) or copy the keys you change into your own YAML and pass it as cfg=my.yaml.
+"""
+
+
+def _commented_keys(owner: Any, specs: Iterable[dataclasses.Field], indent: str) -> list[str]:
+    """``key: value  # why`` for the given fields of a schema dataclass; long sentences wrap."""
+    lines = []
+    for spec in specs:
+        text = indent + yaml.safe_dump({spec.name: getattr(owner, spec.name)}).strip()
+        column = max(len(text), 26) + 2
+        comment = textwrap.wrap(spec.metadata["why"], max(100 - column - 4, 40),
+                                break_on_hyphens=False)
+        lines.append(f"{text:<{column}}# {comment[0]}")
+        lines += [f"{'':<{column}}#   {more}" for more in comment[1:]]
+    return lines
+
+
+def defaults_yaml() -> str:
+    """Every key's default as commented YAML (``cfg=`` loads it back to ``RunConfig()``)."""
+    defaults = RunConfig()
+    top = [spec for spec in dataclasses.fields(defaults) if spec.name not in SECTIONS]
+    lines = _commented_keys(defaults, top, "")
+    for name in SECTIONS:
+        section = getattr(defaults, name)
+        lines += ["", f"{name}:", *_commented_keys(section, dataclasses.fields(section), "  ")]
+    return DEFAULTS_HEADER + "\n" + "\n".join(lines) + "\n"

@@ -1,153 +1,201 @@
-"""Every configuration key tfseg knows: its type, default and one-line meaning.
+"""Every configuration key tfseg knows: its type, its default and why. The one place defaults live.
 
 A run's configuration is a ``RunConfig`` made of sections. Any leaf can be set from YAML or
 from the command line as ``section.key=value``; keys whose name is unique across sections
 can also be given bare (``epochs=10``), and ``ALIASES`` adds the short names YOLO users know
 (``imgsz``, ``batch``, ``model``, ``data``).
+
+Each key is declared with ``key(default, why)``: the sentence is the key's documentation,
+kept beside its value so the two cannot part. ``tfseg.config.load.defaults_yaml`` writes
+every key with its default and sentence (configs/train/default.yaml is that text, and a test
+holds it to it). Values follow the published YOLOv8/YOLO11-seg recipe unless a sentence says
+why not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+
+def key(default: Any, why: str) -> Any:
+    """A config key's dataclass field: its default and the one line that documents it."""
+    return field(default=default, metadata={"why": why})
 
 
 @dataclass
 class ModelConfig:
-    name: str = "yolov8-seg-n"  # family and scale: yolov8-seg-, yolo11-seg- or yolo26-seg-{n,s,m,l,x}
-    num_classes: int = 0  # 0: take it from the dataset
-    weights: str = ""  # Keras weights (.weights.h5 / .keras) or a run directory to start from
-    image_size: int = 640  # square input size in pixels, divisible by 32
+    name: str = key("yolov8-seg-n", "yolov8-seg-, yolo11-seg- or yolo26-seg- and a scale n, s, m, l, x; "
+                    "n is what a CPU can train")
+    num_classes: int = key(0, "0: take it from the dataset")
+    weights: str = key("", "Keras weights (.weights.h5 / .keras), an Ultralytics .pt or a run "
+                       "directory to start from")
+    image_size: int = key(640, "square input in pixels, a multiple of 32; 640 is COCO practice, "
+                          "the demo and CI use 320 or less")
 
 
 @dataclass
 class DataConfig:
-    name: str = "shapes"  # a dataset in configs/data/<name>.yaml, or a path to such a YAML
-    format: str = "coco"  # coco | yolo: layout of the source files
-    root: str = ""  # dataset root; relative paths below are under it. Empty: datasets/<name>
-    train_images: str = "images/train"
-    train_annotations: str = "annotations/instances_train.json"
-    val_images: str = "images/val"
-    val_annotations: str = "annotations/instances_val.json"
-    records: str = ""  # prepared TFDS records; empty: <root>/records
-    data_yaml: str = ""  # format yolo: the YOLO-seg data.yaml (relative to root)
-    prepare_workers: int = -1  # processes preparing records; -1: every CPU, 0 or 1: in process
-    strict: bool = False  # stop at the first bad record instead of counting and skipping it
-    beam_options: str = ""  # Apache Beam pipeline options: prepare on Beam (needs tfseg[beam])
-    overwrite: bool = False  # prepare records again even when they exist
-    max_instances: int = 100  # M: instances per image in a training batch
-    # The built-in synthetic dataset, written when name is shapes and root has no data.
-    shapes_train: int = 200
-    shapes_val: int = 40
-    shapes_seed: int = 0
-    shapes_min_size: int = 96  # each image side is drawn in [min, max] pixels
-    shapes_max_size: int = 160
-    shapes_num_classes: int = 3
+    name: str = key("shapes", "a dataset in configs/data/<name>.yaml, or a path to such a YAML "
+                    "(ours or an Ultralytics data.yaml)")
+    format: str = key("coco", "coco | yolo: layout of the source files")
+    root: str = key("", "dataset root; the paths below are under it. Empty: datasets/<name>")
+    train_images: str = key("images/train", "folder of the training images")
+    train_annotations: str = key("annotations/instances_train.json", "COCO JSON of the training images")
+    val_images: str = key("images/val", "folder of the validation images")
+    val_annotations: str = key("annotations/instances_val.json",
+                               "COCO JSON of the validation images: the evaluation ground truth")
+    records: str = key("", "prepared TFDS records; empty: <root>/records")
+    data_yaml: str = key("", "format yolo: the YOLO-seg data.yaml (relative to root)")
+    prepare_workers: int = key(-1, "processes preparing records; -1: every CPU, 0 or 1: in process")
+    strict: bool = key(False, "stop at the first bad record instead of counting and skipping it")
+    beam_options: str = key("", "Apache Beam pipeline options: prepare on Beam (needs tfseg[beam])")
+    overwrite: bool = key(False, "prepare records again even when they exist")
+    max_instances: int = key(100, "M, instances per image in a training batch: COCO images hold up "
+                             "to ~90 after crowd removal; a mosaic's extra ones are counted")
+    shapes_train: int = key(200, "built-in shapes dataset (written when name is shapes and root has "
+                            "no data): training images, enough for the quick demo to reach a "
+                            "visible mAP in a few CPU minutes")
+    shapes_val: int = key(40, "shapes: validation images")
+    shapes_seed: int = key(0, "shapes: the same seed writes byte-identical files")
+    shapes_min_size: int = key(96, "shapes: each image side is drawn in [min, max] pixels, so sizes "
+                               "and aspect ratios vary")
+    shapes_max_size: int = key(160, "shapes: see shapes_min_size")
+    shapes_num_classes: int = key(3, "shapes: 1..5 kinds; category ids 1, 3, 7, 8, 12 "
+                                  "(non-contiguous on purpose)")
 
 
 @dataclass
 class AugmentConfig:
-    mosaic: float = 1.0  # probability of a 4-image mosaic
-    close_mosaic: int = 10  # turn mosaic off for the last N epochs
-    degrees: float = 0.0  # random rotation range (+/- degrees)
-    translate: float = 0.1  # random translation (+/- fraction of the image)
-    scale: float = 0.5  # random scale gain range (1 +/- scale)
-    shear: float = 0.0  # random shear (+/- degrees)
-    fliplr: float = 0.5  # probability of a horizontal flip
-    hsv_h: float = 0.015  # hue jitter (fraction)
-    hsv_s: float = 0.7  # saturation jitter (fraction)
-    hsv_v: float = 0.4  # value jitter (fraction)
-    min_area: float = 4.0  # instances smaller than this (input pixels) after augmentation are dropped
+    mosaic: float = key(1.0, "probability of a 4-image mosaic: more instances and scales per step")
+    close_mosaic: int = key(10, "mosaic off for the last N epochs: they train on plain images, as "
+                            "the model will see them")
+    degrees: float = key(0.0, "random rotation range (+/- degrees)")
+    translate: float = key(0.1, "random translation (+/- fraction of the image)")
+    scale: float = key(0.5, "random scale gain range (1 +/- scale)")
+    shear: float = key(0.0, "random shear (+/- degrees)")
+    fliplr: float = key(0.5, "probability of a horizontal flip")
+    hsv_h: float = key(0.015, "hue jitter (fraction)")
+    hsv_s: float = key(0.7, "saturation jitter (fraction)")
+    hsv_v: float = key(0.4, "value jitter (fraction)")
+    min_area: float = key(4.0, "instances smaller than this (input pixels) after augmentation are "
+                          "dropped")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    batch: int = 16  # global batch size
-    steps_per_epoch: int = 0  # 0: one pass over the training set
-    optimizer: str = "auto"  # auto | sgd | adamw; auto picks lr0/momentum itself (setting them is refused)
-    lr0: float = 0.01  # initial learning rate (after warmup); needs optimizer sgd or adamw
-    lrf: float = 0.01  # final learning rate as a fraction of lr0
-    momentum: float = 0.937
-    weight_decay: float = 0.0005
-    warmup_epochs: float = 3.0
-    warmup_bias_lr: float = 0.1
-    cosine: bool = False  # cosine decay instead of linear
-    ema: bool = True  # keep an exponential moving average of the weights for eval and export
-    clip_norm: float = 10.0  # global gradient-norm clipping; 0 disables
-    nominal_batch: int = 64  # accumulate gradients to this many images per update; 0: off
-    # float16 on GPUs, bfloat16 on TPUs and bfloat16 CPUs, else float32 (train.precision)
-    mixed_precision: bool = True
-    jit_compile: bool = True
-    box: float = 7.5  # box loss gain
-    cls: float = 0.5  # class loss gain
-    dfl: float = 1.5  # distribution focal loss gain (yolo26: gain of the L1 distance term replacing it)
-    seg: float = 0.0  # mask loss gain; 0: the box gain, as the reference does
-    topk: int = 10  # assigner: positive anchors per ground-truth instance (yolo26: one-to-many head)
-    alpha: float = 0.5  # assigner: score exponent of the alignment metric
-    beta: float = 6.0  # assigner: IoU exponent of the alignment metric
-    max_mask_anchors: int = 256  # mask loss: positives per image it covers (memory cap)
-    patience: int = 50  # stop when an evaluation finds no mask mAP gain for this many epochs; 0: off
-    eval_period: int = 1  # evaluate every N epochs (and always the last)
-    freeze: int = 0  # freeze the first N backbone stages
-    strategy: str = "auto"  # auto | default | mirrored | multi_worker
-    resume: str = ""  # run directory to resume (epochs=, patience=, eval_period=... may change)
-    seed: int = 0
+    epochs: int = key(100, "passes over the training set")
+    batch: int = key(16, "global batch: split across replicas under tf.distribute")
+    steps_per_epoch: int = key(0, "0: one pass over the training set")
+    optimizer: str = key("auto", "auto | sgd | adamw; auto takes AdamW for short runs (< 10k "
+                         "iterations), SGD for long ones, and sets lr0 and momentum itself "
+                         "(setting them is refused)")
+    lr0: float = key(0.01, "initial rate (after warmup), SGD's; needs optimizer sgd or adamw "
+                     "(auto derives AdamW's from the class count)")
+    lrf: float = key(0.01, "final rate as a fraction of lr0, reached at the last epoch")
+    momentum: float = key(0.937, "SGD momentum / Adam beta1")
+    weight_decay: float = key(0.0005, "applied to kernels only, never to batch-norm or biases")
+    warmup_epochs: float = key(3.0, "linear warmup of the rate (and of momentum from 0.8)")
+    warmup_bias_lr: float = key(0.1, "biases start high during warmup, as the reference does")
+    cosine: bool = key(False, "cosine decay instead of the reference's linear one")
+    ema: bool = key(True, "evaluate and export a moving average of the weights: steadier than "
+                    "the raw ones")
+    clip_norm: float = key(10.0, "global gradient-norm clipping, a guard for the first iterations "
+                           "when the assigner is still noisy; 0 disables")
+    nominal_batch: int = key(64, "accumulate gradients to this many images per update, the batch "
+                             "the rates were tuned for; 0: off")
+    mixed_precision: bool = key(True, "float16 on GPUs, bfloat16 on TPUs and bfloat16 CPUs, else "
+                                "float32 (tfseg.train.precision)")
+    jit_compile: bool = key(True, "XLA on GPUs: the train step has fixed shapes and compiles once "
+                            "(off on CPUs, where it is slower)")
+    box: float = key(7.5, "box loss gain (CIoU)")
+    cls: float = key(0.5, "class loss gain (BCE)")
+    dfl: float = key(1.5, "distribution focal loss gain (yolo26, no DFL: gain of the L1 distance "
+                     "term in its place)")
+    seg: float = key(0.0, "mask loss gain; 0: the box gain, as the reference does")
+    topk: int = key(10, "assigner: candidate anchors per ground-truth instance (yolo26: its "
+                    "one-to-many head)")
+    alpha: float = key(0.5, "assigner: alignment = score^alpha * IoU^beta")
+    beta: float = key(6.0, "assigner: IoU exponent of the alignment (see alpha)")
+    max_mask_anchors: int = key(256, "mask loss: positives per image it covers (bounds memory)")
+    patience: int = key(50, "stop when mask mAP has not improved for this many epochs (judged at "
+                        "evaluations only); 0: off")
+    eval_period: int = key(1, "evaluate every N epochs (and always the last)")
+    freeze: int = key(0, "freeze the first N backbone stages")
+    strategy: str = key("auto", "auto | default | mirrored | multi_worker (tf.distribute)")
+    resume: str = key("", "run directory to resume (epochs=, patience=, eval_period=... may change)")
+    seed: int = key(0, "seeds the initialisation, shuffling and augmentation")
 
 
 @dataclass
 class EvalConfig:
-    conf: float = 0.001  # score threshold for evaluation
-    iou: float = 0.7  # NMS IoU threshold
-    max_det: int = 300
-    batch: int = 8
-    agnostic: bool = False  # class-agnostic NMS
-    multi_label: bool = False  # True: an anchor may be kept once per class it scores for (as Ultralytics validates)
-    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
-    split: str = "val"
-    plots: bool = True  # PR curves, confusion matrix and a prediction grid as PNGs
+    conf: float = key(0.001, "score threshold: COCO mAP needs the low-score tail")
+    iou: float = key(0.7, "NMS IoU threshold")
+    max_det: int = key(300, "detections kept per image, as COCO evaluation does")
+    batch: int = key(8, "images per evaluation batch")
+    agnostic: bool = key(False, "class-agnostic NMS")
+    multi_label: bool = key(False, "true: an anchor may be kept once per class it scores for (as "
+                            "Ultralytics validates)")
+    end2end: bool = key(True, "yolo26-seg: the one-to-one head's top-k, no NMS (what it is trained "
+                        "for); false: one-to-many head + NMS")
+    split: str = key("val", "the split evaluated: val or train")
+    plots: bool = key(True, "PR curves, confusion matrix and a prediction grid as PNGs")
 
 
 @dataclass
 class PredictConfig:
-    source: str = ""  # image, folder, glob, video file or camera index
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300
-    save_json: bool = False
-    mask_format: str = "rle"  # rle | polygon, for the JSON
-    cutouts: str = "none"  # none | alpha | black
-    agnostic: bool = False  # class-agnostic NMS
-    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
-    save_overlays: bool = True  # overlay images / videos with masks, boxes and labels
-    weights: str = ""  # .keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights
+    source: str = key("", "image, folder, glob, video file or camera index")
+    conf: float = key(0.25, "score threshold: what a user wants to see")
+    iou: float = key(0.7, "NMS IoU threshold")
+    max_det: int = key(300, "detections kept per image")
+    save_json: bool = key(False, "write predictions.json (boxes, scores, classes, masks)")
+    mask_format: str = key("rle", "rle | polygon, for the JSON")
+    cutouts: str = key("none", "none | alpha | black: one image per detection, its mask cut out")
+    agnostic: bool = key(False, "class-agnostic NMS")
+    end2end: bool = key(True, "yolo26-seg: the one-to-one head's top-k, no NMS; false: "
+                        "one-to-many head + NMS")
+    save_overlays: bool = key(True, "overlay images / videos with masks, boxes and labels")
+    weights: str = key("", ".keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights")
 
 
 @dataclass
 class ExportConfig:
-    formats: str = "savedmodel,tflite"  # comma-separated: savedmodel, tflite
-    raw: bool = True  # also write the network-only .tflite (apps with their own post-processing)
-    tflite_modes: str = "float32"  # comma-separated: float32, float16, dynamic_int8, int8
-    conf: float = 0.25
-    iou: float = 0.45
-    max_det: int = 100
-    agnostic: bool = False
-    end2end: bool = True  # one-to-one head (yolo26-seg): top-k, no NMS; false: one-to-many + NMS
-    serving_name: str = "tfseg"
-    serving_version: int = 1
-    calibration_images: int = 100  # representative images for int8
-    mask_size: int = 0  # 0: masks [N, S/4, S/4] on the prototype grid; m > 0: box_masks [N, m, m] spanning each box
-    mask_dtype: str = "float32"  # float32 probabilities, or uint8 round(255 p) (4x smaller)
-    standard_outputs: bool = False  # end-to-end .tflite with the 4 object-detector outputs (Task Library, MediaPipe; no masks)
-    parity: bool = True  # score every written file against the Keras model on validation images
-    parity_images: int = 200  # validation images the parity check scores (int8 at 640 is slow on CPU)
-    parity_max_drop: float = 1.0  # fail when a file's mask mAP50-95 is this many points below Keras's
+    formats: str = key("savedmodel,tflite", "comma-separated: savedmodel, tflite")
+    raw: bool = key(True, "also write the network-only .tflite (apps with their own "
+                    "post-processing)")
+    tflite_modes: str = key("float32", "comma-separated: float32, float16, dynamic_int8, int8")
+    conf: float = key(0.25, "default of the run-time score threshold input: what an app shows "
+                      "(lower it to evaluate the export offline)")
+    iou: float = key(0.45, "default of the run-time NMS IoU threshold input")
+    max_det: int = key(100, "the fixed N of every output; the run-time max_detections may only "
+                       "lower it")
+    agnostic: bool = key(False, "class-agnostic NMS")
+    end2end: bool = key(True, "yolo26-seg: the one-to-one head's top-k in the graph, no NMS; "
+                        "false: one-to-many head + NMS")
+    serving_name: str = key("tfseg", "TF Serving model name (<dir>/<name>/<version>/)")
+    serving_version: int = key(1, "TF Serving model version")
+    calibration_images: int = key(100, "representative images for int8")
+    mask_size: int = key(0, "0: masks [N, S/4, S/4] on the letterboxed grid; m > 0 (56, 112): "
+                         "box_masks [N, m, m] spanning each box, which an app only resizes to it")
+    mask_dtype: str = key("float32", "float32 probabilities, or uint8 round(255 p): 4x smaller, "
+                          "threshold at 128")
+    standard_outputs: bool = key(False, "true: the end-to-end .tflite has the 4 outputs the TFLite "
+                                 "Task Library's and MediaPipe's ObjectDetector take (boxes only; "
+                                 "both refuse a 5th output)")
+    parity: bool = key(True, "score every written file against the Keras model on validation "
+                       "images (needs the dataset)")
+    parity_images: int = key(200, "validation images the parity check scores (int8 at 640 is slow "
+                             "on CPU)")
+    parity_max_drop: float = key(1.0, "fail when a file's mask mAP50-95 is this many points below "
+                                 "Keras's")
 
 
 @dataclass
 class RunConfig:
-    task: str = "segment"  # the only task tfseg has; any other value is refused (kept so YOLO-style configs load)
-    project: str = "runs"  # run directories go to <project>/<verb>/<name>
-    name: str = ""  # run name; empty: the verb's default (train, val, ...), auto-incremented
+    task: str = key("segment", "the only task tfseg has; any other value is refused (kept so "
+                    "YOLO-style configs load)")
+    project: str = key("runs", "run directories go to <project>/<verb>/<name>")
+    name: str = key("", "run name; empty: the verb's default (train, val, ...), auto-incremented")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
