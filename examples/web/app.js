@@ -162,8 +162,10 @@ async function startCamera() {
       return;
     }
     const {videoWidth: width, videoHeight: height} = page.camera;
-    frame = {bitmap: null, width, height, rgba: pixelsOf(page.camera, width, height)};
-    await runOnFrame(page.camera);
+    if (width && height) {  // zero until the first frame arrives
+      frame = {bitmap: null, width, height, rgba: pixelsOf(page.camera, width, height)};
+      await runOnFrame(page.camera);
+    }
     requestAnimationFrame(() => guarded(step));
   };
   await step();

@@ -5,7 +5,8 @@ and a shapes val image are picked through its file inputs, and LiteRT.js runs th
 the browser. What the page computed (window.tfsegResult: boxes in original pixels, masks
 as run lengths of their crops) must match the same file run by ai-edge-litert on the
 library's letterbox, placed with tfseg.postprocess.host.to_original: the same detections,
-boxes within 2 px, masks with IoU above 0.95; again after moving the score slider.
+boxes within 2 px, masks with IoU above 0.95; again after moving the score slider. Both mask
+outputs are covered: prototype-grid masks (the default) and box-aligned uint8 masks.
 
 Needs Debian's chromium and chromium-driver and examples/web/node_modules
 (.ci/install-browser installs them): skipped without them, failed when CI is set.
@@ -30,6 +31,8 @@ CHROMIUM = Path("/usr/lib/chromium/chromium")  # the binary behind Debian's wrap
 CLASS_NAMES = ["circle", "rectangle", "triangle"]
 SIZE, CONF, IOU, MAX_DET = 128, 0.3, 0.5, 20
 
+pytestmark = pytest.mark.slow  # two full .tflite exports
+
 
 def _require(present: bool, what: str) -> None:
     if present:
@@ -50,7 +53,9 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     # Chromium's own test camera (a moving pattern), allowed without asking
+                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
@@ -70,7 +75,7 @@ def page_url():
         ("127.0.0.1", 0), functools.partial(Quiet, directory=str(WEB)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
 
@@ -85,9 +90,11 @@ def png_image(tmp_path_factory) -> Path:
     return next(p for p in sorted(Path(shapes["val_images"]).iterdir()) if p.suffix == ".png")
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    """The default end-to-end float32 .tflite of the export tests' detecting network."""
+@pytest.fixture(scope="module", params=[{}, {"mask_size": 28, "mask_dtype": "uint8"}],
+                ids=["prototype_masks", "box_masks_uint8"])
+def model_file(request, tmp_path_factory) -> Path:
+    """The end-to-end float32 .tflite of the export tests' detecting network: the default
+    file (masks on the prototype grid), and one with uint8 box-aligned masks."""
     from tfseg.export import export
 
     # The export tests' network (their conftest), whose scores and masks vary per image.
@@ -99,7 +106,7 @@ def model_file(tmp_path_factory) -> Path:
                    model_name="yolov8-seg-n", num_classes=len(CLASS_NAMES), image_size=SIZE,
                    class_names=CLASS_NAMES, category_ids=[1, 3, 7], formats=["tflite"],
                    tflite_modes=["float32"], raw=False, score_threshold=CONF,
-                   iou_threshold=IOU, max_detections=MAX_DET)
+                   iou_threshold=IOU, max_detections=MAX_DET, **request.param)
     return next(path for key, path in files.items() if key.startswith("tflite"))
 
 
@@ -172,20 +179,29 @@ def _compare(page: dict, library, label: str) -> None:
     assert worst_iou > 0.95
 
 
-def test_page_matches_tfseg_predict(browser, page_url, model_file, png_image):
+def _open_with_model(driver, page_url: str, model_file: Path) -> None:
+    """Load the page and pick the model through its file input."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(page_url)
-    browser.find_element(By.ID, "model-file").send_keys(str(model_file))
-    WebDriverWait(browser, 120).until(lambda d: d.execute_script(
-        "return window.tfsegModelReady || window.tfsegError"))
+    driver.get(page_url)
+    driver.find_element(By.ID, "model-file").send_keys(str(model_file))
+    ready = WebDriverWait(driver, 120).until(lambda d: d.execute_script(
+        "return window.tfsegModelReady ? 'ready' : window.tfsegError"))
+    assert ready == "ready", ready
+
+
+def test_page_matches_tfseg_predict(browser, page_url, model_file, png_image, request):
+    from selenium.webdriver.common.by import By
+
+    _open_with_model(browser, page_url, model_file)
     browser.find_element(By.ID, "image-file").send_keys(str(png_image))
     page = _wait_for_result(browser)
     assert page["thresholds"] == {"score": CONF, "iou": IOU}  # from the file's metadata
     library = _library_detections(model_file, png_image)
     assert len(library) >= 2, "the fixture network should find several shapes"
-    _compare(page, library, "export thresholds")
+    label = request.node.callspec.id
+    _compare(page, library, f"{label}, export thresholds")
 
     # The score slider is a run-time input of the file: fewer detections above 0.5.
     browser.execute_script(
@@ -193,4 +209,22 @@ def test_page_matches_tfseg_predict(browser, page_url, model_file, png_image):
         "s.value = '0.5'; s.dispatchEvent(new Event('input'));")
     page = _wait_for_result(browser)
     library = _library_detections(model_file, png_image, score=0.5)
-    _compare(page, library, "score 0.5")
+    _compare(page, library, f"{label}, score 0.5")
+
+
+def test_webcam_frames_are_segmented(browser, page_url, model_file):
+    """The webcam button runs the model on live frames (Chromium's fake camera here)."""
+    from selenium.webdriver.common.by import By
+
+    _open_with_model(browser, page_url, model_file)
+    browser.find_element(By.ID, "webcam").click()
+    first = _wait_for_result(browser)
+    browser.execute_script("window.tfsegResult = null;")
+    second = _wait_for_result(browser)  # the loop goes on to the next frames
+    for result in (first, second):
+        assert result["width"] > 0 and result["height"] > 0
+        for detection in result["detections"]:
+            x1, y1, x2, y2 = detection["box"]
+            assert 0 <= x1 < x2 <= result["width"] and 0 <= y1 < y2 <= result["height"]
+    print(f"webcam {first['width']} x {first['height']}: {len(first['detections'])} "
+          f"detections, page inference {first['inferenceMs']:.1f} ms")
