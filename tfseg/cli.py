@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfseg",
         description="Instance segmentation (YOLOv8-, YOLO11- and YOLO26-seg) in TensorFlow/Keras: "
                     "train, evaluate, predict, export to TFLite and TF Serving.",
-        epilog="Run 'tfseg <command> --help' for the options of a command.")
+        epilog="Run 'tfseg <command> --help' for the options of a command. TFSEG_VERBOSE=1 "
+               "shows TensorFlow's own C++ log lines, hidden by default.")
     parser.add_argument("--version", action="version", version=f"tfseg {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="command")
     verbs.required = True
@@ -88,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help_text, description=help_text)
         _add_verb_arguments(name, sub)
     return parser
+
+
+def _quiet_tensorflow_logs() -> None:
+    """Keep TensorFlow's C++ log lines (CPU instruction notes, oneDNN, CUDA plugin
+    registration) out of the user's console, before TensorFlow is imported.
+
+    They are written for TensorFlow's developers, and on GPU machines some of them come at
+    the error level, so only level 3 (fatal only) hides them all; a real failure still
+    reaches the user as a Python exception. ``TFSEG_VERBOSE=1`` shows them again, and a
+    ``TF_CPP_MIN_LOG_LEVEL`` the user set is left as it is.
+    """
+    if os.environ.get("TFSEG_VERBOSE", "0") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(args.overrides) + extra
     module_name, section, _ = VERBS[args.verb]
     args.section = section
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up noise out
+    _quiet_tensorflow_logs()
     try:
         module = importlib.import_module(module_name)
         return int(module.run(args) or 0)

@@ -137,7 +137,7 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
         data = tf.data.Dataset.from_tensors(_batch(size, batch, max_instances))
     timer = _Timer()
     start = time.perf_counter()
-    model.fit(data.repeat(), epochs=1, steps_per_epoch=warmup + steps,
+    model.fit(data.repeat(), epochs=1, steps_per_epoch=warmup + steps, shuffle=False,
               callbacks=[timer.callback], verbose=0)
     total = time.perf_counter() - start
     per_step = statistics.median(timer.times[warmup:])

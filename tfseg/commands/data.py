@@ -45,7 +45,7 @@ def _view(cfg, output: str | None) -> int:
     cfg, paths, classes = prepared_dataset(cfg, verbose=False)
     # One pass gives num_examples - TILES + 1 samples (mosaic's sliding window) and drops a
     # partial batch: a small training set would give none.
-    _, info = load_split(str(paths.records), "train")
+    _, info = load_split(str(paths.records), "train", decode=False)  # the info alone
     batch = max(1, min(cfg.train.batch, 16, info["num_examples"] - TILES + 1))
     dataset = build_dataset(str(paths.records), "train", cfg.model.image_size, batch,
                             cfg.data.max_instances, training=True, seed=cfg.train.seed,

@@ -153,7 +153,9 @@ def prepare(images_dir, annotation_files, output_dir: str, splits=None,
     builder = tfds_builder.CocoSegmentation(sources=sources, data_dir=str(output_dir),
                                             num_workers=workers, strict=strict,
                                             beam=bool(beam_options), fingerprint=fingerprint)
-    reused = builder.is_prepared() and not overwrite
+    # Not builder.is_prepared(): it logs a warning whenever there is nothing yet, the
+    # ordinary case of a first preparation.
+    reused = (builder.data_path / "dataset_info.json").exists() and not overwrite
     try:
         builder.download_and_prepare(download_config=download_config)
     except RuntimeError as err:
@@ -195,6 +197,18 @@ def format_summary(summary: dict) -> str:
                              f"(e.g. {'; '.join(info['examples'])})")
     lines.append(f"took {summary['seconds']} s")
     return "\n".join(lines)
+
+
+class _SkipSequenceDecoding(tfds.decode.SkipDecoding):
+    """Leave a feature inside a Sequence (the masks of ``objects``) as its encoded bytes.
+
+    TFDS' own SkipDecoding passes such a feature through ``tf.map_fn`` of the identity,
+    called with the deprecated ``dtype=`` (two deprecation warnings in every user's log)
+    and one loop iteration per instance; the ``[K]`` strings can pass as they are.
+    """
+
+    def decode_batch_example(self, serialized_example):
+        return serialized_example
 
 
 def dataset_dir(data_dir: str) -> str:
@@ -246,7 +260,7 @@ def load_split(data_dir: str, split: str, shuffle_files: bool = False, read_conf
         "metadata": meta,
     }
     decoders = None if decode else {"image": tfds.decode.SkipDecoding(),
-                                    "objects": {"mask": tfds.decode.SkipDecoding()}}
+                                    "objects": {"mask": _SkipSequenceDecoding()}}
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files,
                                  read_config=read_config, decoders=decoders)
     return dataset, info

@@ -141,8 +141,10 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     if chief and verbose != 0:
         callbacks.append(EpochLine(cfg.train.epochs, steps))
     with strategy.scope():
+        # shuffle=False: the pipeline shuffles; Keras' default True only warns on a dataset.
         history = model.fit(train_data, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                            callbacks=callbacks + list(extra_callbacks or []), verbose=0)
+                            shuffle=False, verbose=0,
+                            callbacks=callbacks + list(extra_callbacks or []))
     summary = dict(_summary(history, model, guard, checkpoints, choice, start), precision=policy)
     if chief:
         write_json(run_dir / "train_summary.json", summary)
@@ -203,7 +205,7 @@ def _dataset_files(cfg: RunConfig) -> tuple[Path, Path]:
 
 
 def _train_info(cfg: RunConfig, data_dir: Path) -> dict:
-    _, info = load_split(str(data_dir), "train")
+    _, info = load_split(str(data_dir), "train", decode=False)  # the info alone
     if info["num_examples"] < 1:
         raise ConfigError(f"data: the training split at {data_dir} is empty")
     return info
