@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # eight exports, each loaded and timed twice
+
 KINDS = ["tflite raw", "tflite e2e", "savedmodel raw", "savedmodel e2e"]
 
 

@@ -21,6 +21,8 @@ import yaml
 
 from cli_runner import run_tfseg
 
+pytestmark = pytest.mark.slow  # each journey prepares, trains and exports
+
 SHAPES = ["shapes_train=12", "shapes_val=6", "shapes_min_size=64", "shapes_max_size=96"]
 TINY_TRAINING = ["imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2", "warmup_epochs=0",
                  "mosaic=0", "jit_compile=false", "plots=false", "prepare_workers=0"]

@@ -18,6 +18,8 @@ import pytest
 
 from cli_runner import TFSEG, run_tfseg
 
+pytestmark = pytest.mark.slow  # every test trains (64 px, a few steps)
+
 # Small and fast: no XLA, no mosaic (each of its images needs 3 more), one batch per update.
 FAST = ["imgsz=64", "batch=4", "steps_per_epoch=2", "jit_compile=false", "mosaic=0",
         "close_mosaic=0", "nominal_batch=0", "eval.batch=4", "eval.plots=false"]

@@ -72,6 +72,7 @@ def _predicted_names(run_dir: Path) -> list[str]:
     return [d["class_name"] for record in records for d in record["detections"]]
 
 
+@pytest.mark.slow  # the tiny training run
 def test_training_writes_the_model_metadata_beside_the_weights(trained):
     info = json.loads((trained.run / "weights" / "model.json").read_text())
     assert info["model_name"] == "yolov8-seg-n" and info["image_size"] == 64
@@ -80,6 +81,7 @@ def test_training_writes_the_model_metadata_beside_the_weights(trained):
     assert info["recipe"]["model"]["image_size"] == 64 and info["recipe"]["train"]["epochs"] == 1
 
 
+@pytest.mark.slow  # the tiny training run
 def test_predict_a_photo_with_the_weights_alone(user, trained):
     tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg", *CONF)
     run = user / "runs" / "predict" / "predict"
@@ -138,6 +140,7 @@ def _one_error_line(stderr: str, verb: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # the tiny training run
 def test_a_bad_mask_format_is_one_line_naming_the_key(user):
     out = tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg",
                 "predict.mask_format=png", expect=2)
@@ -146,6 +149,7 @@ def test_a_bad_mask_format_is_one_line_naming_the_key(user):
     assert len(out.stderr.strip().splitlines()) == 1  # raised before TensorFlow loads
 
 
+@pytest.mark.slow  # the tiny training run
 def test_weights_without_their_metadata_say_what_is_missing(user):
     (user / "model.json").unlink()
     out = tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg", expect=2)
@@ -178,6 +182,7 @@ def _reference_npz(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # two tfseg processes that load TensorFlow
 def test_import_weights_then_the_printed_next_command(tmp_path):
     _reference_npz(tmp_path / "v8n.npz")
     shutil.copy(ROOT / "tests/fixtures/model/scene.png", tmp_path / "photo.jpg")

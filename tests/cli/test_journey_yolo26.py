@@ -23,6 +23,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "model"
 
 
 
+@pytest.mark.slow  # a tfseg process that loads TensorFlow and builds the network
 def test_info_prints_the_reference_parameter_count(tmp_path):
     out = tfseg(tmp_path, "info", "model=yolo26-seg-n", "imgsz=64")
     assert "3,126,280 (reference convention)" in out.stdout

@@ -111,6 +111,7 @@ def test_an_unknown_architecture_asks_for_model(tmp_path, reference):
     assert info.class_names == ["class0", "class1", "class2"] and info.image_size == 64
 
 
+@pytest.mark.slow  # a training
 def test_training_starts_from_an_ultralytics_checkpoint_with_another_class_count(tmp_path, reference):
     # Fine-tuning the reference's 3-class state dict (an .npz, no torch needed) into a 2-class
     # model: every tensor the two share comes from the checkpoint, the class outputs stay fresh.

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # child processes that load TensorFlow and train
+
 OPTIMIZERS = ("sgd", "adamw")
 BATCHES = 6  # global batches of GLOBAL_BATCH per run; ACCUMULATE batches per update
 GLOBAL_BATCH = 4

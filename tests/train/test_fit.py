@@ -83,6 +83,7 @@ def test_freeze_marks_the_first_layers_untrainable():
     assert len(model.trainable_weights) < total
 
 
+@pytest.mark.slow  # a training
 def test_evaluation_traces_its_detector_once_per_run(shapes_root, tmp_path, make_config,
                                                      run_config, monkeypatch):
     # Two epochs, each evaluated: one detector for the run, traced once (a new tf.function
@@ -103,6 +104,7 @@ def test_evaluation_traces_its_detector_once_per_run(shapes_root, tmp_path, make
     assert made[0].experimental_get_tracing_count() == 1
 
 
+@pytest.mark.slow  # a training
 def test_the_train_step_is_traced_once(shapes_root, tmp_path, make_config, run_config,
                                        monkeypatch):
     # The optimizer is built before fit: built inside the first trace, its variables made
