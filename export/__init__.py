@@ -69,7 +69,7 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
     Args:
         output_dir: export folder (created).
         model: a built Keras YoloSeg (load one from a path with
-            ``tfseg.commands.resolve.resolve_model``).
+            ``tfseg.resolve.resolve_model``).
         model_name: ``yolov8-seg-n`` ... for the metadata and file names (default: the
             model's).
         num_classes: C (default: the model's).

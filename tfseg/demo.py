@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfseg.commands.models import prepared_dataset
-from tfseg.commands.resolve import resolve_model
+from tfseg.resolve import resolve_model
 from tfseg.config import load_config
 from tfseg.runs import new_run_dir, run_weights, save_config, write_json
 

@@ -12,7 +12,7 @@ from tfseg.export import export
 
 
 def test_no_model_is_an_export_error(tmp_path):
-    # Loading weights from a path is tfseg.commands.resolve's job (tests/cli/test_journey_weights.py).
+    # Loading weights from a path is tfseg.resolve's job (tests/test_resolve.py).
     with pytest.raises(ExportError, match="no trained model"):
         export(tmp_path, model=None, num_classes=3, image_size=128)
 

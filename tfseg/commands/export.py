@@ -2,7 +2,7 @@
 
 Exports land in ``<project>/export/<name>``: ``name=`` if given, else the run's name
 (``weights=runs/train/train`` -> ``runs/export/train``), else the weights file's stem. The
-model and its class names come from the weights (tfseg.commands.resolve); a dataset is read
+model and its class names come from the weights (tfseg.resolve); a dataset is read
 for int8 calibration images and for the parity certificate (tfseg.export.certificate).
 
 The certificate is measured on the dataset the model was trained on: the run's, when
@@ -29,7 +29,7 @@ def run(args) -> int:
     if not cfg.model.weights:
         raise ConfigError("export needs weights=<run folder, .weights.h5, .keras or an "
                           "Ultralytics .pt/.safetensors>")
-    from tfseg.commands.resolve import explicit_model_options, resolve_model
+    from tfseg.resolve import explicit_model_options, resolve_model
 
     loaded = resolve_model(cfg.model.weights, **explicit_model_options(args.overrides, "export"))
     if loaded.is_export:

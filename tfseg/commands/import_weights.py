@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfseg.commands.resolve import explicit_model_options
+from tfseg.resolve import explicit_model_options
 from tfseg.config import load_config
 
 

@@ -1,4 +1,4 @@
-"""Configs of trained runs, and the dataset a command needs (models load in resolve.py)."""
+"""Configs of trained runs, and the dataset a command needs (models load in tfseg/resolve.py)."""
 
 from __future__ import annotations
 

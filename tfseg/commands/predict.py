@@ -1,6 +1,6 @@
 """``tfseg predict source=<image|folder|glob|video|camera> weights=<run, weights, .pt or export>``.
 
-The model and its class names come from the weights alone (tfseg.commands.resolve): no
+The model and its class names come from the weights alone (tfseg.resolve): no
 dataset is read or written.
 """
 
@@ -20,7 +20,7 @@ def run(args) -> int:
                           ".pt/.safetensors, .tflite or export folder>")
     if not cfg.predict.source:
         raise ConfigError("predict needs source=<image, folder, glob, video file or camera index>")
-    from tfseg.commands.resolve import explicit_model_options, resolve_model
+    from tfseg.resolve import explicit_model_options, resolve_model
 
     loaded = resolve_model(weights, **explicit_model_options(overrides, "predict"))
 

@@ -16,7 +16,7 @@ def run(args) -> int:
         raise ConfigError("val needs weights=<run folder, .weights.h5, .keras, Ultralytics "
                           ".pt/.safetensors, .tflite or export folder>")
     # An export is scored as deployed (its thresholds and max detections were set at export).
-    from tfseg.commands.resolve import explicit_model_options, resolve_model
+    from tfseg.resolve import explicit_model_options, resolve_model
 
     loaded = resolve_model(cfg.model.weights, **explicit_model_options(args.overrides, "eval"))
     model = loaded.model

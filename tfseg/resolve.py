@@ -12,7 +12,9 @@ Accepted paths:
     export folder           runs/export/<name>: its float32 end-to-end .tflite, else its SavedModel
 
 Every failure is a WeightsError whose message names the path and what is missing. Every
-command (predict, export, val) and the demo load models through here, and nowhere else.
+command (predict, export, val), the demo and ``tfseg.load`` load models through here, and
+nowhere else. Exports are opened through tfseg.export.backends (imported when one is met),
+which is why this module sits beside the commands, above the export stage.
 """
 
 from __future__ import annotations
