@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfseg.postprocess import PostProcess
+pytestmark = pytest.mark.slow  # box-mask exports (TFLite and SavedModel)
+
 from tfseg.postprocess.host import to_original
 
 M = 56

@@ -14,6 +14,8 @@ import pytest
 
 from tfseg.errors import ExportError
 
+pytestmark = pytest.mark.slow  # exports each file it scores
+
 
 @pytest.fixture(scope="module")
 def check(network, shapes, settings, tmp_path_factory):

@@ -30,6 +30,7 @@ def test_unknown_format_and_class_count_mismatch(tmp_path, network):
         export(tmp_path, model=network, num_classes=3, image_size=128, class_names=["a", "b"])
 
 
+@pytest.mark.slow  # the shared export
 def test_load_backend_reads_metadata_and_matches_keras(exported, letterboxed, keras_detections):
     from tfseg.export.backends import load_backend
     from tfseg.export.parity import compare_batches

@@ -1,6 +1,7 @@
 """The GPU-delegate checker on small converted graphs with known answers, and on our exports."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfseg.export.api import check_gpu_main
@@ -89,6 +90,7 @@ def test_effective_partitions_keep_only_the_largest_gpu_run():
     assert report.effective[-1].device == "CPU"
 
 
+@pytest.mark.slow  # the shared export
 def test_raw_export_runs_on_gpu_except_the_input_cast(exported):
     """Needs the network's 2x upsampling as one RESIZE_NEAREST_NEIGHBOR (Keras UpSampling2D
     lowers to rank-5 RESHAPE/TILE, which the delegate does not run)."""
@@ -97,11 +99,13 @@ def test_raw_export_runs_on_gpu_except_the_input_cast(exported):
     assert [p.device for p in report.parts] == ["CPU", "GPU"]
 
 
+@pytest.mark.slow  # the shared export
 def test_end_to_end_export_has_one_cpu_tail(exported, capsys):
     assert check_gpu_main(exported["tflite_float32"]) == 0
     assert "end-to-end rule holds" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the shared export
 def test_end_to_end_export_network_is_one_gpu_subset(exported):
     """With the default single delegated partition, the whole network and the decode (the
     prototype convolutions included) run on the GPU; the CPU runs the cast and NMS tail

@@ -12,6 +12,8 @@ import tensorflow as tf
 from tfseg.export.parity import compare_batches
 from tfseg.postprocess import PostProcess
 
+pytestmark = pytest.mark.slow  # the shared export and a re-export
+
 CONF, IOU, KEEP = 0.5, 0.3, 5
 
 

@@ -14,6 +14,8 @@ from tfseg.errors import ExportError
 from tfseg.export.parity import compare_batches
 from tfseg.ops.letterbox import letterbox_inverse_boxes
 
+pytestmark = pytest.mark.slow  # the shared export, loaded
+
 
 @pytest.fixture(scope="module")
 def loaded(exported):

@@ -25,6 +25,8 @@ from tfseg.postprocess.host import to_original
 ROOT = Path(__file__).resolve().parents[2]
 
 
+pytestmark = pytest.mark.slow  # the shared export, and a SavedModel at 640
+
 def _decimal(value: float) -> str:
     """A float32 as TF Serving's JSON writer prints it (json_tensor.cc WriteDecimal): six
     significant digits if they read back as the same float, else nine; ".0" on whole numbers."""

@@ -14,6 +14,8 @@ import pytest
 from flatbuffers.table import Table
 from tensorflow.lite.python import schema_py_generated as schema
 
+pytestmark = pytest.mark.slow  # two TFLite exports
+
 NAMES = ["circle", "rectangle", "triangle"]
 
 

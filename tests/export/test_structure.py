@@ -7,6 +7,8 @@ import pytest
 from tfseg.export.metadata import read_tflite_metadata
 from tfseg.export.structure import inspect_tflite, op_histogram
 
+pytestmark = pytest.mark.slow  # reads the shared export
+
 FILES = ["tflite_float32", "tflite_float16", "tflite_raw_float32", "tflite_raw_float16"]
 
 

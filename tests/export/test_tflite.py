@@ -13,6 +13,7 @@ def _run_backend(path, images):
     return TFLiteBackend(path, num_threads=2).detect(images)
 
 
+@pytest.mark.slow  # the shared export
 def test_float32_end_to_end_matches_keras(exported, letterboxed, keras_detections, settings):
     candidate = _run_backend(exported["tflite_float32"], letterboxed[0])
     assert keras_detections["num_detections"].sum() >= 10, "the fixture must detect something"
@@ -26,6 +27,7 @@ def test_float32_end_to_end_matches_keras(exported, letterboxed, keras_detection
     assert report.min_mask_iou > 0.99, str(report)
 
 
+@pytest.mark.slow  # the shared export
 def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, keras_detections,
                                                      settings):
     """float16 weights: boxes within 0.5 px, scores within 0.01, masks IoU > 0.95."""
@@ -38,6 +40,7 @@ def test_float16_end_to_end_within_stated_tolerances(exported, letterboxed, kera
     assert report.min_mask_iou > 0.95, str(report)
 
 
+@pytest.mark.slow  # the shared export
 def test_raw_float32_equals_the_network(exported, network, letterboxed,
                                        assert_raw_file_equals_network):
     assert_raw_file_equals_network(exported["tflite_raw_float32"], network, letterboxed[0][:1],
@@ -45,6 +48,7 @@ def test_raw_float32_equals_the_network(exported, network, letterboxed,
                                     "prototypes"))
 
 
+@pytest.mark.slow  # the shared export
 def test_end_to_end_boxes_are_normalized_yxyx(exported, letterboxed, keras_detections, settings):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -119,6 +123,7 @@ def _downstream_ops(graph, start):
     return found
 
 
+@pytest.mark.slow  # the shared export
 def test_float32_end_to_end_has_no_loop_and_keeps_the_gpu_layout(exported):
     """NMS unrolled over the static batch: no WHILE loop (the GPU delegate does not run one,
     the int8 calibrator crashes on one); the network is one GPU partition after the input

@@ -15,6 +15,8 @@ import tensorflow as tf
 from tfseg.export.parity import compare_batches
 from tfseg.predict.backends import TFLiteBackend
 
+pytestmark = pytest.mark.slow  # YOLO26 exports
+
 NAME = "yolo26-seg-n"
 REDUCED = ["float16", "dynamic_int8", "int8"]  # converted in the slow set only
 MODES = ["float32", *REDUCED]
