@@ -146,7 +146,7 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
     last_report = start
     try:
         for frame in iter_frames(source, on_skip=report_skip):
-            detections = _detect_frame(backend, frame, conf)
+            detections = detect_image(backend, frame.image, conf)
             writer.write(frame, detections, class_names)
             per_class.update(class_names[c] if c < len(class_names) else str(c) for c in detections.classes.tolist())
             if save_json:
@@ -172,9 +172,10 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
     return summary
 
 
-def _detect_frame(backend, frame: Frame, conf: float) -> ImageDetections:
-    """One frame through letterbox, backend and host; detections below ``conf`` dropped."""
-    letterboxed, info = letterbox_frame(frame.image, backend.image_size)
+def detect_image(backend, image: np.ndarray, conf: float) -> ImageDetections:
+    """One ``[H, W, 3]`` uint8 RGB image through letterbox, backend and host post-processing
+    (masks at the image's own resolution); detections below ``conf`` dropped."""
+    letterboxed, info = letterbox_frame(image, backend.image_size)
     raw = backend.detect(letterboxed[None])
     detections = to_original(raw, info[None])[0]
     keep = detections.scores >= conf
