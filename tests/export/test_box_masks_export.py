@@ -1,17 +1,15 @@
 """export.mask_size / mask_dtype: box-aligned masks in the end-to-end TFLite file and the
 SavedModel signatures, against Keras and the host paste; the app example pastes them."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from example_runner import app_letterbox, tflite_app
 from tfseg.postprocess import PostProcess
-pytestmark = pytest.mark.slow  # box-mask exports (TFLite and SavedModel)
-
 from tfseg.postprocess.host import to_original
+
+pytestmark = pytest.mark.slow  # box-mask exports (TFLite and SavedModel)
 
 M = 56
 
@@ -66,30 +64,30 @@ def test_tflite_box_masks_equal_keras_and_stay_builtin(box_export, network, lett
     assert compared >= 10
 
 
-def test_app_example_pastes_box_masks_like_predict(box_export, image_files):
-    """tools/tflite_app_example.py (numpy only) places box_masks as tfseg's predict does."""
+def test_app_example_pastes_box_masks_like_predict(box_export, image_files, settings, tmp_path):
+    """examples/tflite_app.py (numpy only), run as a user runs it, places box_masks exactly
+    as tfseg's predict does. Both build the sampling map in float64 from the same float32
+    boxes: OpenCV 5's warpAffine samples at full precision (4.x rounded to 1/32 pixel), so a
+    map differing in the last bit of float32 flipped a pixel sitting on the 0.5 threshold."""
     import cv2
 
     from tfseg.predict.backends import TFLiteBackend
 
-    tool = Path(__file__).resolve().parents[2] / "tools" / "tflite_app_example.py"
-    spec = importlib.util.spec_from_file_location("tflite_app_example", tool)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
     path = box_export["tflite_float32"]
     checked = 0
     for image_file in image_files[:2]:
+        app, masks = tflite_app(path, image_file, tmp_path)
         rgb = cv2.cvtColor(cv2.imread(str(image_file)), cv2.COLOR_BGR2RGB)
-        got = app.detect_image(str(path), rgb, 128)
-        boxed, (scale, top, left) = app.letterbox(rgb, 128)
-        info = np.array([[rgb.shape[0], rgb.shape[1], scale, top, left]], np.float32)
-        want = to_original(TFLiteBackend(path).detect(boxed[None]), info)[0]
-        kept = [d for d in got if d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1]]
+        boxed, info = app_letterbox(rgb, settings.size)
+        np.testing.assert_array_equal(np.float32(app["letterbox"]), info)
+        want = to_original(TFLiteBackend(path).detect(boxed[None]), info[None])[0]
+        kept = [i for i, d in enumerate(app["detections"])
+                if d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1]]
         assert len(kept) == len(want) > 0
-        np.testing.assert_allclose([d["box"] for d in kept], want.boxes, atol=1e-3)
-        for i, d in enumerate(kept):
-            assert np.array_equal(d["mask"], want.full_mask(i))
-            checked += int(d["mask"].any())
+        np.testing.assert_array_equal([app["detections"][i]["box"] for i in kept], want.boxes)
+        for i, row in enumerate(kept):
+            assert np.array_equal(masks[row], want.full_mask(i)), (image_file.name, i)
+            checked += int(masks[row].any())
     assert checked > 0
 
 

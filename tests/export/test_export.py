@@ -45,31 +45,29 @@ def test_load_backend_reads_metadata_and_matches_keras(exported, letterboxed, ke
         load_backend(exported["tflite_raw_float32"])
 
 
-def test_app_example_places_masks_like_the_host_postprocess(exported, image_files):
-    """tools/tflite_app_example.py (numpy only) agrees with tfseg.postprocess.host."""
-    import importlib.util
-    from pathlib import Path
-
+@pytest.mark.slow  # the shared export
+def test_app_example_places_masks_like_the_host_postprocess(exported, image_files, tmp_path):
+    """examples/tflite_app.py (numpy only), run as a user runs it, agrees with
+    tfseg.postprocess.host pixel for pixel."""
     import cv2
 
+    from example_runner import app_letterbox, tflite_app
     from tfseg.postprocess.host import to_original
     from tfseg.predict.backends import TFLiteBackend
 
-    tool = Path(__file__).resolve().parents[2] / "tools" / "tflite_app_example.py"
-    spec = importlib.util.spec_from_file_location("tflite_app_example", tool)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
     path = next(p for p in image_files if p.suffix == ".png")
+    app, masks = tflite_app(exported["tflite_float32"], path, tmp_path)
     rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    got = app.detect_image(str(exported["tflite_float32"]), rgb, 128)
-    boxed, (scale, top, left) = app.letterbox(rgb, 128)
-    info = np.array([[rgb.shape[0], rgb.shape[1], scale, top, left]], np.float32)
-    want = to_original(TFLiteBackend(exported["tflite_float32"]).detect(boxed[None]), info)[0]
-    assert len(got) >= len(want) > 0
-    kept = [d for d in got if d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1]]
-    np.testing.assert_allclose([d["box"] for d in kept], want.boxes, atol=1e-3)
-    for i, d in enumerate(kept):
-        assert np.array_equal(d["mask"], want.full_mask(i))
+    boxed, info = app_letterbox(rgb, 128)
+    np.testing.assert_array_equal(np.float32(app["letterbox"]), info)
+    want = to_original(TFLiteBackend(exported["tflite_float32"]).detect(boxed[None]),
+                       info[None])[0]
+    kept = [i for i, d in enumerate(app["detections"])
+            if d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1]]
+    assert len(kept) == len(want) > 0
+    np.testing.assert_allclose([app["detections"][i]["box"] for i in kept], want.boxes, atol=1e-3)
+    for i, row in enumerate(kept):
+        assert np.array_equal(masks[row], want.full_mask(i))
 
 
 def test_tfseg_export_imports_from_a_fresh_process():

@@ -2,16 +2,18 @@
 
 Compact masks in serving_default (one PNG per detection) and the size of the REST answer,
 models.config and batching_parameters.txt for docs/export.md's `docker run` mount, and
-tools/serving_client.py over REST and gRPC. No TF Serving binary here: the SavedModel runs
-in-process and the server's part (JSON row format, PredictRequest/PredictResponse) is played
-with TF Serving's own rules and protos.
+examples/serving_client.py over REST and gRPC, run as a user runs it. No TF Serving binary
+here: the SavedModel runs in this process behind a small HTTP server and a gRPC server that
+play the server's part (JSON row format, PredictRequest/PredictResponse) with TF Serving's own
+rules and protos.
 """
 
 import base64
-import importlib
+import http.server
 import json
 import shlex
-import sys
+import threading
+from concurrent import futures
 from pathlib import Path
 
 import cv2
@@ -19,13 +21,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from example_runner import run_example
 from tfseg.postprocess import PostProcess
 from tfseg.postprocess.host import to_original
 
+pytestmark = pytest.mark.slow  # the shared export, and a SavedModel at 640
+
 ROOT = Path(__file__).resolve().parents[2]
 
-
-pytestmark = pytest.mark.slow  # the shared export, and a SavedModel at 640
 
 def _decimal(value: float) -> str:
     """A float32 as TF Serving's JSON writer prints it (json_tensor.cc WriteDecimal): six
@@ -76,16 +79,6 @@ def rest_request_tensors(body: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client():
-    """tools/serving_client.py as a module (it imports its sibling tflite_app_example)."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        return importlib.import_module("serving_client")
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-
-
-@pytest.fixture(scope="module")
 def loaded(exported):
     return tf.saved_model.load(str(exported["savedmodel"]))
 
@@ -122,7 +115,7 @@ def served_640(make_network, tmp_path_factory):
     return tf.saved_model.load(str(path))
 
 
-def test_rest_answer_with_100_detections_at_640_is_under_1mb(served_640, image_files, client):
+def test_rest_answer_with_100_detections_at_640_is_under_1mb(served_640, image_files):
     rgb = cv2.resize(cv2.imread(str(image_files[0])), (640, 480))
     jpeg = cv2.imencode(".jpg", rgb)[1].tobytes()
     out = _numpy(served_640.signatures["serving_default"](image_bytes=tf.constant([jpeg])))
@@ -130,8 +123,10 @@ def test_rest_answer_with_100_detections_at_640_is_under_1mb(served_640, image_f
     body = tf_serving_rest_body(out)
     print(f"REST answer, one image, 100 detections at 640: {len(body.encode())} bytes")
     assert len(body.encode()) < 1_000_000
-    (result,) = client.decode_rest_response(json.loads(body))
-    assert result["masks"].shape == (100, 160, 160) and result["masks"].max() > 0.5
+    (prediction,) = json.loads(body)["predictions"]
+    masks = np.stack([cv2.imdecode(np.frombuffer(base64.b64decode(item["b64"]), np.uint8),
+                                   cv2.IMREAD_UNCHANGED) for item in prediction["masks_png_bytes"]])
+    assert masks.shape == (100, 160, 160) and masks.max() > 127
 
 
 def _documented_docker_command() -> list[str]:
@@ -234,41 +229,112 @@ def _assert_same_as_host(results, reference):
             assert differ <= max(3, 0.02 * (mask | expected).sum()), (i, differ)
 
 
+class _FakeServing:
+    """TF Serving's two front ends over the loaded SavedModel: REST on
+    /v1/models/<name>:predict (row format) and gRPC PredictionService.Predict."""
+
+    def __init__(self, loaded, name: str):
+        self.loaded, self.name, self.requests = loaded, name, []
+
+    def run(self, signature_name: str, tensors: dict) -> dict:
+        self.requests.append(signature_name)
+        return _numpy(self.loaded.signatures[signature_name](**tensors))
+
+    def rest(self) -> http.server.ThreadingHTTPServer:
+        serving = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                assert self.path == f"/v1/models/{serving.name}:predict", self.path
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outputs = serving.run(body.get("signature_name", "serving_default"),
+                                      rest_request_tensors(body))
+                answer = tf_serving_rest_body(outputs).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def grpc(self):
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        serving = self
+
+        class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+            def Predict(self, request, context):
+                assert request.model_spec.name == serving.name
+                outputs = serving.run(request.model_spec.signature_name, {
+                    k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+                response = predict_pb2.PredictResponse()
+                for key, value in outputs.items():
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                return response
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        return server, port
+
+
+def _client(protocol: str, address: str, image_files, folder: Path, *flags: str) -> list[dict]:
+    """examples/serving_client.py as typed; per image its --json entry with its --masks."""
+    where = ["--url", f"http://{address}"] if protocol == "rest" else ["--target", address]
+    out_json, out_masks = folder / f"{protocol}.json", folder / f"{protocol}.npz"
+    run_example("serving_client.py", protocol, *map(str, image_files), *where, "--model",
+                "shapes", *flags, "--json", str(out_json), "--masks", str(out_masks))
+    results = json.loads(out_json.read_text())
+    with np.load(out_masks) as masks:
+        for i, result in enumerate(results):
+            result.update({k: np.asarray(v) for k, v in result.items() if k != "image"},
+                          masks=masks[f"probabilities_{i}"], pasted=masks[f"pasted_{i}"])
+    return results
+
+
 def test_client_rest_with_thresholds_decodes_and_pastes_masks(loaded, image_files, letterboxed,
-                                                              client):
-    thresholds = {"score_threshold": 0.4, "max_detections": 6}
-    body = client.rest_request([p.read_bytes() for p in image_files], thresholds)
-    assert body["signature_name"] == "serving_thresholds"
-    json.dumps(body)  # what urllib sends
-    outputs = loaded.signatures[body["signature_name"]](**rest_request_tensors(body))
-    results = client.decode_rest_response(json.loads(tf_serving_rest_body(_numpy(outputs))))
-    assert [len(r["scores"]) for r in results] == outputs["num_detections"].numpy().tolist()
-    assert all(len(r["scores"]) <= 6 and (r["scores"] >= 0.4).all() for r in results)
+                                                              tmp_path):
+    serving = _FakeServing(loaded, "shapes")
+    server = serving.rest()
+    try:
+        results = _client("rest", f"127.0.0.1:{server.server_port}", image_files, tmp_path,
+                          "--score-threshold", "0.4", "--max-detections", "6")
+    finally:
+        server.shutdown()
+    assert serving.requests == ["serving_thresholds"]
+    assert [r["image"] for r in results] == [str(p) for p in image_files]
+    assert all(0 < len(r["scores"]) <= 6 and (r["scores"] >= 0.4).all() for r in results)
     for result in results:
-        result["pasted"] = client.paste_masks(result)
         height, width = result["letterbox"][:2].astype(int)
         assert result["pasted"].shape == (len(result["scores"]), height, width)
+    thresholds = {"score_threshold": 0.4, "max_detections": 6}
     _assert_same_as_host(results, _host_masks(loaded, letterboxed, thresholds))
 
 
-def test_client_grpc_decodes_the_same_as_rest(loaded, image_files, letterboxed, client):
-    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2",
-                                      reason="gRPC needs tensorflow-serving-api (tfseg[serving])")
-    data = [p.read_bytes() for p in image_files]
-    request = predict_pb2.PredictRequest.FromString(
-        client.grpc_request("shapes", data, {"iou_threshold": 0.3}).SerializeToString())
-    assert request.model_spec.signature_name == "serving_thresholds"
-    # The server's part: request tensors in, signature run, outputs as TensorProtos out.
-    signature = loaded.signatures[request.model_spec.signature_name]
-    outputs = signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
-    response = predict_pb2.PredictResponse()
-    for name, value in outputs.items():
-        response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
-    results = client.decode_grpc_response(
-        predict_pb2.PredictResponse.FromString(response.SerializeToString()))
-    rest = client.decode_rest_response(json.loads(tf_serving_rest_body(_numpy(outputs))))
+def test_client_grpc_decodes_the_same_as_rest(loaded, image_files, letterboxed, tmp_path):
+    pytest.importorskip("tensorflow_serving.apis.predict_pb2",
+                        reason="gRPC needs tensorflow-serving-api (tfseg[serving])")
+    serving = _FakeServing(loaded, "shapes")
+    rest_server = serving.rest()
+    grpc_server, port = serving.grpc()
+    try:
+        rest = _client("rest", f"127.0.0.1:{rest_server.server_port}", image_files, tmp_path,
+                       "--iou-threshold", "0.3")
+        results = _client("grpc", f"127.0.0.1:{port}", image_files, tmp_path,
+                          "--iou-threshold", "0.3")
+    finally:
+        rest_server.shutdown()
+        grpc_server.stop(None)
+    assert serving.requests == ["serving_thresholds"] * 2
     for got, want in zip(results, rest):
         np.testing.assert_array_equal(got["masks"], want["masks"])
         np.testing.assert_allclose(got["boxes"], want["boxes"], rtol=1e-6)
-        got["pasted"] = client.paste_masks(got)
     _assert_same_as_host(results, _host_masks(loaded, letterboxed, {"iou_threshold": 0.3}))

@@ -135,7 +135,10 @@ def box_mask_to_original(box_mask: np.ndarray, grid_box: np.ndarray, box: np.nda
     """
     x0, y0, x1, y1 = _box_pixel_range(box, height, width)
     origin = np.array([x0, y0], np.int32)
-    span_x, span_y = float(grid_box[2] - grid_box[0]), float(grid_box[3] - grid_box[1])
+    # The whole map in float64 (a float32 term moves samples by an ulp, which OpenCV 5's
+    # unquantised warpAffine turns into flipped pixels at the threshold).
+    grid_box = np.asarray(grid_box, np.float64)
+    span_x, span_y = grid_box[2] - grid_box[0], grid_box[3] - grid_box[1]
     if x1 <= x0 or y1 <= y0 or span_x <= 0 or span_y <= 0:
         return np.zeros((0, 0), bool), origin
     if box_mask.dtype == np.uint8:

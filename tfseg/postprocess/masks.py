@@ -5,7 +5,7 @@ for the kept detections alone (see :mod:`tfseg.postprocess.host`). The exports m
 return box-aligned masks (``mask_size`` m > 0): each detection's cropped mask resampled
 onto an m x m grid spanning its box, so an app only resizes m x m to the box's size.
 
-Box-aligned grid convention (every export, the host paste and tools/tflite_app_example.py):
+Box-aligned grid convention (every export, the host paste and examples/tflite_app.py):
 cell (i, j) of the m x m mask of box (x1, y1, x2, y2) is the mask's value at the point
 
     x = x1 + (j + 0.5) * (x2 - x1) / m,    y = y1 + (i + 0.5) * (y2 - y1) / m

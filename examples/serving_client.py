@@ -1,8 +1,9 @@
 """TF Serving client for a tfseg SavedModel: REST with base64 images, gRPC with serving protos.
 
-    python tools/serving_client.py rest image.jpg --url http://localhost:8501 --model tfseg
-    python tools/serving_client.py grpc image.jpg --target localhost:8500 --model tfseg \\
+    python examples/serving_client.py rest image.jpg --url http://localhost:8501 --model tfseg
+    python examples/serving_client.py grpc image.jpg --target localhost:8500 --model tfseg \\
         --score-threshold 0.5 --max-detections 20 --out overlay.png
+    (--json answers.json --masks masks.npz write what it decoded, for a program to read)
 
 Start the server (the export wrote ``<dir>/<name>/<version>/``, ``<dir>/models.config`` with
 base_path ``/models/<name>``, and ``<dir>/batching_parameters.txt``):
@@ -27,20 +28,23 @@ pixel (r, c) covers input pixels [4c, 4c + 4) x [4r, 4r + 4); original x = (inpu
 pad_left) / scale. :func:`paste_masks` places them on the original image. gRPC returns the
 same tensors (masks_png_bytes as a string tensor of PNG bytes).
 
-gRPC uses tensorflow-serving-api (``pip install tfseg[serving]``), imported lazily.
+gRPC uses tensorflow-serving-api, imported lazily (``pip install -e ".[serving]"``; beside
+tensorflow-cpu, ``pip install --no-deps tensorflow-serving-api``: its dependencies would add the
+full tensorflow). This file imports nothing of tfseg, so it says so itself when that is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import json
 import urllib.request
 
 import cv2
 import numpy as np
 
-from tflite_app_example import mask_to_original, paste_box_mask  # an app's placement
+from tflite_app import mask_to_original, paste_box_mask  # an app's placement
 
 THRESHOLD_INPUTS = {"score_threshold": np.float32, "iou_threshold": np.float32,
                     "max_detections": np.int32}
@@ -107,7 +111,7 @@ def decode_prediction(prediction: dict, pngs: list[bytes]) -> dict:
 
 def paste_masks(result: dict, box_aligned: bool = False) -> np.ndarray:
     """The decoded masks placed on the original image: ``[n, H, W]`` bool (probability > 0.5,
-    inside the box), as tools/tflite_app_example.py places an end-to-end TFLite's masks.
+    inside the box), as examples/tflite_app.py places an end-to-end TFLite's masks.
 
     Args:
         result: one image's :func:`decode_prediction`.
@@ -190,6 +194,10 @@ def main() -> None:
     parser.add_argument("--iou-threshold", type=float)
     parser.add_argument("--max-detections", type=int)
     parser.add_argument("--out", help="overlay PNG of the first image's masks")
+    parser.add_argument("--json", help="write each image's boxes, scores, classes and letterbox "
+                                       "here")
+    parser.add_argument("--masks", help="write each image's masks here (.npz: probabilities_<i> "
+                                        "[n, P, P] float32, pasted_<i> [n, H, W] bool)")
     args = parser.parse_args()
     thresholds = {k: v for k, v in (("score_threshold", args.score_threshold),
                                     ("iou_threshold", args.iou_threshold),
@@ -197,12 +205,25 @@ def main() -> None:
     data = [open(path, "rb").read() for path in args.images]
     if args.protocol == "rest":
         results = predict_rest(args.url, args.model, data, thresholds)
+    elif importlib.util.find_spec("tensorflow_serving") is None:
+        raise SystemExit('serving_client: error: gRPC requests need tensorflow-serving-api, '
+                         'which is not installed: pip install -e ".[serving]"')
     else:
         results = predict_grpc(args.target, args.model, data, thresholds)
     for path, result in zip(args.images, results):
         print(path, json.dumps({"boxes": result["boxes"].round(1).tolist(),
                                 "scores": result["scores"].round(3).tolist(),
                                 "classes": result["classes"].tolist()}))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump([{"image": path, **{k: np.asarray(result[k]).tolist() for k in
+                                          ("boxes", "scores", "classes", "letterbox")}}
+                       for path, result in zip(args.images, results)], file)
+    if args.masks:
+        arrays = {}
+        for i, result in enumerate(results):
+            arrays[f"probabilities_{i}"], arrays[f"pasted_{i}"] = result["masks"], paste_masks(result)
+        np.savez_compressed(args.masks, **arrays)
     if args.out:
         image = cv2.imread(args.images[0], cv2.IMREAD_COLOR)
         for mask in paste_masks(results[0]):

@@ -1,6 +1,7 @@
 """What a phone app does with the end-to-end .tflite, in plain numpy (no tfseg, no TensorFlow).
 
-    python tools/tflite_app_example.py model_float32.tflite image.jpg [--out overlay.png]
+    python examples/tflite_app.py model_float32.tflite image.jpg [--out overlay.png]
+        [--json detections.json] [--masks masks.npz]
 
 Steps, as an Android/iOS app would write them:
   1. decode the image (here cv2) to RGB uint8;
@@ -21,7 +22,11 @@ Steps, as an Android/iOS app would write them:
      original pixels (paste_box_mask below); uint8 masks (export.mask_dtype=uint8) hold
      round(255 p): threshold at 128.
 The geometry is the same as tfseg.postprocess.host (which the Python predict uses); this
-file restates it without tfseg so an app developer can read it in one place.
+file restates it without tfseg so an app developer can read it in one place. Precision
+matters where a probability sits within a rounding step of the threshold: the letterbox info
+and the boxes mapped back are float32 (what tfseg's letterbox info holds), the sampling maps
+are computed in float64 from those values, as tfseg's predict computes them, so both place
+the very same pixels.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ PAD_VALUE = 114
 PROTO_STRIDE = 4
 
 
-def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
-    """``[H, W, 3]`` uint8 -> (``[S, S, 3]`` uint8, (scale, pad_top, pad_left))."""
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, tuple[np.float32, int, int]]:
+    """``[H, W, 3]`` uint8 -> (``[S, S, 3]`` uint8, (scale as float32, pad_top, pad_left))."""
     height, width = rgb.shape[:2]
     scale = min(size / height, size / width)
     new_h, new_w = min(round(height * scale), size), min(round(width * scale), size)
@@ -45,7 +50,7 @@ def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, int,
     top, left = (size - new_h) // 2, (size - new_w) // 2
     canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
     canvas[top:top + new_h, left:left + new_w] = resized
-    return canvas, (scale, top, left)
+    return canvas, (np.float32(scale), top, left)
 
 
 def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2,
@@ -67,11 +72,14 @@ def run_detect(model_path: str, image: np.ndarray, num_threads: int = 2,
 
 def boxes_to_original(boxes_norm: np.ndarray, size: int, scale: float, top: int, left: int,
                       height: int, width: int, clip: bool = True) -> np.ndarray:
-    """``[n, 4]`` normalized yxyx of the input -> ``[n, 4]`` xyxy original pixels."""
-    ymin, xmin, ymax, xmax = (boxes_norm[:, i] * size for i in range(4))
+    """``[n, 4]`` normalized yxyx of the input -> ``[n, 4]`` float32 xyxy original pixels."""
+    ymin, xmin, ymax, xmax = (boxes_norm[:, i].astype(np.float32) * np.float32(size)
+                              for i in range(4))
+    top, left, scale = np.float32(top), np.float32(left), np.float32(scale)
     boxes = np.stack([(xmin - left) / scale, (ymin - top) / scale,
                       (xmax - left) / scale, (ymax - top) / scale], axis=1)
-    return np.clip(boxes, 0, [width, height, width, height]) if clip else boxes
+    limit = np.array([width, height, width, height], np.float32)
+    return np.clip(boxes, np.float32(0), limit) if clip else boxes
 
 
 def paste_box_mask(box_mask: np.ndarray, span: np.ndarray, box: np.ndarray, height: int,
@@ -87,6 +95,7 @@ def paste_box_mask(box_mask: np.ndarray, span: np.ndarray, box: np.ndarray, heig
     full = np.zeros((height, width), bool)
     x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
     x1, y1 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
+    span = np.asarray(span, np.float64)  # the map below in float64, as tfseg computes it
     span_w, span_h = span[2] - span[0], span[3] - span[1]
     if x1 <= x0 or y1 <= y0 or span_w <= 0 or span_h <= 0:
         return full
@@ -113,6 +122,7 @@ def mask_to_original(mask: np.ndarray, box: np.ndarray, scale: float, top: int, 
     full = np.zeros((height, width), bool)
     if x1 <= x0 or y1 <= y0:
         return full
+    scale, top, left = float(scale), float(top), float(left)  # float64 from here
     step = scale / PROTO_STRIDE
     to_proto = np.array([[step, 0, ((x0 + 0.5) * scale + left) / PROTO_STRIDE - 0.5],
                          [0, step, ((y0 + 0.5) * scale + top) / PROTO_STRIDE - 0.5]])
@@ -149,6 +159,10 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("image")
     parser.add_argument("--out", help="write an overlay PNG here")
+    parser.add_argument("--json", help="write the letterbox and the detections (box, score, "
+                                       "class, mask pixel count) here")
+    parser.add_argument("--masks", help="write the masks on the original image here (.npz, "
+                                        "'masks': [n, H, W] bool)")
     args = parser.parse_args()
     from ai_edge_litert.interpreter import Interpreter
 
@@ -159,6 +173,15 @@ def main() -> None:
     summary = [{k: v for k, v in d.items() if k != "mask"} | {"mask_pixels": int(d["mask"].sum())}
                for d in detections]
     print(json.dumps(summary, indent=1))
+    if args.json:
+        scale, top, left = letterbox(rgb, size)[1]
+        with open(args.json, "w") as file:
+            json.dump({"image": args.image, "letterbox": [*rgb.shape[:2], float(scale), top, left],
+                       "detections": summary}, file, indent=1)
+    if args.masks:
+        masks = np.stack([d["mask"] for d in detections]) if detections else \
+            np.zeros((0, *rgb.shape[:2]), bool)
+        np.savez_compressed(args.masks, masks=masks)
     if args.out:
         overlay = rgb.copy()
         for d in detections:
