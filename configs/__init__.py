@@ -1,1 +1,2 @@
-"""The YAML configs shipped with tfseg (model scales, datasets, recipes, export options)."""
+"""The YAML configs shipped with tfseg: model scale tables, datasets, and every config key's
+default printed from tfseg/config/schema.py (train/default.yaml)."""
