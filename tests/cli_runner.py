@@ -13,8 +13,14 @@ _SCRIPT = shutil.which("tfseg", path=str(Path(sys.executable).parent)) or shutil
 TFSEG = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "tfseg"]
 
 
-def run_tfseg(cwd: Path, *args: str, expect: int | None = 0,
-              timeout: float = 900) -> subprocess.CompletedProcess:
+def user_console_env() -> dict[str, str]:
+    """The environment of a user who set no logging variable: tfseg's defaults decide."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFSEG_VERBOSE")}
+
+
+def run_tfseg(cwd: Path, *args: str, expect: int | None = 0, timeout: float = 900,
+              user_console: bool = False) -> subprocess.CompletedProcess:
     """Run ``tfseg args...`` in ``cwd`` with TensorFlow's C++ logging quiet.
 
     Args:
@@ -23,8 +29,10 @@ def run_tfseg(cwd: Path, *args: str, expect: int | None = 0,
         expect: the exit code to assert (the output's tail is the failure message); None
             leaves the check to the caller.
         timeout: seconds before the run counts as hung.
+        user_console: leave TensorFlow's logging to tfseg's defaults, as for a user who
+            set nothing (what tests/cli/test_console.py checks).
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = user_console_env() if user_console else {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([*TFSEG, *args], cwd=cwd, capture_output=True, text=True, env=env,
                             timeout=timeout)
     if expect is not None:

@@ -1,6 +1,6 @@
 """The parity certificate as a user meets it: ``tfseg export`` typed in a fresh folder.
 
-A tiny run is trained once (64 px, one step); its exports are then certified against it on
+A tiny run is trained once (64 px, two steps); its exports are then certified against it on
 the run's own validation images: the end-to-end file of every mode and the SavedModel (raw
 files get theirs the same way: tests/export/test_certificate.py, which also shows a real
 accuracy loss failing the check); a threshold no file can meet fails the export; weights
@@ -31,15 +31,10 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A fresh folder with a shapes dataset and a run trained on it for one step."""
-    cwd = tmp_path_factory.mktemp("parity")
-    ok(tfseg(cwd, "data", "shapes", "--output", "ds", "shapes_train=4", "shapes_val=4",
-             "shapes_min_size=64", "shapes_max_size=96"))
-    ok(tfseg(cwd, "train", "data.root=ds", "imgsz=64", "epochs=1", "batch=4",
-             "steps_per_epoch=1", "nominal_batch=0", "jit_compile=false", "prepare_workers=0",
-             "mosaic=0", "close_mosaic=0", "eval.plots=false", "patience=0"))
-    return cwd
+def workdir(tiny_run, tmp_path_factory) -> Path:
+    """A fresh folder with a shapes dataset (4 val images) and a run trained on it for two
+    steps: the shared tiny run (tests/cli/conftest.py), copied."""
+    return tiny_run.copy_into(tmp_path_factory.mktemp("parity"))
 
 
 @pytest.mark.slow  # a full export: four TFLite conversions and a SavedModel (~2 min on 2 cores)
@@ -76,6 +71,7 @@ def test_every_mode_of_an_export_carries_its_parity_certificate(workdir):
     assert "Keras model (reference)" in result.stdout and "FAILED" not in result.stdout
 
 
+@pytest.mark.slow  # a training and an int8 export
 def test_an_int8_export_past_the_allowed_drop_fails_and_says_why(workdir):
     # A negative allowance: the int8 file would have to beat the Keras model by half a
     # point, which a copy of it cannot; the real check measures and refuses it.
@@ -93,6 +89,7 @@ def test_an_int8_export_past_the_allowed_drop_fails_and_says_why(workdir):
     assert "FAILED" in result.stdout
 
 
+@pytest.mark.slow  # a training and an export
 def test_weights_without_their_dataset_export_and_say_parity_was_not_measured(workdir, tmp_path):
     from tfseg.export.metadata import read_tflite_metadata
 
