@@ -17,6 +17,8 @@ import tensorflow as tf  # noqa: E402
 from tfseg.data.prepare import load_split, prepare  # noqa: E402
 from tfseg.errors import DatasetError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Beam pipelines in worker processes, beside a local preparation
+
 # Two worker processes, as a user with a bigger machine would run it (with more workers).
 MULTI_PROCESS = ("--runner=DirectRunner --direct_num_workers=2 "
                  "--direct_running_mode=multi_processing")
