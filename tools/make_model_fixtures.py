@@ -11,17 +11,17 @@ Writes into the output folder:
     scene.png                   a 160x160 RGB test scene drawn here (deterministic)
     <model>.state.json          the reference state-dict names, shapes and dtypes, in order
     <model>.outputs.npz         the reference's raw head outputs on scene.png with the weights
-                                of :func:`reference_like_weights` (NCHW, before decoding), and
+                                of ``reference_like_weights`` (NCHW, before decoding), and
                                 its decoded boxes, scores and mask probabilities of the top anchors
                                 (YOLOv8/11). YOLO26 (end-to-end) models run on the central 96x96
-                                crop of the scene (:func:`scene_crop`) to keep the file small; their
+                                crop of the scene (``scene_crop``) to keep the file small; their
                                 file adds the one-to-one outputs (``o2o_box0``...), the semantic
                                 logits and the reference's own end-to-end detections
                                 (``e2e_detections``: x1, y1, x2, y2, score, class, 32 coefficients)
 
-The weights are made by :func:`reference_like_weights` from the names and shapes alone with
-seeded numpy, so the tests rebuild the same weights without torch. This module imports only
-numpy at the top for that reason.
+The weights are made by ``reference_like_weights`` from the names and shapes alone with
+seeded numpy; it lives with the tests (tests/reference_weights.py), which rebuild the same
+weights without torch, and this script takes it from there.
 """
 
 from __future__ import annotations
@@ -29,58 +29,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-FIXTURE_SEED = 20240601
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_weights import FIXTURE_SEED, reference_like_weights, scene_crop  # noqa: E402
+
 IMAGE_SIZE = 160
 NUM_CLASSES = 3
 TOP_ANCHORS = 8
 PARITY_MODELS = {"yolov8-seg-n": "yolov8n-seg", "yolo11-seg-n": "yolo11n-seg"}
 END_TO_END_MODELS = {"yolo26-seg-n": "yolo26n-seg", "yolo26-seg-s": "yolo26s-seg"}
-CROP_SIZE = 96  # input of the end-to-end fixtures: the scene's central 96 x 96 pixels
 FAMILIES = {"yolov8-seg": "yolov8{}-seg", "yolo11-seg": "yolo11{}-seg",
             "yolo26-seg": "yolo26{}-seg"}
-
-
-def reference_like_weights(entries: list, seed: int = FIXTURE_SEED, gain: float = 1.3) -> dict:
-    """Deterministic weights and BN statistics for a state dict, from names and shapes.
-
-    Values keep activations of order one through ~20 layers, so a parity check at 1e-4
-    compares numbers that mean something: conv weights N(0, 1/fan_in) * gain, BN scale in
-    [0.7, 1.3], shift and mean in [-0.2, 0.2], variance in [0.5, 1.5], biases in [-0.5, 0.5];
-    the DFL projection keeps its fixed ramp.
-
-    Args:
-        entries: ``[[name, shape, dtype], ...]`` in state-dict order.
-        seed: base seed; entry i uses the generator seeded with (seed, i).
-
-    Returns:
-        ``{name: np.ndarray}`` with the given shapes (float32; int64 for counters).
-    """
-    weights = {}
-    for index, (name, shape, dtype) in enumerate(entries):
-        rng = np.random.default_rng([seed, index])
-        shape = tuple(shape)
-        if dtype == "int64":
-            weights[name] = np.zeros(shape, np.int64)
-        elif name.endswith("dfl.conv.weight"):  # the fixed DFL projection 0..reg_max-1
-            weights[name] = np.arange(shape[1], dtype=np.float32).reshape(shape)
-        elif name.endswith("running_var"):
-            weights[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-        elif name.endswith(("running_mean", "bn.bias")):
-            weights[name] = rng.uniform(-0.2, 0.2, shape).astype(np.float32)
-        elif name.endswith("bn.weight"):
-            weights[name] = rng.uniform(0.7, 1.3, shape).astype(np.float32)
-        elif len(shape) == 4:
-            fan_in = shape[1] * shape[2] * shape[3]
-            if name.endswith("upsample.weight"):  # transposed conv: [in, out, kh, kw]
-                fan_in = shape[0]
-            weights[name] = (rng.standard_normal(shape) * gain / np.sqrt(fan_in)).astype(np.float32)
-        else:
-            weights[name] = rng.uniform(-0.5, 0.5, shape).astype(np.float32)
-    return weights
 
 
 def draw_scene(size: int = IMAGE_SIZE) -> np.ndarray:
@@ -102,12 +65,6 @@ def draw_scene(size: int = IMAGE_SIZE) -> np.ndarray:
     image[int(size * .15):int(size * .25), int(size * .65):int(size * .95)] = (250, 240, 90)
     image += rng.normal(0, 6, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def scene_crop(scene: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """The central ``size`` x ``size`` pixels of a ``[H, W, 3]`` scene."""
-    top, left = (scene.shape[0] - size) // 2, (scene.shape[1] - size) // 2
-    return scene[top:top + size, left:left + size]
 
 
 def _reference_model(reference_name: str, num_classes: int):
@@ -197,7 +154,7 @@ def _end_to_end_outputs(model, image):
 
 
 def _seeded_reference(reference_name: str):
-    """The reference model with :func:`reference_like_weights`, and its state entries."""
+    """The reference model with ``reference_like_weights``, and its state entries."""
     import torch
 
     model = _reference_model(reference_name, NUM_CLASSES)

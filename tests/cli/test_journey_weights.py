@@ -35,13 +35,10 @@ def _write_video(path: Path, images: list[Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run; its dataset deleted afterwards. Media kept in ``media/``."""
-    root = tmp_path_factory.mktemp("train")
-    tfseg(root, "data", "shapes", "--output", "ds", "shapes_train=8", "shapes_val=4",
-          "shapes_min_size=64", "shapes_max_size=96")
-    tfseg(root, "train", "data.root=ds", "imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2",
-          "nominal_batch=0", "jit_compile=false", "prepare_workers=0", "patience=0")
+def trained(tiny_run, tmp_path_factory):
+    """A finished tiny run (the shared one, tests/cli/conftest.py, copied); its dataset
+    deleted afterwards. Media kept in ``media/``."""
+    root = tiny_run.copy_into(tmp_path_factory.mktemp("train"))
     annotations = json.loads((root / "ds/annotations/instances_train.json").read_text())
     categories = annotations["categories"]
     media = root / "media"
@@ -167,12 +164,10 @@ def test_an_ultralytics_pt_without_torch_says_what_to_install(tmp_path):
 
 def _reference_state() -> dict:
     """The stored reference state dict of yolov8-seg-n, 3 classes (tests/fixtures/model)."""
-    spec = importlib.util.spec_from_file_location("fixtures_tool",
-                                                  ROOT / "tools/make_model_fixtures.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from reference_weights import reference_like_weights
+
     entries = json.loads((ROOT / "tests/fixtures/model/yolov8-seg-n.state.json").read_text())
-    return tool.reference_like_weights(entries)
+    return reference_like_weights(entries)
 
 
 def _reference_npz(path: Path) -> Path:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -31,12 +30,10 @@ def test_info_prints_the_reference_parameter_count(tmp_path):
 
 def _state_dict_file(folder: Path) -> Path:
     """The parity fixture's YOLO26-seg-n state dict (3 classes) as a user's .npz file."""
-    spec = importlib.util.spec_from_file_location("make_model_fixtures",
-                                                  ROOT / "tools" / "make_model_fixtures.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from reference_weights import reference_like_weights
+
     entries = json.loads((FIXTURES / "yolo26-seg-n.state.json").read_text())
-    state = tool.reference_like_weights(entries)
+    state = reference_like_weights(entries)
     for name in state:  # positive distances (about 3 strides), as a trained box branch gives
         if name.split(".")[2] in ("cv2", "one2one_cv2") and name.endswith(".2.bias"):
             state[name] = state[name] + 3.0

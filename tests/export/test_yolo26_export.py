@@ -27,18 +27,13 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "model"
 def network(settings):
     """yolo26-seg-n at the folder's size with the weights of the parity fixture: unit-order,
     image-dependent outputs of both heads (a fresh network's scores all tie at the prior)."""
-    import importlib.util
-
+    from reference_weights import reference_like_weights
     from tfseg.model import build_model
     from tfseg.model.import_ultralytics import apply_state_dict
 
-    spec = importlib.util.spec_from_file_location(
-        "make_model_fixtures", FIXTURES.parents[2] / "tools" / "make_model_fixtures.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     model = build_model(NAME, settings.classes, settings.size)
     entries = json.loads((FIXTURES / f"{NAME}.state.json").read_text())
-    apply_state_dict(model, tool.reference_like_weights(entries))
+    apply_state_dict(model, reference_like_weights(entries))
     head = model.get_layer("head")
     for branch in head.box_branches + head.o2o_box_branches:
         # Random weights give some negative distances (inverted boxes, which no IoU can

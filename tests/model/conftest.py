@@ -5,7 +5,6 @@ cannot be imported by name under --import-mode=importlib)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import types
 from pathlib import Path
@@ -13,28 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from reference_weights import reference_like_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "model"
 
 
-def _fixture_tool():
-    # The generator lives in the tool that made the fixtures (pure numpy at import time),
-    # so the tests rebuild exactly the reference's weights without torch.
-    spec = importlib.util.spec_from_file_location("make_model_fixtures",
-                                                  ROOT / "tools" / "make_model_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _fixture_tool()
-
-
 def reference_state(model_name: str) -> dict:
     """The state dict the reference ran with, regenerated: ``{name: np.ndarray}``."""
     entries = json.loads((FIXTURES / f"{model_name}.state.json").read_text())
-    return TOOL.reference_like_weights(entries)
+    return reference_like_weights(entries)
 
 
 def reference_outputs(model_name: str) -> dict:

@@ -3,7 +3,6 @@ PostProcess, and equality with the reference's own end-to-end detections of YOLO
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -120,15 +119,13 @@ def test_equals_the_reference_end_to_end_detections(name):
     from tfseg.model import build_model
     from tfseg.model.import_ultralytics import apply_state_dict
 
-    spec = importlib.util.spec_from_file_location("mf", FIXTURES.parents[2] / "tools" /
-                                                  "make_model_fixtures.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    model = build_model(name, 3, tool.CROP_SIZE)
-    apply_state_dict(model, tool.reference_like_weights(
+    from reference_weights import CROP_SIZE, reference_like_weights, scene_crop
+
+    model = build_model(name, 3, CROP_SIZE)
+    apply_state_dict(model, reference_like_weights(
         json.loads((FIXTURES / f"{name}.state.json").read_text())))
     scene = cv2.imread(str(FIXTURES / "scene.png"))[..., ::-1]
-    crop = (tool.scene_crop(scene).astype(np.float32) / 255.0)[None]
+    crop = (scene_crop(scene).astype(np.float32) / 255.0)[None]
     raw = model(crop)
     with np.load(FIXTURES / f"{name}.outputs.npz") as data:
         reference = data["e2e_detections"][0]  # [k, 6 + 32]: x1 y1 x2 y2 score class coefs
@@ -136,7 +133,7 @@ def test_equals_the_reference_end_to_end_detections(name):
     out = {k: np.asarray(v)[0] for k, v in end_to_end_detections(raw, 0.0, n).items()}
     np.testing.assert_allclose(out["scores"], reference[:n, 4], atol=1e-5)
     assert out["classes"].tolist() == reference[:n, 5].astype(int).tolist()
-    ref_boxes = np.clip(reference[:n, :4], 0, tool.CROP_SIZE)  # ours are clipped to the input
+    ref_boxes = np.clip(reference[:n, :4], 0, CROP_SIZE)  # ours are clipped to the input
     np.testing.assert_allclose(out["boxes"], ref_boxes, atol=1e-3)
     ref_masks = detection_masks(tf.constant(reference[None, :n, 6:]), raw["prototypes"],
                                 tf.constant(ref_boxes[None]))
