@@ -113,6 +113,7 @@ def test_perfect_detector_scores_one_and_writes_files(ground_truth, tmp_path):
     assert grid.shape == (SIZE, 4 * SIZE, 3)
 
 
+@pytest.mark.slow  # a real network traced and evaluated
 def test_real_model_runs_end_to_end(ground_truth):
     from tfseg.model.yolo_seg import build_model
 

@@ -70,6 +70,7 @@ def test_app_example_places_masks_like_the_host_postprocess(exported, image_file
         assert np.array_equal(masks[row], want.full_mask(i))
 
 
+@pytest.mark.slow  # a fresh process that loads TensorFlow
 def test_tfseg_export_imports_from_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", "import tfseg.export, tfseg.export.api; "
                              "print(tfseg.export.FORMATS)"], capture_output=True, text=True,

@@ -43,7 +43,8 @@ def test_zero_logits_give_ln2_whatever_the_bucket():
     assert float(mask_loss(coefficients, *rest)) == pytest.approx(math.log(2), rel=1e-6)
 
 
-@pytest.mark.parametrize("static_shapes", [True, False], ids=["static", "run-time"])
+@pytest.mark.parametrize("static_shapes", [pytest.param(True, marks=pytest.mark.slow), False],
+                         ids=["static", "run-time"])  # static: the XLA buckets, ~5x slower
 @pytest.mark.parametrize("positives", [[20, 3], [40, 0], [0, 0], [200, 1], [290, 5]])
 def test_loss_and_gradient_equal_the_full_cap_computation(positives, static_shapes):
     coefficients, prototypes, *rest = _case(positives)
