@@ -142,6 +142,7 @@ def test_gains_scale_each_term():
         assert float(default[name]) == pytest.approx(gain * float(unit[name]), rel=1e-5)
 
 
+@pytest.mark.slow  # XLA compiles the whole loss (minutes on 2 cores)
 def test_jit_compiled_matches_eager():
     y_true, y_pred = _random_case(seed=3)
     loss_fn = YoloSegLoss(S, C)
