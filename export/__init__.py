@@ -13,6 +13,8 @@ Layout written under ``output_dir``:
     <model>_<S>_<mode>.tflite              end-to-end (signature "detect", run-time thresholds),
                                            metadata inside
     <model>_<S>_raw_<mode>.tflite          network only (signature "raw"), metadata inside
+    <model>_<S>_segmenter_<mode>.tflite    format tflite_segmenter: per-class confidence masks for
+                                           MediaPipe's ImageSegmenter (signature "segment")
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tfseg.errors import ExportError
 from tfseg.export.gpu_rules import check_gpu
 from tfseg.export.structure import inspect_tflite
 
-FORMATS = ("savedmodel", "tflite")
+FORMATS = ("savedmodel", "tflite", "tflite_segmenter")
 
 __all__ = ["export", "check_gpu", "inspect_tflite", "FORMATS"]
 
@@ -75,7 +77,8 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
         num_classes: C (default: the model's).
         image_size: S, a multiple of 32.
         class_names / category_ids: C names and source category ids (default: class<i>, i).
-        formats: some of ("savedmodel", "tflite").
+        formats: some of ("savedmodel", "tflite", "tflite_segmenter"); tflite_segmenter
+            writes the MediaPipe ImageSegmenter file (export/segmenter.py) in every mode.
         tflite_modes: some of ("float32", "float16", "dynamic_int8", "int8").
         raw: also write the network-only .tflite files.
         score_threshold, iou_threshold, max_detections, agnostic, end_to_end: PostProcess
@@ -97,7 +100,7 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
 
     Returns:
         ``{"metadata": path, "savedmodel": version folder, "tflite_<mode>": path,
-        "tflite_raw_<mode>": path, ...}``.
+        "tflite_raw_<mode>": path, "tflite_segmenter_<mode>": path, ...}``.
 
     Raises:
         ExportError: no model, S not a multiple of 32, unknown format or mode, an empty
@@ -127,6 +130,8 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
                                end_to_end=end_to_end and _has_one_to_one_head(network))
     if model_info:
         info["model"] = dict(model_info)
+    if "tflite_segmenter" in formats:
+        meta.describe_segmenter(info)
     post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
                        mask_size=mask_size, mask_dtype=mask_dtype, end_to_end=end_to_end)
     output_dir = Path(output_dir)
@@ -136,6 +141,11 @@ def export(output_dir: str | os.PathLike, *, model, model_name: str | None = Non
         written.update(_export_tflite(network, post, image_size, output_dir, model_name,
                                       tflite_modes, raw, calibration, info,
                                       standard_outputs))
+    if "tflite_segmenter" in formats:
+        written.update(_export_segmenter(network, image_size, output_dir, model_name,
+                                         tflite_modes, calibration, info,
+                                         (score_threshold, iou_threshold, max_detections,
+                                          agnostic), end_to_end))
     if "savedmodel" in formats:
         from tfseg.export.savedmodel import export_savedmodel
 
@@ -164,6 +174,18 @@ def _export_tflite(network, post, image_size, output_dir, model_name, modes, raw
     files = export_tflite(network, post, image_size, output_dir, f"{model_name}_{image_size}",
                           modes, raw=raw, calibration=calibration, metadata=info,
                           standard_outputs=standard_outputs)
+    return {f"tflite_{name}": path for name, path in files.items()}
+
+
+def _export_segmenter(network, image_size, output_dir, model_name, modes, calibration, info,
+                      thresholds, end_to_end) -> dict[str, Path]:
+    from tfseg.export.segmenter import export_segmenter
+    from tfseg.postprocess import PostProcess
+
+    # Prototype-grid float masks whatever the export's mask options: they are composed here.
+    post = PostProcess(*thresholds, end_to_end=end_to_end)
+    files = export_segmenter(network, post, image_size, output_dir, f"{model_name}_{image_size}",
+                             modes, info, calibration)
     return {f"tflite_{name}": path for name, path in files.items()}
 
 

@@ -215,6 +215,17 @@ def build_metadata(model_name: str, num_classes: int, image_size: int, class_nam
     return info
 
 
+def describe_segmenter(info: dict) -> None:
+    """Add the MediaPipe segmenter file's signature and output (export/segmenter.py) to
+    the metadata of an export that writes one."""
+    from tfseg.export.segmenter import SEGMENT, segmenter_outputs
+
+    info["signatures"]["tflite"][SEGMENT] = {
+        "inputs": {signatures.INPUT_PIXELS: "uint8 [1, S, S, 3]"}}
+    info["outputs"]["tflite " + SEGMENT] = segmenter_outputs(info["num_classes"])
+    info["box_convention"]["tflite " + SEGMENT] = "none: per-class masks on the letterboxed input"
+
+
 def to_json(metadata: dict) -> str:
     return json.dumps(metadata, indent=2, sort_keys=False) + "\n"
 

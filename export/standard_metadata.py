@@ -123,6 +123,9 @@ def _output_tensor(builder, name: str, description: str, role: str) -> int:
     elif role == "logits":
         files = [_associated_file(builder, LABELS_FILE, "class names along the last axis",
                                   TENSOR_AXIS_LABELS)]
+    elif role == "masks":  # MediaPipe's ImageSegmenter names its channels from this file
+        files = [_associated_file(builder, LABELS_FILE, "channel names along the last axis",
+                                  TENSOR_AXIS_LABELS)]
     return _tensor(builder, name, description, content, [], 0, files)
 
 
@@ -134,7 +137,8 @@ def build_model_metadata(name: str, description: str, version: str, input_tensor
         name, description, version: the model's.
         input_tensor: (name, description, S) of the image input.
         outputs: (metadata name, description, role) per output in the subgraph's output
-            order; role is "location", "category", "score", "logits" or "" (plain).
+            order; role is "location", "category", "score", "logits", "masks" (per-class
+            masks, channels last) or "" (plain).
 
     Returns:
         The flatbuffer bytes (file identifier M001).
@@ -179,10 +183,12 @@ def _roles(names: list[str]) -> list[tuple[str, str]]:
     if set(STANDARD_NAMES) <= set(names):
         return [(STANDARD_NAMES.get(n, n), {"locations": "location", "classes": "category",
                                             "scores": "score"}.get(n, "")) for n in names]
-    return [(n, {"classes": "category", "class_logits": "logits"}.get(n, "")) for n in names]
+    return [(n, {"classes": "category", "class_logits": "logits",
+                 "confidence_masks": "masks"}.get(n, "")) for n in names]
 
 
-def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[str, str]) -> bytes:
+def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[str, str],
+                            labels: list[str] | None = None) -> bytes:
     """The .tflite with a TFLITE_METADATA entry and labels.txt appended as a zip.
 
     Args:
@@ -192,6 +198,7 @@ def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[s
         info: the tfseg export metadata (export/metadata.py): model_name, class_names,
             input size, format.
         descriptions: output name -> description (what each output holds).
+        labels: the lines of labels.txt (default: the class names).
 
     Returns:
         The new file's bytes.
@@ -217,4 +224,4 @@ def embed_standard_metadata(model_bytes: bytes, info: dict, descriptions: dict[s
         unpacked.metadata = [m for m in (unpacked.metadata or [])
                              if m.name not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
     return tflite_file.rewrite(model_bytes, edit,
-                               {LABELS_FILE: "\n".join(info["class_names"]) + "\n"})
+                               {LABELS_FILE: "\n".join(labels or info["class_names"]) + "\n"})

@@ -160,7 +160,7 @@ class PredictConfig:
 
 @dataclass
 class ExportConfig:
-    formats: str = key("savedmodel,tflite", "comma-separated: savedmodel, tflite")
+    formats: str = key("savedmodel,tflite", "comma-separated: savedmodel, tflite, tflite_segmenter")
     raw: bool = key(True, "also write the network-only .tflite (apps with their own "
                     "post-processing)")
     tflite_modes: str = key("float32", "comma-separated: float32, float16, dynamic_int8, int8")
