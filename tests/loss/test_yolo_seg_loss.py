@@ -163,6 +163,7 @@ def test_jit_compiled_matches_eager():
                                    rtol=1e-3, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # many traced gradient steps (190 s on 2 shared cores)
 def test_descending_the_gradient_lowers_every_term():
     # Treat the raw outputs as free variables: 40 Adam steps on the total must lower each term,
     # which a sign error or a detached term would prevent.
