@@ -1,8 +1,8 @@
 """One tiny training run shared by the CLI journeys that only need *a* trained run.
 
 Training is the costly step of a journey (TensorFlow start, model build, the train step's
-trace, one evaluation); the parity and console journeys copy this one run into their own
-folders instead of each training its own.
+trace, one evaluation); the weights, parity and console journeys copy this one run into
+their own folders instead of each training its own.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ class TinyRun(SimpleNamespace):
     ``train_output``: the ``tfseg train`` process as the user saw it (no logging variable)."""
 
     def copy_into(self, folder: Path) -> Path:
-        """The run and its dataset copied into ``folder``, for a test that adds to them.
-
-        The run's config names the shared dataset by its absolute path, which stays."""
+        """The dataset and the run copied into ``folder`` as if trained there: the run's
+        files (config.yaml, model.json...) name the dataset by its absolute path, so they
+        are made to name the copy; a test may then delete it, or add runs beside it."""
         shutil.copytree(self.root / "ds", folder / "ds")
-        shutil.copytree(self.root / "runs/train/train", folder / "runs/train/train")
+        run = folder / "runs/train/train"
+        shutil.copytree(self.run, run)
+        for path in run.rglob("*"):
+            if path.suffix in (".yaml", ".json", ".txt", ".csv"):
+                path.write_text(path.read_text().replace(str(self.root), str(folder)))
         return folder
 
 
