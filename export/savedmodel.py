@@ -38,7 +38,7 @@ from tfseg.export.warmup import write_warmup_requests
 
 Endpoint = tuple[Callable, list]  # (function, input_signature)
 
-# Where the README's `docker run -v <export dir>:/models` mounts the export folder: TF Serving
+# Where docs/export.md's `docker run -v <export dir>:/models` mounts the export folder: TF Serving
 # reads models.config inside the container, so base_path must be a container path.
 CONTAINER_MODELS = "/models"
 MODELS_CONFIG = "models.config"
@@ -142,7 +142,7 @@ def export_savedmodel(model: keras.Model, post: keras.layers.Layer, image_size: 
                       warmup_images: list[bytes] | None = None,
                       extra_files: dict[str, str] | None = None) -> Path:
     """Write ``<output_dir>/<name>/<version>/`` atomically, with warmup, models.config and
-    batching_parameters.txt (for the README's ``docker run`` mount of ``output_dir``).
+    batching_parameters.txt (for docs/export.md's ``docker run`` mount of ``output_dir``).
 
     Args:
         model: the network (float32 [B, S, S, 3] in [0, 1] -> RAW_OUTPUTS).

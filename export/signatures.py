@@ -18,7 +18,7 @@ threshold, max_detections), one value per image; a negative value means the expo
 (PostProcess's constructor values). The output shapes never change: N is the capacity.
 
 Signature names and output names of each export are the constants below; the metadata
-(export/metadata.py) and the README state them for clients.
+(export/metadata.py) and docs/export.md state them for clients.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from tfseg.runs import write_json
 
 def run(args) -> int:
     threads = args.threads
-    if threads:  # the figures quoted in the README use 2 threads, as on the reference machine
+    if threads:  # the figures in docs/benchmarks.md use 2 threads, as on the reference machine
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -8,7 +8,7 @@ Two ways, the same result:
 - Run-time shapes (TensorFlow's graph executor, the CPU default): the computation is built once
   and sized by the count itself. Building every size's copy, and each copy's gradient, costs the
   first step most of its tracing time and the process a large share of its resident memory
-  (the README's speed section has the figures and the processor they were measured on).
+  (docs/benchmarks.md has the figures and the processor they were measured on).
 
 Either way the rows left out are padding that contributes nothing, so each size gives the result
 of the largest.

@@ -43,7 +43,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
         # The kernel takes float32, bfloat16 or float16 activations and always keeps its
         # statistics, scale and offset in float32 (what Keras does by casting up): under a
         # mixed policy the activations go in and come out in half precision, so no float32
-        # copy of each activation is made and kept for the backward pass (the README's
+        # copy of each activation is made and kept for the backward pass (docs/benchmarks.md's
         # speed section has what that saves).
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(
             inputs, tf.float32)

@@ -34,7 +34,7 @@ def precision_policy(enabled: bool) -> str:
     ``mixed_float16`` on GPUs of compute capability 7.0 or newer (tensor cores; Keras wraps
     the optimizer in a LossScaleOptimizer), ``mixed_bfloat16`` on TPUs and on CPUs with
     native bfloat16 math (AVX512-BF16 or AMX: the network's passes take about a third less
-    CPU, see the README's speed section), ``float32`` otherwise (older GPUs lose accuracy for
+    CPU, see docs/benchmarks.md), ``float32`` otherwise (older GPUs lose accuracy for
     no speed; CPUs without bfloat16 instructions emulate it, slower than float32).
     Variables, the loss and the model's outputs stay float32 under either mixed policy.
     """
