@@ -46,6 +46,8 @@ SIZE, CONF, IOU, MAX_DET = 128, 0.3, 0.5, 20
 # pixel; on this network's noisy masks that moves the 0.5 contour (measured 0.89-0.98).
 MASK_IOU = 0.85
 
+pytestmark = pytest.mark.slow  # two .tflite exports and MediaPipe subprocesses
+
 
 def _run(task: str, model: Path, output: Path, images: list[Path]) -> None:
     result = subprocess.run([str(PYTHON), str(RUNNER), task, str(model), str(output),
