@@ -34,11 +34,21 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     Example:
         >>> torch = require("torch", extra="torch", purpose="reading a .pt checkpoint")
     """
+    package = module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        package = module.split(".")[0]
-        if error.name != package:
+        if error.name != package and not (error.name == module and _missing(package)):
             raise
         raise MissingPackageError(f'{purpose} needs the {package} package, which is not '
                                   f'installed: pip install -e ".[{extra}]"') from None
+
+
+def _missing(package: str) -> bool:
+    """Whether ``package`` itself cannot be imported (a module inside it can fail to import
+    because the package is absent, or because an installed package lacks that module)."""
+    try:
+        importlib.import_module(package)
+    except ImportError as error:
+        return error.name == package
+    return False
