@@ -58,9 +58,12 @@ def test_adamw_decays_kernels_only_decoupled():
         assert value == pytest.approx(np.full(value.shape, expected), abs=1e-6), path
 
 
-def test_adamw_without_decay_steps_exactly_as_keras_adam():
+def test_adamw_without_decay_steps_as_keras_adam():
     # GroupedAdamW computes Adam's per-update scalars once per update, not per variable
-    # (tfseg.train.optim._update_on_summed): the arithmetic must stay Keras Adam's.
+    # (tfseg.train.optim._update_on_summed), and updates each variable with TensorFlow's
+    # fused Adam kernel: the arithmetic must stay Keras Adam's. Tolerance 1e-6 relative: the
+    # kernel evaluates the same expressions in float32 in its own order (a few ulps apart
+    # after three steps); without the bias corrections the first step alone is 3x off.
     rng = np.random.default_rng(0)
     ours, theirs = _model(), _model()
     adamw = GroupedAdamW(learning_rate=0.01, kernel_decay=0.0)
@@ -70,7 +73,7 @@ def test_adamw_without_decay_steps_exactly_as_keras_adam():
         adamw.apply([tf.constant(g) for g in grads], ours.trainable_variables)
         adam.apply([tf.constant(g) for g in grads], theirs.trainable_variables)
     for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=0, err_msg=a.path)
     assert not np.allclose(ours.trainable_variables[0].numpy(), 1.0)
 
 

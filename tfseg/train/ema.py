@@ -80,19 +80,25 @@ class ModelEMA:
         self._update_fn = tf.function(self._update, jit_compile=False)
 
     def _update(self):
-        """One EMA step (graph code; also what the optimizer runs after each update)."""
+        """One EMA step (graph code; also what the optimizer runs after each update).
+
+        ``s = d s + (1 - d) w`` as ``s -= (1 - d)(s - w)``: one fused kernel per shadow
+        (ResourceApplyGradientDescent), so the train step's graph stays small.
+        """
         self.updates.assign_add(1)
         d = ramped_decay(tf.cast(self.updates, tf.float32), self.decay, self.tau)
-        factors = {}  # dtype -> (d, 1 - d), computed once rather than once per shadow
+        take = {}  # dtype -> 1 - d, computed once rather than once per shadow
         for shadow, weight in zip(self.shadows, self._weights):
             dtype = tf.as_dtype(shadow.dtype)
+            value = _tf_variable(shadow)
             if dtype.is_floating:
-                if dtype not in factors:
-                    factors[dtype] = (tf.cast(d, dtype), 1.0 - tf.cast(d, dtype))
-                keep, take = factors[dtype]
-                shadow.assign(keep * shadow + take * tf.cast(weight, dtype))
+                if dtype not in take:
+                    take[dtype] = 1.0 - tf.cast(d, dtype)
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=value.handle, alpha=take[dtype],
+                    delta=value - tf.cast(_tf_variable(weight), dtype))
             else:  # integer state (counters): copy, as averaging them means nothing
-                shadow.assign(tf.cast(weight, shadow.dtype))
+                value.assign(tf.cast(_tf_variable(weight), dtype))
 
     def update(self) -> None:
         """One EMA step from the model's current weights (outside training: tests, tools)."""
@@ -148,3 +154,9 @@ class ModelEMA:
             self.load_state({k: saved[k] for k in saved.files})
             return {k[len("extra_"):]: saved[k].item() for k in saved.files
                     if k.startswith("extra_")}
+
+
+def _tf_variable(variable) -> tf.Variable:
+    """The TensorFlow variable behind a Keras one (ops on it trace faster than on the Keras
+    wrapper); a TensorFlow variable as it is."""
+    return variable if isinstance(variable, tf.Variable) else variable.value

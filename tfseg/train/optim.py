@@ -247,14 +247,16 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
                 "mu": tf.cast(self._momentum_now(), tf.float32)}
 
     def _update_variable(self, gradient, variable, scalars):
+        """Coupled decay (kernels), then one fused kernel: ``b = mu * b + g``,
+        ``w -= lr * g + lr * mu * b`` (TensorFlow's Nesterov momentum is PyTorch's step)."""
         dtype = variable.dtype
-        lr, mu = tf.cast(scalars["lr"], dtype), tf.cast(scalars["mu"], dtype)
         gradient = tf.cast(gradient, dtype)
         if self._decays(variable):
-            gradient = gradient + self.kernel_decay * variable
+            gradient = gradient + self.kernel_decay * variable.value
         buffer = self.momentums[self._get_variable_index(variable)]
-        self.assign(buffer, mu * buffer + gradient)
-        self.assign_sub(variable, lr * (gradient + mu * buffer))
+        tf.raw_ops.ResourceApplyMomentum(
+            var=variable.handle, accum=buffer.handle, lr=tf.cast(scalars["lr"], dtype),
+            grad=gradient, momentum=tf.cast(scalars["mu"], dtype), use_nesterov=True)
 
     def get_config(self):
         config = super().get_config()
@@ -299,25 +301,38 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
         local_step = tf.cast(self.iterations + 1, tf.float32)
         beta_1_power = tf.pow(tf.cast(self.beta_1, tf.float32), local_step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, tf.float32), local_step)
-        return {"lr": lr, "alpha": lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)}
+        return {"lr": lr, "alpha": lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power),
+                "beta_1_power": beta_1_power, "beta_2_power": beta_2_power,
+                "beta_1": tf.cast(self.beta_1, tf.float32),
+                "beta_2": tf.cast(self.beta_2, tf.float32),
+                "epsilon": tf.cast(self.epsilon, tf.float32)}
 
     def _update_variable(self, gradient, variable, scalars):
-        """Decoupled decay (kernels), then Keras Adam's update of one variable."""
+        """Decoupled decay (kernels), then Keras Adam's update of one variable: one fused
+        kernel whose arithmetic is Keras Adam's (``m += (g - m)(1 - b1)``,
+        ``v += (g^2 - v)(1 - b2)``, ``w -= m alpha / (sqrt(v) + eps)``)."""
         dtype = variable.dtype
         if self._decays(variable):
             decay = tf.cast(scalars["lr"], dtype) * self.kernel_decay
-            self.assign_sub(variable, variable * decay)
+            variable.value.assign_sub(variable.value * decay)
         gradient = tf.cast(gradient, dtype)
-        alpha = tf.cast(scalars["alpha"], dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
+        if not self.amsgrad:
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=m.handle, v=v.handle,
+                beta1_power=tf.cast(scalars["beta_1_power"], dtype),
+                beta2_power=tf.cast(scalars["beta_2_power"], dtype),
+                lr=tf.cast(scalars["lr"], dtype), beta1=tf.cast(scalars["beta_1"], dtype),
+                beta2=tf.cast(scalars["beta_2"], dtype),
+                epsilon=tf.cast(scalars["epsilon"], dtype), grad=gradient, use_nesterov=False)
+            return
+        alpha = tf.cast(scalars["alpha"], dtype)
         self.assign_add(m, (gradient - m) * (1 - self.beta_1))
         self.assign_add(v, (tf.square(gradient) - v) * (1 - self.beta_2))
-        if self.amsgrad:
-            v_hat = self._velocity_hats[index]
-            self.assign(v_hat, tf.maximum(v_hat, v))
-            v = v_hat
-        self.assign_sub(variable, (m * alpha) / (tf.sqrt(v) + self.epsilon))
+        v_hat = self._velocity_hats[index]
+        self.assign(v_hat, tf.maximum(v_hat, v))
+        self.assign_sub(variable, (m * alpha) / (tf.sqrt(v_hat) + self.epsilon))
 
     def get_config(self):
         config = super().get_config()
