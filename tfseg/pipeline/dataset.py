@@ -39,7 +39,7 @@ def _train_samples(records, size, seed, mosaic_p, mosaic_enabled, degrees, trans
     """Shuffled, decoded records -> augmented S x S samples, filtered."""
     samples = records.map(_load, num_parallel_calls=AUTOTUNE)
     samples = samples.map(lambda s: mosaic.resize_to_fit(s, size), num_parallel_calls=AUTOTUNE)
-    groups = mosaic.group_samples(samples, size)
+    groups = mosaic.group_samples(samples, size, mosaic.TILES if mosaic_p > 0 else 1)
     samples = mosaic.apply_mosaic(groups, seed, size, mosaic_p, mosaic_enabled, degrees, translate,
                                   scale, shear)
 

@@ -64,8 +64,11 @@ def resize_to_fit(sample: dict, size: int) -> dict:
                 "areas": mask_areas(sample["masks"]) * scale_x * scale_y, "size": new_size}
 
 
-def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
+def group_samples(dataset: tf.data.Dataset, size: int, tiles: int = TILES) -> tf.data.Dataset:
     """Resized samples -> groups of 4 consecutive ones, padded to common shapes.
+
+    ``tiles=1`` makes groups of one sample (the shapes below with 1 for 4): what
+    ``apply_mosaic`` needs when it never makes a mosaic.
 
     Returns:
         dataset of dicts: image ``[4, S, S, 3]`` (grey bottom/right padding), image_id ``[4]``,
@@ -80,9 +83,12 @@ def group_samples(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
               "classes": tf.constant(-1, tf.int32), "packed": tf.constant(0, tf.uint8),
               "areas": 0.0, "size": tf.constant(0, tf.int32)}
     keys = list(shapes)
-    windows = dataset.map(lambda s: {k: s[k] for k in keys}).window(TILES, shift=1, drop_remainder=True)
+    fields = dataset.map(lambda s: {k: s[k] for k in keys})
+    if tiles == 1:
+        return fields.padded_batch(1, shapes, values)
+    windows = fields.window(tiles, shift=1, drop_remainder=True)
     return windows.flat_map(
-        lambda w: tf.data.Dataset.zip(w).padded_batch(TILES, shapes, values))
+        lambda w: tf.data.Dataset.zip(w).padded_batch(tiles, shapes, values))
 
 
 def mosaic_layout(sizes: tf.Tensor, centre: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -265,7 +271,8 @@ def apply_mosaic(groups: tf.data.Dataset, seed: int, size: int, probability: flo
     Args:
         groups: dataset from ``group_samples``.
         seed: int; each group draws its randomness from ``tf.data.Dataset.random(seed)``.
-        probability: chance of a mosaic (YOLO ``mosaic``).
+        probability: chance of a mosaic (YOLO ``mosaic``); 0 leaves the mosaic out of the
+            graph (a run without mosaic does not trace it), and the groups may be of one.
         enabled: optional boolean tf.Variable; False turns mosaic off (close mosaic).
         degrees, translate, scale, shear: the random affine (see augment.random_affine_matrix).
 
@@ -276,6 +283,8 @@ def apply_mosaic(groups: tf.data.Dataset, seed: int, size: int, probability: flo
 
     def one(group, draw):
         seeds = tf.random.experimental.stateless_split(tf.stack([draw, tf.constant(seed, tf.int64)]), 2)
+        if not probability > 0:
+            return single_sample(group, seeds[1], **params)
         on = tf.random.stateless_uniform([], seeds[0]) < probability
         if enabled is not None:
             on = on & enabled
