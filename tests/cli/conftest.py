@@ -24,7 +24,8 @@ TINY_TRAINING = ["imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2", "nomina
 
 class TinyRun(SimpleNamespace):
     """``root`` holding ``ds`` (a shapes dataset) and ``runs/train/train`` trained on it, and
-    ``train_output``: the ``tfseg train`` process as the user saw it (no logging variable)."""
+    ``train_output``: the ``stdout`` and ``stderr`` of ``tfseg train`` as the user saw them
+    (no logging variable)."""
 
     def copy_into(self, folder: Path) -> Path:
         """The dataset and the run copied into ``folder`` as if trained there: the run's
@@ -41,8 +42,15 @@ class TinyRun(SimpleNamespace):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
-    """Trained once per test process; tests copy it (``copy_into``) before writing to it."""
-    root = tmp_path_factory.mktemp("tiny_run")
-    run_tfseg(root, "data", "shapes", "--output", "ds", *SHAPES, user_console=True)
-    trained = run_tfseg(root, "train", "data.root=ds", *TINY_TRAINING, user_console=True)
-    return TinyRun(root=root, run=root / "runs/train/train", train_output=trained)
+    """Trained once per test run (tests/made_once.py), whatever the number of workers; tests
+    copy it (``copy_into``) before writing to it."""
+    from made_once import made_once
+
+    def make(root: Path) -> dict:
+        run_tfseg(root, "data", "shapes", "--output", "ds", *SHAPES, user_console=True)
+        trained = run_tfseg(root, "train", "data.root=ds", *TINY_TRAINING, user_console=True)
+        return {"stdout": trained.stdout, "stderr": trained.stderr}
+
+    root, output = made_once(tmp_path_factory, "tiny-run", make)
+    return TinyRun(root=root, run=root / "runs/train/train",
+                   train_output=SimpleNamespace(**output))

@@ -1,7 +1,8 @@
 """Session fixtures of the export tests: one small network, real images, one export.
 
 The export (SavedModel + end-to-end and raw TFLite in float32 and float16) is written once
-per session: conversions dominate the time of these tests on 2 cores.
+per test run, whatever the number of workers: conversions dominate the time of these tests
+on 2 cores.
 """
 
 from pathlib import Path
@@ -127,15 +128,25 @@ def keras_detections(network, post, letterboxed):
 
 @pytest.fixture(scope="session")
 def exported(network, tmp_path_factory):
-    """One export of everything but int8: {"metadata", "savedmodel", "tflite_<mode>", ...}."""
+    """One export of everything but int8: {"metadata", "savedmodel", "tflite_<mode>", ...}.
+
+    Made once per test run (tests/made_once.py), not once per worker: the network is
+    seeded, so every worker's ``network`` is the one exported. Tests read the files; one
+    that changes a file copies it first.
+    """
+    from made_once import made_once
     from tfseg.export import export
 
-    return export(tmp_path_factory.mktemp("export"), model=network, model_name="yolov8-seg-n",
-                  num_classes=CLASSES, image_size=SIZE, class_names=["circle", "rectangle",
-                                                                     "triangle"],
-                  category_ids=[1, 3, 7], tflite_modes=["float32", "float16"],
-                  score_threshold=CONF, iou_threshold=IOU, max_detections=MAX_DET,
-                  serving_name="shapes", serving_version=3)
+    def make(folder: Path) -> dict:
+        files = export(folder, model=network, model_name="yolov8-seg-n", num_classes=CLASSES,
+                       image_size=SIZE, class_names=["circle", "rectangle", "triangle"],
+                       category_ids=[1, 3, 7], tflite_modes=["float32", "float16"],
+                       score_threshold=CONF, iou_threshold=IOU, max_detections=MAX_DET,
+                       serving_name="shapes", serving_version=3)
+        return {key: str(path) for key, path in files.items()}
+
+    _, record = made_once(tmp_path_factory, "export-yolov8-seg-n", make)
+    return {key: Path(path) for key, path in record.items()}
 
 
 @pytest.fixture(scope="session")
