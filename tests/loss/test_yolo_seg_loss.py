@@ -1,5 +1,6 @@
 """YoloSegLoss end to end on hand-built raw outputs (no network needed)."""
 
+import functools
 import math
 
 import numpy as np
@@ -213,28 +214,45 @@ def _crowded_batch(counts, max_instances=40, size=128, seed=3):
     return y_true, y_pred
 
 
+@functools.cache
+def _traced_loss(static_shapes: bool):
+    """(loss, a tf.function of the loss and its gradients): traced once per mode, since every
+    case below has the same shapes (batch 2, M = 40, 128 px), as a training run traces once."""
+    loss = YoloSegLoss(128, C, static_shapes=static_shapes)
+
+    @tf.function
+    def total_terms_and_gradients(y_true, y_pred):
+        with tf.GradientTape() as tape:
+            tape.watch(list(y_pred.values()))
+            total, terms = loss(y_true, y_pred)
+        return total, terms, tape.gradient(total, list(y_pred.values()))
+
+    return loss, total_terms_and_gradients
+
+
 @pytest.mark.parametrize("static_shapes", [True, False], ids=["static", "run-time"])
 @pytest.mark.parametrize("counts", [[3, 0], [17, 5], [33, 40], [0, 0], [1, 16]])
 def test_loss_on_instances_in_use_equals_the_fully_padded_loss(counts, static_shapes):
     # Bucket sizes for M = 40 are 16, 32, 40: the cases cover each, the edges and no GT at all.
     # The reference is the loss computed on all M slots (the private whole-M path), eagerly;
     # the cut loss is traced (a graph, as in training), so run-time shapes are unknown there.
-    loss = YoloSegLoss(128, C, static_shapes=static_shapes)
+    loss, traced = _traced_loss(static_shapes)
     y_true, y_pred = _crowded_batch(counts)
-    results = []
-    for compute in (tf.function(lambda: loss(y_true, y_pred)),
-                    lambda: loss.loss_on(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})):
-        with tf.GradientTape() as tape:
-            total, terms = compute()
-        grads = tape.gradient(total, list(y_pred.values()))
-        results.append((float(total), {k: float(v) for k, v in terms.items()}, grads))
-    (total, terms, grads), (full_total, full_terms, full_grads) = results
+    total, terms, grads = traced(y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})
+    total, terms = float(total), {k: float(v) for k, v in terms.items()}
+    with tf.GradientTape() as tape:
+        full_total, full_terms = loss.loss_on(
+            y_true, {k: tf.convert_to_tensor(v) for k, v in y_pred.items()})
+    full_grads = tape.gradient(full_total, list(y_pred.values()))
+    full_total, full_terms = float(full_total), {k: float(v) for k, v in full_terms.items()}
     assert total == pytest.approx(full_total, rel=1e-6)
     for name in terms:
         assert terms[name] == pytest.approx(full_terms[name], rel=1e-5, abs=1e-7), name
     for grad, full in zip(grads, full_grads):
         np.testing.assert_allclose(grad.numpy(), full.numpy(), rtol=1e-5, atol=1e-7)
     assert full_terms["box"] > 0 or sum(counts) == 0
+    # One trace served every case of this mode (the point of sizing work at run time).
+    assert traced.experimental_get_tracing_count() == 1
 
 
 def test_instances_in_use_is_the_last_real_slot_plus_one():
