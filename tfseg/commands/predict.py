@@ -23,6 +23,9 @@ def run(args) -> int:
     from tfseg.resolve import explicit_model_options, resolve_model
 
     loaded = resolve_model(weights, **explicit_model_options(overrides, "predict"))
+    if cfg.predict.augment and loaded.is_export:
+        raise ConfigError(f"augment=true needs a Keras model; {weights} is an export (a fixed "
+                          "one-view graph): predict with the run folder or its weights")
 
     from tfseg.config.factory import predict_arguments
     from tfseg.predict.loop import predict

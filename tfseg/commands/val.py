@@ -20,6 +20,9 @@ def run(args) -> int:
 
     loaded = resolve_model(cfg.model.weights, **explicit_model_options(args.overrides, "eval"))
     model = loaded.model
+    if cfg.eval.augment and loaded.is_export:
+        raise ConfigError(f"augment=true needs a Keras model; {cfg.model.weights} is an export "
+                          "(a fixed one-view graph): evaluate the run folder or its weights")
     cfg = replace(cfg, model=replace(cfg.model, image_size=loaded.info.image_size,
                                      num_classes=loaded.info.num_classes))
     cfg, paths, classes = prepared_dataset(cfg)

@@ -149,7 +149,7 @@ def evaluate_arguments(cfg: RunConfig) -> dict:
     options = cfg.eval
     return dict(conf=options.conf, iou=options.iou, max_det=options.max_det,
                 agnostic=options.agnostic, multi_label=options.multi_label, plots=options.plots,
-                end2end=options.end2end)
+                end2end=options.end2end, augment=options.augment)
 
 
 def predict_arguments(cfg: RunConfig) -> dict:
@@ -167,7 +167,8 @@ def predict_arguments(cfg: RunConfig) -> dict:
                 save_json=options.save_json, cutouts=options.cutouts != "none",
                 cutout_background="transparent" if options.cutouts == "alpha" else "black",
                 mask_format=options.mask_format, agnostic=options.agnostic,
-                save_overlays=options.save_overlays, end2end=options.end2end)
+                save_overlays=options.save_overlays, end2end=options.end2end,
+                augment=options.augment)
 
 
 def export_arguments(cfg: RunConfig) -> dict:

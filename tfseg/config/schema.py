@@ -138,6 +138,8 @@ class EvalConfig:
                             "Ultralytics validates)")
     end2end: bool = key(True, "yolo26-seg: the one-to-one head's top-k, no NMS (what it is trained "
                         "for); false: one-to-many head + NMS")
+    augment: bool = key(False, "test-time augmentation: the image, its mirror and 0.83 / 0.67 "
+                        "scales in one batch, merged by one NMS (docs/tta.md); Keras models only")
     split: str = key("val", "the split evaluated: val or train")
     plots: bool = key(True, "PR curves, confusion matrix and a prediction grid as PNGs")
 
@@ -154,6 +156,8 @@ class PredictConfig:
     agnostic: bool = key(False, "class-agnostic NMS")
     end2end: bool = key(True, "yolo26-seg: the one-to-one head's top-k, no NMS; false: "
                         "one-to-many head + NMS")
+    augment: bool = key(False, "test-time augmentation: the image, its mirror and 0.83 / 0.67 "
+                        "scales in one batch, merged by one NMS (docs/tta.md); Keras models only")
     save_overlays: bool = key(True, "overlay images / videos with masks, boxes and labels")
     weights: str = key("", ".keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights")
 

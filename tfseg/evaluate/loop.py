@@ -17,29 +17,36 @@ from tfseg.evaluate.coco import COCOEvaluator
 from tfseg.evaluate.plots import ConfusionMatrix, plot_pr_curves, plot_prediction_grid
 from tfseg.postprocess import PostProcess
 from tfseg.postprocess.host import to_original
+from tfseg.postprocess.tta import AugmentedPostProcess
 
 
 def make_detector(model, score_threshold: float, iou_threshold: float, max_detections: int,
-                  agnostic: bool = False, multi_label: bool = False, end2end: bool = True):
+                  agnostic: bool = False, multi_label: bool = False, end2end: bool = True,
+                  augment: bool = False):
     """images ``[B, S, S, 3]`` float32 in [0, 1] -> DETECTIONS dict.
 
     ``model`` is a Keras network (network and PostProcess run as one tf.function), or an
     exported model's backend (``detect`` on uint8 letterboxed pixels: tfseg.predict.backends),
     whose thresholds (and best-class NMS) were fixed at export. ``end2end``: a model with a
     one-to-one head (YOLO26) gives its top-k detections, no NMS (PostProcess end_to_end).
+    ``augment``: test-time augmentation, Keras networks only (tfseg.postprocess.tta).
     """
+    if augment and hasattr(model, "detect"):
+        raise ValueError("augment=true needs a Keras model: an export is a fixed one-view graph")
     if hasattr(model, "detect"):
         def detect_exported(images):
             pixels = np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
             return {k: tf.constant(v) for k, v in model.detect(pixels).items()}
 
         return detect_exported
-    post = PostProcess(score_threshold, iou_threshold, max_detections, agnostic,
-                       multi_label=multi_label, end_to_end=end2end)
+    post = (AugmentedPostProcess if augment else PostProcess)(
+        score_threshold=score_threshold, iou_threshold=iou_threshold,
+        max_detections=max_detections, agnostic=agnostic, multi_label=multi_label,
+        end_to_end=end2end)
 
     @tf.function(reduce_retracing=True)
     def detect(images):
-        return post(model(images, training=False))
+        return post(model(post.views(images) if augment else images, training=False))
 
     return detect
 
@@ -48,7 +55,8 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
              class_names: list[str] | None = None, output_dir: str | Path | None = None,
              conf: float = 0.001, iou: float = 0.7, max_det: int = 300, agnostic: bool = False,
              multi_label: bool = False, plots: bool = True, max_batches: int | None = None,
-             verbose: bool = True, detector=None, end2end: bool = True) -> dict:
+             verbose: bool = True, detector=None, end2end: bool = True,
+             augment: bool = False) -> dict:
     """COCO box and mask metrics of ``model`` on an evaluation dataset.
 
     Args:
@@ -69,7 +77,7 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
             once by the caller and reused: evaluation during training passes the same one
             every epoch, so the network and post-processing are traced once per run, not
             once per evaluation (about 2 s each at 320 px on 2 cores).
-        end2end: see :func:`make_detector`.
+        end2end, augment: see :func:`make_detector`.
 
     Returns:
         Flat dict of floats: ``box/mAP50-95``, ``box/mAP50``, ``box/mAP75``, ``box/mAP_small``,
@@ -80,7 +88,7 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
     evaluator = COCOEvaluator(ground_truth, category_ids, class_names)
     names = evaluator.class_names
     detect = detector or make_detector(model, conf, iou, max_det, agnostic, multi_label,
-                                       end2end)
+                                       end2end, augment)
     confusion = ConfusionMatrix(len(names))
     first_batch = None
     for step, (images, targets) in enumerate(dataset):
@@ -104,7 +112,8 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
         print(table)
     if output_dir is not None:
         _write_outputs(Path(output_dir), evaluator, metrics, table, confusion, first_batch,
-                       names, plots, dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic))
+                       names, plots, dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
+                                         augment=augment))
     return metrics
 
 

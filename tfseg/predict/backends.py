@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfseg.postprocess import PostProcess
+from tfseg.postprocess.tta import AugmentedPostProcess
 
 
 class Backend(Protocol):
@@ -33,21 +34,27 @@ class KerasBackend:
         model: Keras model with a static square input ``[B, S, S, 3]``.
         conf: score threshold; iou: NMS IoU threshold; max_det: N; agnostic: class-agnostic NMS.
         end2end: a one-to-one head's top-k, no NMS (YOLO26; PostProcess end_to_end).
+        augment: test-time augmentation: the network runs on the views of
+            tfseg.postprocess.tta in one batch, merged into one detection set per image.
     """
 
     def __init__(self, model, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                 agnostic: bool = False, end2end: bool = True):
+                 agnostic: bool = False, end2end: bool = True, augment: bool = False):
         shape = model.inputs[0].shape
         if shape[1] is None or shape[1] != shape[2]:
             raise ValueError(f"KerasBackend needs a static square input, got {shape}")
         self.image_size = int(shape[1])
         self.model = model
-        self.post = PostProcess(conf, iou, max_det, agnostic, end_to_end=end2end)
+        post = AugmentedPostProcess if augment else PostProcess
+        self.post = post(score_threshold=conf, iou_threshold=iou, max_detections=max_det,
+                         agnostic=agnostic, end_to_end=end2end)
+        self.augment = bool(augment)
         self._detect = tf.function(self._graph, reduce_retracing=True)
 
     def _graph(self, images):
         # Cast once, compute in float (uint8 arithmetic is not a TFLite builtin).
-        raw = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
+        images = tf.cast(images, tf.float32) / 255.0
+        raw = self.model(self.post.views(images) if self.augment else images, training=False)
         return self.post(raw)
 
     def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:

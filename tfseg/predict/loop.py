@@ -103,7 +103,8 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
             conf: float = 0.25, iou: float = 0.7, max_det: int = 300, save_json: bool = True,
             cutouts: bool = False, image_size: int | None = None, agnostic: bool = False,
             cutout_background: str = "transparent", mask_format: str = "rle",
-            save_overlays: bool = True, verbose: bool = True, end2end: bool = True) -> dict:
+            save_overlays: bool = True, verbose: bool = True, end2end: bool = True,
+            augment: bool = False) -> dict:
     """Segment every frame of ``source`` and write overlays, cut-outs and JSON.
 
     Args:
@@ -122,6 +123,7 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
         save_overlays: write overlay images / videos.
         verbose: progress lines on long inputs and a summary at the end.
         end2end: the Keras backend's choice for a one-to-one head (top-k, no NMS).
+        augment: test-time augmentation in the Keras backend (tfseg.postprocess.tta).
 
     Returns:
         Summary dict: frames, detections, per_class counts, skipped [(path, reason)],
@@ -129,8 +131,10 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
     """
     if mask_format not in ("rle", "polygon"):
         raise ValueError(f"mask_format must be 'rle' or 'polygon', got {mask_format!r}")
+    if augment and hasattr(model_or_backend, "detect"):
+        raise InputError("augment=true needs a Keras model: an export is a fixed one-view graph")
     backend = model_or_backend if hasattr(model_or_backend, "detect") else KerasBackend(
-        model_or_backend, conf, iou, max_det, agnostic, end2end)
+        model_or_backend, conf, iou, max_det, agnostic, end2end, augment)
     if image_size is not None and image_size != backend.image_size:
         raise InputError(f"image_size {image_size} differs from the model's input size {backend.image_size}")
     output_dir = Path(output_dir)
