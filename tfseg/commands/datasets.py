@@ -25,7 +25,8 @@ def ensure_dataset(data: DataConfig, quiet: bool = False, generate: bool = False
                   f"{data.shapes_val} val images) to {paths.root}")
         write_shapes(str(paths.root), num_train=data.shapes_train, num_val=data.shapes_val,
                      seed=data.shapes_seed, min_size=data.shapes_min_size,
-                     max_size=data.shapes_max_size, num_classes=data.shapes_num_classes)
+                     max_size=data.shapes_max_size, num_classes=data.shapes_num_classes,
+                     objects=data.shapes_objects)
     elif not complete and data.name == "cocolike" and (generate or not data.root):
         from tfseg.data.cocolike import write_cocolike
 

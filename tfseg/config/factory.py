@@ -18,6 +18,7 @@ augment_arguments           the augmentation part of dataset_arguments
 postprocess_arguments       tfseg.postprocess.layer.PostProcess, per section
 evaluate_arguments          tfseg.evaluate.loop.evaluate (thresholds, plots)
 predict_arguments           tfseg.predict.loop.predict (after model, source, dir, names)
+tile_arguments              tfseg.predict.tiles.detect_tiled's tile and overlap, per section
 export_arguments            tfseg.export.export (the export section's part)
 shapes_arguments            tfseg.data.shapes.write_shapes (after the root folder)
 prepare_arguments           tfseg.data.prepare.prepare / prepare_yolo options
@@ -168,7 +169,24 @@ def predict_arguments(cfg: RunConfig) -> dict:
                 cutout_background="transparent" if options.cutouts == "alpha" else "black",
                 mask_format=options.mask_format, agnostic=options.agnostic,
                 save_overlays=options.save_overlays, end2end=options.end2end,
-                augment=options.augment)
+                augment=options.augment,
+                **tile_arguments(cfg, "predict"))
+
+
+def tile_arguments(cfg: RunConfig, section: str) -> dict:
+    """``tile`` and ``tile_overlap`` of the ``eval`` or ``predict`` section, checked.
+
+    Raises:
+        ConfigError: a tile of 2..31 px (0 is off, 1 the model's input size), or an overlap
+            outside [0, 0.9].
+    """
+    options = getattr(cfg, section)
+    if options.tile < 0 or 1 < options.tile < 32:
+        raise ConfigError(f"{section}.tile must be 0 (off), 1 (the model's input size) or at "
+                          f"least 32 px, got {options.tile}")
+    if not 0.0 <= options.tile_overlap <= 0.9:
+        raise ConfigError(f"{section}.tile_overlap must lie in [0, 0.9], got {options.tile_overlap}")
+    return dict(tile=options.tile, tile_overlap=options.tile_overlap)
 
 
 def export_arguments(cfg: RunConfig) -> dict:
@@ -198,7 +216,7 @@ def shapes_arguments(data: DataConfig) -> dict:
     """``write_shapes(root, **...)``: the built-in synthetic dataset's size and seed."""
     return dict(num_train=data.shapes_train, num_val=data.shapes_val, seed=data.shapes_seed,
                 min_size=data.shapes_min_size, max_size=data.shapes_max_size,
-                num_classes=data.shapes_num_classes)
+                num_classes=data.shapes_num_classes, objects=data.shapes_objects)
 
 
 def prepare_arguments(data: DataConfig) -> dict:

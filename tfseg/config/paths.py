@@ -149,8 +149,9 @@ def _default_folder(data: DataConfig) -> str:
     shapes set is written beside an existing one instead of silently reusing it."""
     if data.name != "shapes":
         return data.name
+    objects = f"-{data.shapes_objects}objects" if data.shapes_objects else ""
     return (f"shapes-{data.shapes_train}-{data.shapes_val}-{data.shapes_min_size}-"
-            f"{data.shapes_max_size}px-{data.shapes_num_classes}c-seed{data.shapes_seed}")
+            f"{data.shapes_max_size}px-{data.shapes_num_classes}c{objects}-seed{data.shapes_seed}")
 
 
 def _yolo_paths(data: DataConfig, root: Path, records: Path) -> DatasetPaths:

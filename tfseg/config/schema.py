@@ -63,6 +63,9 @@ class DataConfig:
     shapes_max_size: int = key(160, "shapes: see shapes_min_size")
     shapes_num_classes: int = key(3, "shapes: 1..5 kinds; category ids 1, 3, 7, 8, 12 "
                                   "(non-contiguous on purpose)")
+    shapes_objects: int = key(0, "shapes: 0 draws 1-4 shapes sized to each image; n > 0 scatters "
+                              "about n small ones (20-80 px) instead: large images for tiled "
+                              "inference (docs/large_images.md)")
 
 
 @dataclass
@@ -132,6 +135,9 @@ class EvalConfig:
     conf: float = key(0.001, "score threshold: COCO mAP needs the low-score tail")
     iou: float = key(0.7, "NMS IoU threshold")
     max_det: int = key(300, "detections kept per image, as COCO evaluation does")
+    tile: int = key(0, "0: off; n: also evaluate each original image as n px tiles (1: tiles of "
+                    "the model's input size) merged with the whole-image pass (docs/large_images.md)")
+    tile_overlap: float = key(0.2, "with tile: fraction of a tile that neighbouring tiles share")
     batch: int = key(8, "images per evaluation batch")
     agnostic: bool = key(False, "class-agnostic NMS")
     multi_label: bool = key(False, "true: an anchor may be kept once per class it scores for (as "
@@ -150,6 +156,11 @@ class PredictConfig:
     conf: float = key(0.25, "score threshold: what a user wants to see")
     iou: float = key(0.7, "NMS IoU threshold")
     max_det: int = key(300, "detections kept per image")
+    tile: int = key(0, "0: off; n: also cut each image into overlapping n px tiles (1: the model's "
+                    "input size), run them in batches and merge them with the whole-image pass: "
+                    "small objects in large images (docs/large_images.md)")
+    tile_overlap: float = key(0.2, "with tile: fraction of a tile that neighbouring tiles share; an "
+                              "object cut by a border is whole in a neighbour when it fits that band")
     save_json: bool = key(False, "write predictions.json (boxes, scores, classes, masks)")
     mask_format: str = key("rle", "rle | polygon, for the JSON")
     cutouts: str = key("none", "none | alpha | black: one image per detection, its mask cut out")

@@ -53,6 +53,7 @@ class ShapeInstance:
         segmentation: the COCO segmentation stored for it (polygons or RLE dict).
         encoding: "polygon", "rle" (compressed) or "uncompressed_rle".
         has_hole: the shape is a ring/frame.
+        origin: (x0, y0) of ``mask`` in the image when it is a crop (tfseg.data.large).
     """
     class_index: int
     mask: np.ndarray
@@ -60,6 +61,7 @@ class ShapeInstance:
     segmentation: object = None
     encoding: str = "polygon"
     has_hole: bool = False
+    origin: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -305,7 +307,8 @@ def make_shapes_image(index: int, split: str, seed: int = 0, min_size: int = 96,
 
 def _annotation(inst: ShapeInstance, ann_id: int, image_id: int, category_ids) -> dict:
     rle = mask_utils.encode(np.asfortranarray(inst.mask))
-    x, y, w, h = (round(float(v), 2) for v in mask_utils.toBbox(rle))
+    x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+    x, y, w, h = (round(v, 2) for v in (x + inst.origin[0], y + inst.origin[1], w, h))
     return {"id": ann_id, "image_id": image_id, "category_id": category_ids[inst.class_index],
             "segmentation": inst.segmentation, "area": float(mask_utils.area(rle)),
             "bbox": [x, y, w, h], "iscrowd": int(inst.is_crowd)}
@@ -359,18 +362,26 @@ def write_coco_split(root: str, split: str, num_images: int, make_image, categor
 
 
 def write_split(root: str, split: str, num_images: int, seed: int = 0, min_size: int = 96,
-                max_size: int = 160, num_classes: int = 3, max_instances: int = 4) -> dict:
-    """Write one ``shapes`` split under ``root``; returns its image folder and annotation file."""
-    return write_coco_split(
-        root, split, num_images,
-        lambda index: make_shapes_image(index, split, seed, min_size, max_size, num_classes,
-                                        max_instances),
-        category_table(num_classes), f"tfseg shapes, split {split}, seed {seed}")
+                max_size: int = 160, num_classes: int = 3, max_instances: int = 4,
+                objects: int = 0) -> dict:
+    """Write one ``shapes`` split under ``root``; returns its image folder and annotation file.
+    ``objects`` > 0: large images of about that many small shapes (tfseg.data.large)."""
+    if objects:
+        from tfseg.data.large import make_large_image  # it draws with this module's shapes
+
+        def make(index):
+            return make_large_image(index, split, seed, min_size, max_size, num_classes, objects)
+    else:
+        def make(index):
+            return make_shapes_image(index, split, seed, min_size, max_size, num_classes,
+                                     max_instances)
+    return write_coco_split(root, split, num_images, make, category_table(num_classes),
+                            f"tfseg shapes, split {split}, seed {seed}")
 
 
 def write_shapes(root: str, num_train: int = 40, num_val: int = 10, seed: int = 0,
                  min_size: int = 96, max_size: int = 160, num_classes: int = 3,
-                 max_instances: int = 4) -> dict:
+                 max_instances: int = 4, objects: int = 0) -> dict:
     """Write the ``shapes`` dataset (train and val) under ``root``.
 
     Args:
@@ -381,6 +392,8 @@ def write_shapes(root: str, num_train: int = 40, num_val: int = 10, seed: int = 
         num_classes: shape kinds 1..5 (circle, rectangle, triangle, pentagon, ellipse),
             category ids 1, 3, 7, 8, 12.
         max_instances: most non-crowd shapes per image.
+        objects: 0, or about this many small (20-80 px) shapes per image instead, scattered
+            without overlap: large images for tiled inference (tfseg.data.large).
 
     Returns:
         {"root", "train_images", "train_annotations", "val_images", "val_annotations",
@@ -391,7 +404,7 @@ def write_shapes(root: str, num_train: int = 40, num_val: int = 10, seed: int = 
     out = {"root": str(root)}
     for split, count in (("train", num_train), ("val", num_val)):
         paths = write_split(str(root), split, count, seed, min_size, max_size, num_classes,
-                            max_instances)
+                            max_instances, objects)
         out[f"{split}_images"], out[f"{split}_annotations"] = paths["images"], paths["annotations"]
     out["class_names"] = list(KINDS[:num_classes])
     out["category_ids"] = list(CATEGORY_IDS[:num_classes])

@@ -105,15 +105,24 @@ def evaluate(model, dataset, ground_truth: str | Path, category_ids: list[int],
             first_batch = (images.numpy(), detections)
         if verbose and step % 20 == 0:
             print(f"val: batch {step + 1}, {len(evaluator.image_ids)} images", flush=True)
+    settings = dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, augment=augment)
+    return finish(evaluator, confusion, start, output_dir, first_batch, plots, settings, verbose)
+
+
+def finish(evaluator: COCOEvaluator, confusion: ConfusionMatrix, start: float,
+           output_dir: str | Path | None, first_batch, plots: bool, settings: dict,
+           verbose: bool) -> dict:
+    """The metrics of everything added to ``evaluator`` (plus ``images`` and ``seconds``
+    since ``start``), the table printed when ``verbose``, and the files written into
+    ``output_dir`` when given (see :func:`write_outputs`)."""
     metrics = evaluator.result()
     metrics.update(images=float(len(evaluator.image_ids)), seconds=time.perf_counter() - start)
     table = format_table(metrics, evaluator.per_class())
     if verbose:
         print(table)
     if output_dir is not None:
-        _write_outputs(Path(output_dir), evaluator, metrics, table, confusion, first_batch,
-                       names, plots, dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
-                                         augment=augment))
+        write_outputs(Path(output_dir), evaluator, metrics, table, confusion, first_batch,
+                      evaluator.class_names, plots, settings)
     return metrics
 
 
@@ -142,8 +151,10 @@ def format_table(metrics: dict, per_class: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(out: Path, evaluator, metrics, table, confusion, first_batch, names, plots,
-                   settings):
+def write_outputs(out: Path, evaluator, metrics, table, confusion, first_batch, names, plots,
+                  settings):
+    """metrics.json (metrics, per-class AP, settings), metrics.txt, predictions.json and, with
+    ``plots``, PR curves, the confusion matrix and a grid of ``first_batch`` (when given)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(
         {"metrics": metrics, "per_class": evaluator.per_class(), "settings": settings,

@@ -24,6 +24,7 @@ from tfseg.predict.backends import KerasBackend
 from tfseg.predict.draw import cutouts as make_cutouts
 from tfseg.predict.draw import draw_overlay
 from tfseg.predict.sources import Frame, iter_frames
+from tfseg.predict.tiles import detect_tiled
 
 
 def letterbox_frame(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +105,7 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
             cutouts: bool = False, image_size: int | None = None, agnostic: bool = False,
             cutout_background: str = "transparent", mask_format: str = "rle",
             save_overlays: bool = True, verbose: bool = True, end2end: bool = True,
-            augment: bool = False) -> dict:
+            tile: int = 0, tile_overlap: float = 0.2, augment: bool = False) -> dict:
     """Segment every frame of ``source`` and write overlays, cut-outs and JSON.
 
     Args:
@@ -124,6 +125,8 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
         verbose: progress lines on long inputs and a summary at the end.
         end2end: the Keras backend's choice for a one-to-one head (top-k, no NMS).
         augment: test-time augmentation in the Keras backend (tfseg.postprocess.tta).
+        tile, tile_overlap: 0: one letterboxed pass per frame; n: also overlapping n px
+            tiles (1: the input size), merged with it (tfseg.predict.tiles.detect_tiled).
 
     Returns:
         Summary dict: frames, detections, per_class counts, skipped [(path, reason)],
@@ -150,7 +153,11 @@ def predict(model_or_backend, source, output_dir: str | Path, class_names: list[
     last_report = start
     try:
         for frame in iter_frames(source, on_skip=report_skip):
-            detections = detect_image(backend, frame.image, conf)
+            if tile:
+                detections = detect_tiled(backend, frame.image, conf, iou, max_det, tile,
+                                          tile_overlap, agnostic)
+            else:
+                detections = detect_image(backend, frame.image, conf)
             writer.write(frame, detections, class_names)
             per_class.update(class_names[c] if c < len(class_names) else str(c) for c in detections.classes.tolist())
             if save_json:
