@@ -36,6 +36,8 @@ ALLOWED = {
     # exports through the export stage's backends, so it sits above both (commands, the demo
     # and the Python API call it).
     "resolve": {"model", "runs", "config", "errors", "export"},
+    # Tracking follows predict's detections through the frames (host side, numpy/scipy).
+    "track": {"predict", "postprocess", "runs", "errors", "optional"},
 }
 # Front doors: the CLI and the Python API (tfseg/__init__.py, tfseg/api.py) may use anything.
 TOP_LEVEL_FREE = {"cli", "commands", "demo", "benchmarks", "api", "__init__", "__main__"}

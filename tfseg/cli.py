@@ -21,6 +21,7 @@ VERBS = {
     "train": ("tfseg.commands.train", "train", "train a model"),
     "val": ("tfseg.commands.val", "eval", "COCO box and mask evaluation of a model"),
     "predict": ("tfseg.commands.predict", "predict", "predict on images, folders, video or a camera"),
+    "track": ("tfseg.commands.track", "predict", "segment and track objects through a video (ByteTrack)"),
     "export": ("tfseg.commands.export", "export", "export to SavedModel (TF Serving) and TFLite"),
     "benchmark": ("tfseg.commands.benchmark", None, "measure data, train, model and post-processing speed"),
     "info": ("tfseg.commands.info", "model", "parameter counts and GFLOPs of models"),
@@ -35,12 +36,18 @@ OVERRIDES_HELP = ("config overrides as key=value, e.g. model=yolo11-seg-n imgsz=
 def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Verb-specific flags; everything else is a key=value override."""
     if name == "data":
-        parser.add_argument("action", choices=["shapes", "prepare", "convert", "view"],
+        parser.add_argument("action", choices=["shapes", "prepare", "convert", "view", "video"],
                             help="shapes: write the built-in dataset; prepare: COCO/YOLO files "
                                  "to TFDS records; convert: between COCO and YOLO-seg; view: PNG "
-                                 "grid of augmented batches")
+                                 "grid of augmented batches; video: a clip of moving shapes "
+                                 "with ground-truth identities (MOTChallenge gt.txt)")
         parser.add_argument("--to", choices=["coco", "yolo"], help="convert: target format")
-        parser.add_argument("--output", help="output folder (convert, shapes) or file (view)")
+        parser.add_argument("--output", help="output folder (convert, shapes, video) or file (view)")
+        parser.add_argument("--frames", type=int, default=300, help="video: frames (default 300)")
+        parser.add_argument("--width", type=int, default=640, help="video: width (default 640)")
+        parser.add_argument("--height", type=int, default=480, help="video: height (default 480)")
+        parser.add_argument("--objects", type=int, default=10, help="video: shapes (default 10)")
+        parser.add_argument("--seed", type=int, default=0, help="video: the same seed, the same clip")
     elif name == "benchmark":
         parser.add_argument("target", choices=["data", "train", "model", "postprocess", "export"],
                             help="what to measure")

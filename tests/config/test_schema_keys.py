@@ -133,6 +133,7 @@ KEYS = {
     "predict.augment": ("true", "predict"),
     "predict.save_overlays": ("false", "predict"),
     "predict.weights": ("w.tflite", "read:tfseg/commands/predict.py"),
+    "predict.tracker": ("bytetrack.yaml", "read:tfseg/commands/predict.py"),
     "export.formats": ("tflite", "export"),
     "export.raw": ("false", "export"),
     "export.tflite_modes": ("float16", "export"),

@@ -1,4 +1,4 @@
-"""``tfseg data shapes|prepare|convert|view``."""
+"""``tfseg data shapes|prepare|convert|view|video``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from tfseg.config import load_config
 
 
 def run(args) -> int:
+    if args.action == "video":
+        return _video(args)
     cfg = load_config(args.overrides, section="data")
     if args.action == "shapes":
         data = cfg.data
@@ -31,6 +33,23 @@ def run(args) -> int:
     if args.action == "convert":
         return _convert(cfg, args)
     return _view(cfg, args.output)
+
+
+def _video(args) -> int:
+    """A clip of moving shapes and its ground-truth identities, for tracking."""
+    from tfseg.data.video import write_clip
+    from tfseg.errors import ConfigError
+
+    if args.overrides:
+        raise ConfigError(f"data video takes flags, not keys: {' '.join(args.overrides)} "
+                          "(see tfseg data --help)")
+    if min(args.frames, args.width, args.height, args.objects) < 1:
+        raise ConfigError("data video: --frames, --width, --height and --objects must be positive")
+    written = write_clip(args.output or "clip", args.frames, args.width, args.height,
+                         args.objects, args.seed)
+    print(f"video: {written['video']} ({written['frames']} frames of {args.width}x{args.height}, "
+          f"{args.objects} objects)\n  ground truth: {written['gt']} ({written['rows']} rows)")
+    return 0
 
 
 def _view(cfg, output: str | None) -> int:

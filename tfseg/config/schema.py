@@ -171,6 +171,8 @@ class PredictConfig:
                         "scales in one batch, merged by one NMS (docs/tta.md); Keras models only")
     save_overlays: bool = key(True, "overlay images / videos with masks, boxes and labels")
     weights: str = key("", ".keras/.weights.h5, a SavedModel or a .tflite file; empty: model.weights")
+    tracker: str = key("", "track objects across frames with this tracker YAML (bytetrack.yaml or "
+                       "a file of yours); empty: no tracking (tfseg track: bytetrack.yaml)")
 
 
 @dataclass

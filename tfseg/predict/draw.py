@@ -22,7 +22,8 @@ def instance_colour(index: int) -> tuple[int, int, int]:
 
 
 def draw_overlay(image: np.ndarray, detections: ImageDetections, class_names: list[str],
-                 alpha: float = 0.45, line_width: int | None = None) -> np.ndarray:
+                 alpha: float = 0.45, line_width: int | None = None,
+                 track_ids: list[int] | None = None) -> np.ndarray:
     """The image with masks, boxes and labels drawn.
 
     Args:
@@ -31,6 +32,8 @@ def draw_overlay(image: np.ndarray, detections: ImageDetections, class_names: li
         class_names: name per class index.
         alpha: mask opacity.
         line_width: box line width (default scales with the image).
+        track_ids: one id per detection (tracking): each is coloured by its id, so an object
+            keeps its colour from frame to frame, and labelled "id:N class score".
 
     Returns:
         ``[H, W, 3]`` uint8 RGB.
@@ -39,18 +42,20 @@ def draw_overlay(image: np.ndarray, detections: ImageDetections, class_names: li
     height, width = image.shape[:2]
     line_width = line_width or max(1, round(0.002 * (height + width)))
     font_scale = max(0.35, line_width / 3)
+    keys = list(range(len(detections))) if track_ids is None else list(track_ids)
     for i in range(len(detections)):
-        colour = np.array(instance_colour(i), np.float32)
+        colour = np.array(instance_colour(keys[i]), np.float32)
         crop, (x0, y0) = detections.mask_crops[i], detections.mask_origins[i]
         region = canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
         region[crop] = ((1 - alpha) * region[crop] + alpha * colour).astype(np.uint8)
     for i in range(len(detections)):
-        colour = instance_colour(i)
+        colour = instance_colour(keys[i])
         x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes[i])
         cv2.rectangle(canvas, (x1, y1), (x2 - 1, y2 - 1), colour, line_width)
         cls = int(detections.classes[i])
         name = class_names[cls] if cls < len(class_names) else str(cls)
-        _label(canvas, f"{name} {detections.scores[i]:.2f}", (x1, y1), colour, font_scale)
+        prefix = "" if track_ids is None else f"id:{track_ids[i]} "
+        _label(canvas, f"{prefix}{name} {detections.scores[i]:.2f}", (x1, y1), colour, font_scale)
     return canvas
 
 

@@ -1,0 +1,1 @@
+"""Multi-object tracking of segmented instances across video frames (ByteTrack)."""
