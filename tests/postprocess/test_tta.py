@@ -236,3 +236,12 @@ def test_yolo26_with_augment_runs_its_one_to_one_head_through_nms():
         same = classes[:, None] == classes
         np.fill_diagonal(same, False)
         assert (iou[same] <= 0.5 + 1e-4).all()  # no two kept boxes of a class overlap past NMS's
+
+
+def test_an_exported_models_backend_is_refused(network):
+    # A backend (``detect`` on letterboxed pixels: the SavedModel and TFLite files) runs a
+    # fixed one-view graph: augment cannot reach its network.
+    from tfseg.predict.backends import KerasBackend
+
+    with pytest.raises(ValueError, match="augment=true needs a Keras model"):
+        make_detector(KerasBackend(network), 0.3, 0.6, 50, augment=True)
