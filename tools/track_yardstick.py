@@ -127,10 +127,10 @@ def main() -> None:
 
     ours, _ = track_ours(detections)
     reference, _ = track_reference(args.reference_python, detections, work / "reference.txt")
-    print(f"{'tracker':<22}{'IDF1':>8}{'MOTA':>8}{'IDsw':>6}{'FP':>6}{'FN':>6}{'ids':>6}")
+    print(f"{'tracker':<25}{'IDF1':>8}{'MOTA':>8}{'IDsw':>6}{'FP':>6}{'FN':>6}{'ids':>6}")
     for name, rows in (("tfseg ByteTracker", ours), ("Ultralytics BYTETracker", reference)):
         s = mot_scores(gt, rows)
-        print(f"{name:<22}{s['idf1']:>8.4f}{s['mota']:>8.4f}{s['id_switches']:>6}"
+        print(f"{name:<25}{s['idf1']:>8.4f}{s['mota']:>8.4f}{s['id_switches']:>6}"
               f"{s['false_positives']:>6}{s['misses']:>6}{len(set(rows[:, 1].astype(int))):>6}")
 
     crowd = save_detections(work / "crowd.npz", crowd_detections(args.speed_frames, args.speed_objects))

@@ -78,11 +78,16 @@ class TrackTable:
 
     def rows(self, index: np.ndarray) -> TrackTable:
         """The tracks at ``index`` (an int index or a bool mask)."""
-        return TrackTable(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+        return TrackTable(*(column[index] for column in self._columns()))
 
     def extended(self, other: TrackTable) -> TrackTable:
-        return TrackTable(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                             for f in dataclasses.fields(self)})
+        return TrackTable(*(np.concatenate(pair) for pair in zip(self._columns(), other._columns())))
+
+    def _columns(self) -> list[np.ndarray]:
+        return [getattr(self, name) for name in _COLUMNS]
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(TrackTable))
 
 
 class TrackedObject(NamedTuple):
@@ -146,10 +151,12 @@ class ByteTracker:
         starting = left[still_left]
         self._start(starting[scores[starting] >= s.new_track_thresh], boxes, scores, classes, keep)
         self._forget()
-        shown = self.tracks.rows((self.tracks.state == TRACKED) & (self.tracks.track_id > 0))
-        order = np.argsort(shown.detection, kind="stable")
-        return [TrackedObject(int(shown.track_id[i]), int(shown.detection[i]), shown.box[i],
-                              float(shown.score[i]), int(shown.class_id[i])) for i in order]
+        t = self.tracks
+        shown = np.flatnonzero((t.state == TRACKED) & (t.track_id > 0))
+        shown = shown[np.argsort(t.detection[shown], kind="stable")]
+        return [TrackedObject(*fields) for fields in zip(
+            t.track_id[shown].tolist(), t.detection[shown].tolist(), t.box[shown],
+            t.score[shown].tolist(), t.class_id[shown].tolist())]
 
     def _predict(self) -> None:
         t = self.tracks
