@@ -57,7 +57,8 @@ def zoomed_out_split(data: Path, work: Path, zoom: float, seed: int = 0) -> tupl
     for info in truth["images"]:
         height, width = info["height"], info["width"]
         big_h, big_w = int(round(height * zoom)), int(round(width * zoom))
-        top, left = int(rng.integers(0, big_h - height + 1)), int(rng.integers(0, big_w - width + 1))
+        top = int(rng.integers(0, big_h - height + 1))
+        left = int(rng.integers(0, big_w - width + 1))
         canvas = background(big_h, big_w, rng)
         image = cv2.imread(str(data / "images/val" / info["file_name"]), cv2.IMREAD_COLOR)
         canvas[top:top + height, left:left + width] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -245,3 +245,11 @@ def test_an_exported_models_backend_is_refused(network):
 
     with pytest.raises(ValueError, match="augment=true needs a Keras model"):
         make_detector(KerasBackend(network), 0.3, 0.6, 50, augment=True)
+
+
+def test_the_layer_config_round_trips():
+    post = AugmentedPostProcess(scales=(0.75,), flip=False, score_threshold=0.3,
+                                max_detections=7, multi_label=True)
+    again = AugmentedPostProcess.from_config(post.get_config())
+    assert again.get_config() == post.get_config()
+    assert again.scales == (0.75,) and not again.flip and again.max_detections == 7
