@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tfseg.postprocess.host import ImageDetections, to_original
-from tfseg.predict.tiles import (_letterboxed, merge_across_tiles, place_in_image, suppress,
-                                 tile_size, tile_windows)
+from tfseg.predict.tiles import (_best_rows, _letterboxed, merge_across_tiles, place_in_image,
+                                 suppress, tile_size, tile_windows)
 
 
 @pytest.mark.parametrize("height, width, tile, overlap", [
@@ -130,3 +130,13 @@ def test_other_classes_and_one_pass_duplicates_are_not_merged_but_nms_drops_the_
     assert sorted(kept.classes.tolist()) == [0, 2]
     assert kept.scores.tolist() == pytest.approx([0.9, 0.8])
     assert len(suppress(merged, iou=0.7, max_det=10, agnostic=True)) == 1
+
+
+def test_a_full_pool_keeps_only_tile_rows_above_its_worst_score():
+    raw = {"scores": np.array([[0.9, 0.5, 0.2, 0.0], [0.45, 0.3, 0.0, 0.0], [0.8, 0.0, 0.0, 0.0]],
+                              np.float32),
+           "num_detections": np.array([3, 2, 1], np.int32),
+           "boxes": np.zeros((3, 4, 4), np.float32)}
+    cut = _best_rows(raw, 2, floor=0.4)  # the third image is filler
+    assert cut["num_detections"].tolist() == [2, 1]
+    assert cut["boxes"].shape == (2, 4, 4)

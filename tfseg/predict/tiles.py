@@ -120,9 +120,22 @@ def _concat(parts: list[ImageDetections], height: int, width: int) -> ImageDetec
                            height, width)
 
 
+def _best_rows(raw: dict, tiles: int, floor: float) -> dict:
+    """The first ``tiles`` images of a DETECTIONS batch, each cut to its detections scoring
+    ``floor`` or more (detections come best first, so those are the leading rows)."""
+    cut = {k: np.asarray(v)[:tiles] for k, v in raw.items()}
+    valid = np.arange(cut["scores"].shape[1])[None] < cut["num_detections"][:, None]  # [T, N]
+    cut["num_detections"] = ((cut["scores"] >= floor) & valid).sum(1).astype(np.int32)
+    return cut
+
+
 def detect_windows(backend, image: np.ndarray, windows: np.ndarray, conf: float,
                    keep: int) -> tuple[ImageDetections, np.ndarray]:
     """Run every window of ``image`` through ``backend`` (TILE_BATCH at a time).
+
+    Once ``keep`` detections are held, a tile's detections scoring below the worst of them
+    are dropped before their masks are made (at COCO's threshold of 0.001 most of a tile's
+    rows are such).
 
     Returns:
         The detections scoring at least ``conf``, in image pixels (the ``keep`` best when
@@ -136,12 +149,13 @@ def detect_windows(backend, image: np.ndarray, windows: np.ndarray, conf: float,
         inputs = [_letterboxed(image[w[1]:w[3], w[0]:w[2]], size) for w in windows[chunk]]
         inputs += [inputs[-1]] * (TILE_BATCH - len(inputs))  # filler, results ignored
         raw = backend.detect(np.stack([pixels for pixels, _ in inputs]))
-        found = to_original(raw, np.stack([info for _, info in inputs]))[:len(chunk)]
+        floor = max(conf, float(pool.scores.min())) if len(pool) >= keep else conf
+        found = to_original(_best_rows(raw, len(chunk), floor),
+                            np.stack([info for _, info in inputs[:len(chunk)]]))
         parts = [pool]
         for index, tile in zip(chunk, found):
-            kept = _select(tile, np.flatnonzero(tile.scores >= conf))
-            parts.append(place_in_image(kept, windows[index], height, width))
-            views = np.concatenate([views, np.full(len(kept), index, np.int64)])
+            parts.append(place_in_image(tile, windows[index], height, width))
+            views = np.concatenate([views, np.full(len(tile), index, np.int64)])
         pool = _concat(parts, height, width)
         if len(pool) > keep:
             best = np.sort(np.argsort(-pool.scores, kind="stable")[:keep])
