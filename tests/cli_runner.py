@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,40 @@ from pathlib import Path
 # This venv's console script; ``python -m tfseg`` where the package is not installed as one.
 _SCRIPT = shutil.which("tfseg", path=str(Path(sys.executable).parent)) or shutil.which("tfseg")
 TFSEG = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "tfseg"]
+
+
+# TensorFlow's C++ log lines: "I0000 00:00:1796... 123 port.cc:113] ..." (absl) or
+# "2026-12-06 21:00:00.000: I tensorflow/core/...] ..." (older TensorFlow logging).
+CPP_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |\d{4}-\d\d-\d\d [\d:.]+: [IWEF] )")
+PYTHON_WARNING = re.compile(r"^(?P<file>\S+\.py):\d+: (?P<kind>\w*Warning): ")
+
+
+def our_folders() -> tuple[str, ...]:
+    """tfseg's own source folders: a warning raised from one of their files is ours to fix."""
+    import tfseg
+    import tfseg.export
+
+    return tuple(str(Path(m.__file__).parent) for m in (tfseg, tfseg.export))
+
+
+def unwanted_lines(output: str) -> list[str]:
+    """The console lines a user should not meet: deprecations, warnings from tfseg's files,
+    Python warnings and TensorFlow's C++ start-up lines."""
+    ours, found = our_folders(), []
+    for line in output.splitlines():
+        warning = PYTHON_WARNING.match(line)
+        if ("deprecat" in line.lower() or CPP_LOG_LINE.match(line)
+                or "absl::InitializeLog" in line
+                or (warning and (warning["file"].startswith(ours)
+                                 or warning["kind"] in ("DeprecationWarning", "UserWarning",
+                                                        "FutureWarning")))):
+            found.append(line)
+    return found
+
+
+def assert_clean_console(result: subprocess.CompletedProcess) -> None:
+    """A command run with ``user_console=True`` printed nothing a user should not meet."""
+    assert unwanted_lines(result.stdout + result.stderr) == [], result.args
 
 
 def user_console_env() -> dict[str, str]:

@@ -2,13 +2,15 @@
 in a fresh folder, on small generated data.
 
 a. their COCO export (a dataset YAML like the README's mine.yaml): prepare, train, val,
-   predict, export;
+   predict (val and predict with the console a user sees: nothing to clean up in it);
 b. their Ultralytics YOLO-seg folder, its own data.yaml passed as ``data=``: the same steps,
    evaluated with pycocotools on the converted ground truth;
 c. annotations edited after preparing: the records are prepared again, never reused.
 
 The training is the least that runs every stage (64 px, two steps, one epoch); each journey
-trains once, in a module-scoped fixture its tests share.
+trains once, in a module-scoped fixture its tests share. Exporting a trained run is the
+weights journey's (test_journey_weights.py): the class names it checks there come from the
+run's model.json, checked here for both layouts.
 """
 
 import json
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_runner import run_tfseg
+from cli_runner import assert_clean_console, run_tfseg
 
 pytestmark = pytest.mark.slow  # each journey prepares, trains and exports
 
@@ -29,9 +31,13 @@ TINY_TRAINING = ["imgsz=64", "epochs=1", "batch=4", "steps_per_epoch=2", "warmup
 NAMES = ["circle", "rectangle", "triangle"]  # the shapes dataset's three classes
 
 
-def tfseg(cwd: Path, *args: str, expect: int = 0) -> str:
-    """Run ``tfseg args...`` in ``cwd``; its stdout and stderr, after checking the exit code."""
-    result = run_tfseg(cwd, *args, expect=expect)
+def tfseg(cwd: Path, *args: str, expect: int = 0, user_console: bool = False) -> str:
+    """Run ``tfseg args...`` in ``cwd``; its stdout and stderr, after checking the exit code.
+    ``user_console``: as a user who set no logging variable, and the console must be clean
+    (tests/cli_runner.py)."""
+    result = run_tfseg(cwd, *args, expect=expect, user_console=user_console)
+    if user_console:
+        assert_clean_console(result)
     return result.stdout + result.stderr
 
 
@@ -106,22 +112,20 @@ def test_coco_export_prepares_and_trains_with_evaluation(coco_run):
     assert Path(evaluation["ground_truth"]) == folder / "mine" / "ann" / "val.json"
 
 
-def test_coco_export_val_predict_export(coco_run):
+def test_coco_export_val_and_predict_with_a_clean_console(coco_run):
     folder, _, _ = coco_run
-    tfseg(folder, "val", "weights=runs/train/train")
+    output = tfseg(folder, "val", "weights=runs/train/train", user_console=True)
+    assert "mAP50-95" in output
     evaluation = val_metrics(folder / "runs" / "val" / "val" / "metrics.json")
     assert Path(evaluation["ground_truth"]) == folder / "mine" / "ann" / "val.json"
 
-    tfseg(folder, "predict", "weights=runs/train/train", "source=mine/img/val", "save_json=true",
-          "conf=0.001")
+    output = tfseg(folder, "predict", "weights=runs/train/train", "source=mine/img/val",
+                   "save_json=true", "conf=0.001", user_console=True)
+    assert "results: " in output
     names = predicted_names(folder / "runs" / "predict" / "predict")
     assert names and names <= set(NAMES), names
-
-    tfseg(folder, "export", "weights=runs/train/train", "formats=tflite", "tflite_modes=float32",
-          "raw=false")
-    exported = folder / "runs" / "export" / "train"  # the run's name
-    assert list(exported.glob("*_float32.tflite"))
-    assert json.loads((exported / "metadata.json").read_text())["class_names"] == NAMES
+    model_json = json.loads((folder / "runs/train/train/weights/model.json").read_text())
+    assert model_json["class_names"] == NAMES and model_json["category_ids"] == [1, 3, 7]
 
 
 # -- b. an Ultralytics YOLO-seg folder with its data.yaml ----------------------------------
@@ -155,15 +159,9 @@ def test_ultralytics_data_yaml_val_and_predict(yolo_run):
           "save_json=true", "conf=0.001")
     names = predicted_names(folder / "runs" / "predict" / "predict")
     assert names and names <= set(NAMES), names
-
-
-@pytest.mark.slow
-def test_ultralytics_data_yaml_export(yolo_run):
-    folder, _, _, _ = yolo_run
-    tfseg(folder, "export", "weights=runs/train/train", "formats=tflite", "tflite_modes=float32",
-          "raw=false")
-    metadata = folder / "runs" / "export" / "train" / "metadata.json"
-    assert json.loads(metadata.read_text())["class_names"] == NAMES
+    # The names of data.yaml (a list: ids 1, 2, 3 in COCO terms) are what an export carries.
+    model_json = json.loads((folder / "runs/train/train/weights/model.json").read_text())
+    assert model_json["class_names"] == NAMES and model_json["category_ids"] == [1, 2, 3]
 
 
 def test_ultralytics_data_yaml_without_val_is_named(tmp_path):

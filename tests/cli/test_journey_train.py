@@ -3,7 +3,9 @@ run; fine-tune its weights on data with fewer classes. The installed ``tfseg`` r
 subprocess in a fresh folder on tiny generated data (64 px, two batches an epoch).
 
 The tests of this module run in order and share one run (the first one's): killed, resumed,
-finished, extended, then used as the start weights of a fine-tune.
+finished, extended, then used as the start weights of a fine-tune. The kill is a SIGKILL
+during the second epoch (once the first is backed up): the resumed run must end with every
+batch of every epoch applied once, none lost with the killed process and none repeated.
 """
 
 import csv
@@ -79,6 +81,12 @@ def test_sigkill_then_resume_continues_and_keeps_the_history(workdir, killed):
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]
     assert history[:done] == killed["rows"][:done]  # the rows written before the kill
     assert float(history[-1]["val_mask_mAP50-95"]) >= 0.0  # the last epoch was evaluated
+    assert all(float(r["box_loss"]) > 0 for r in history)
+    # Every batch applied once: the killed epoch ran again from its start, and the
+    # optimizer's restored step count adds up to 3 epochs of 2 batches, one update each.
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["epochs_trained"] == 3 - done and summary["stopped"] == "completed"
+    assert (summary["batches"], summary["updates"]) == (3 * 2, 3 * 2)
     assert "last evaluation (epoch 3, EMA weights)" in result.stdout
     assert "mAP50-95" in result.stdout and (run / "results.png").is_file()
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import cv2
 import pytest
 
+from cli_runner import assert_clean_console
 from cli_runner import run_tfseg as tfseg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,18 +79,9 @@ def test_training_writes_the_model_metadata_beside_the_weights(trained):
     assert info["recipe"]["model"]["image_size"] == 64 and info["recipe"]["train"]["epochs"] == 1
 
 
-@pytest.mark.slow  # the tiny training run
-def test_predict_a_photo_with_the_weights_alone(user, trained):
-    tfseg(user, "predict", "weights=best.weights.h5", "source=photo.jpg", *CONF)
-    run = user / "runs" / "predict" / "predict"
-    assert (run / "photo.jpg").is_file()  # the overlay
-    names = _predicted_names(run)
-    assert names and set(names) <= set(trained.names), names
-    assert not (user / "datasets").exists()
-
-
 @pytest.mark.slow
 def test_predict_a_folder_and_a_video_with_the_weights_alone(user, trained):
+    # (One photo as the source: predicted with the export in the test after this one.)
     tfseg(user, "predict", "weights=best.weights.h5", "source=folder", *CONF)
     tfseg(user, "predict", "weights=best.weights.h5", "source=clip.avi", *CONF)
     runs = user / "runs" / "predict"
@@ -111,19 +103,26 @@ def test_export_a_run_folder_without_its_dataset_then_predict_with_the_export(tr
     assert "tfseg predict weights=runs/export/train/yolov8-seg-n_640_float32.tflite" in readme
     shutil.copytree(trained.run, tmp_path / "runs/train/train")
     shutil.copy(trained.media / "photo.jpg", tmp_path / "photo.jpg")
+    # As a user who set no logging variable: the console holds nothing to clean up.
     out = tfseg(tmp_path, "export", "weights=runs/train/train", "formats=tflite", "raw=false",
-                "tflite_modes=float32")
+                "tflite_modes=float32", user_console=True)
+    assert_clean_console(out)
     export_dir = tmp_path / "runs/export/train"  # named after the run it came from
     assert f"exports: {Path('runs/export/train')}" in out.stdout
+    # The run's dataset is gone: exported all the same, and it says parity was not measured.
+    assert "parity: not measured (dataset 'shapes' not found:" in out.stdout
     metadata = json.loads((export_dir / "metadata.json").read_text())
+    assert metadata["parity"]["measured"] is False and "is missing" in metadata["parity"]["reason"]
     assert metadata["class_names"] == trained.names
     assert metadata["category_ids"] == trained.category_ids
     assert metadata["model"]["recipe"]["model"]["image_size"] == 64  # the artifact, copied
     tflite = export_dir / "yolov8-seg-n_64_float32.tflite"
-    assert read_tflite_metadata(tflite)["class_names"] == trained.names
+    inside = read_tflite_metadata(tflite)
+    assert inside["class_names"] == trained.names and inside["parity"] == metadata["parity"]
     report = tfseg(tmp_path, "export", "--check-gpu", str(tflite)).stdout  # the README's check
     assert f"GPU delegate report for {tflite}" in report and "NON_MAX_SUPPRESSION" in report
-    tfseg(tmp_path, "predict", f"weights={tflite}", "source=photo.jpg", "save_json=true")
+    assert_clean_console(tfseg(tmp_path, "predict", f"weights={tflite}", "source=photo.jpg",
+                               "save_json=true", user_console=True))
     tfseg(tmp_path, "predict", "weights=runs/export/train", "source=photo.jpg")
     assert (tmp_path / "runs/predict/predict2/photo.jpg").is_file()
     assert not (tmp_path / "datasets").exists()

@@ -1,9 +1,10 @@
 """Training YOLO26-seg as a user types it: `tfseg train model=yolo26-seg-n` in a fresh folder
-on the built-in shapes data (tiny: 64 px, two batches an epoch), then extended with resume.
+on the built-in shapes data (tiny: 64 px, two batches an epoch).
 
-Slow (about 4.5 minutes on 2 shared cores): the first train step of YOLO26 takes 2-3 times
-as long to build as YOLOv8's, mostly the larger network (the dual loss alone traces in about
-1.3 times the single-head loss's time).
+Slow (about 2 minutes on 2 cores): the first train step of YOLO26 takes 2-3 times as long to
+build as YOLOv8's, mostly the larger network. A resumed run's head weights follow the epoch
+number (tests/loss/test_end_to_end_loss.py, in a resumed fit); resuming from the command
+line is the YOLOv8 journey's (test_journey_train.py).
 """
 
 import csv
@@ -31,7 +32,7 @@ def rows(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_yolo26_trains_logs_its_terms_evaluates_and_resumes_with_the_epochs_head_weight(tmp_path):
+def test_yolo26_trains_logs_its_terms_and_evaluates(tmp_path):
     done = tfseg("train", "model=yolo26-seg-n", "data=shapes", "imgsz=64", "epochs=2",
                  "name=y26", *SMALL, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -48,10 +49,3 @@ def test_yolo26_trains_logs_its_terms_evaluates_and_resumes_with_the_epochs_head
     assert (run / "weights" / "last.weights.h5").is_file()
     assert "l1 " in done.stdout and "o2o " in done.stdout  # the epoch lines show the terms
 
-    # Extended to 4 epochs: epochs 3 and 4 get the weights of a 4-epoch run's epochs 2 and 3
-    # (0.1 + 0.7 / 3, then 0.1), from the epoch number, not from a count of epochs seen.
-    more = tfseg("train", f"resume={run}", "epochs=4", cwd=tmp_path)
-    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
-    table = rows(run)
-    assert len(table) == 4
-    assert [float(r["o2m_weight"]) for r in table[2:]] == pytest.approx([0.1 + 0.7 / 3, 0.1])
