@@ -37,6 +37,15 @@ def test_the_gate_refuses_costly_pairs_and_keeps_the_allowed_ones():
     assert rows.tolist() == [1] and cols.tolist() == []
 
 
+def test_one_good_pair_beats_two_poor_ones():
+    # Row 0 fits column 0 well; matching both rows would take two pairs near the gate
+    # (0.75 + 0.7). Leaving a row and a column out costs the gate each, so one pair wins.
+    cost = np.array([[0.1, 0.75], [0.7, 0.99]])
+    matches, rows, cols = assign(cost, max_cost=0.8)
+    assert matches.tolist() == [[0, 0]]
+    assert rows.tolist() == [1] and cols.tolist() == [1]
+
+
 def test_empty_sides():
     matches, rows, cols = assign(np.zeros((0, 3)), 0.8)
     assert matches.shape == (0, 2) and rows.tolist() == [] and cols.tolist() == [0, 1, 2]

@@ -1,18 +1,15 @@
 """Costs between tracks and detections, and the one-to-one assignment that minimises them.
 
 Costs are ``1 - IoU`` of boxes (xyxy pixels), optionally of the IoU times the detection's
-score (``fuse_score``: a confident detection wins a tie against a faint one). The assignment is scipy's Hungarian solver
-(``linear_sum_assignment``) with a gate: a pair costing more than ``max_cost`` never matches.
+score (``fuse_score``: a confident detection wins a tie against a faint one). The assignment
+is scipy's Hungarian solver (``linear_sum_assignment``) with a gate: a pair costing more than
+``max_cost`` never matches, and one good pair is never given up for two poor ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-
-# Gated pairs cost this much: the solver first maximises the number of allowed pairs, then
-# minimises their cost, and a gated pair it is forced into is dropped afterwards.
-_GATED = 1e6
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -45,8 +42,10 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return np.zeros((0, 2), int), np.arange(rows), np.arange(cols)
-    gated = np.where(cost > max_cost, _GATED, cost)
-    row_index, col_index = linear_sum_assignment(gated)
+    # A pair is worth matching only if it costs less than leaving both unmatched (max_cost):
+    # minimise the sum of (cost - max_cost) over the pairs allowed. Refused pairs score 0, the
+    # same as no pair, so the pairs the solver is forced into there are dropped after.
+    row_index, col_index = linear_sum_assignment(np.minimum(cost - max_cost, 0.0))
     keep = cost[row_index, col_index] <= max_cost
     matches = np.stack([row_index[keep], col_index[keep]], axis=1)
     row_free, col_free = np.ones(rows, bool), np.ones(cols, bool)
