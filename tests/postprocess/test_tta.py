@@ -121,6 +121,33 @@ def test_the_views_duplicates_merge_into_one_detection():
     np.testing.assert_allclose(out["scores"][0, 0], SIGMOID_8, rtol=1e-6)  # the mirror's
 
 
+def test_the_kept_mask_is_the_score_weighted_mean_of_the_merged_ones():
+    # The same object in both views: the image's candidate (score s(5)) has mask logit +10,
+    # the mirror's (score s(8), kept) -5. The kept mask's logit is their score-weighted mean
+    # inside the box; a third candidate of another class over the same box is not merged.
+    raw = hand_made_views(2)
+    put(raw, 0, 0, [0, 0, 2, 3], 1, 5.0)
+    put(raw, 1, 7, [2, 0, 0, 3], 1, 8.0)
+    raw["mask_coefficients"][1, 7, 0] = -0.5
+    put(raw, 0, 1, [1, 0, 1, 3], 2, 3.0)  # anchor 1: centre (12, 4) -> (4, 4, 20, 28), class 2
+    raw["mask_coefficients"][0, 1, 0] = 3.0
+    post = AugmentedPostProcess(scales=(), flip=True, score_threshold=0.25, iou_threshold=0.5,
+                                max_detections=5)
+    out = {k: v.numpy() for k, v in post({k: tf.constant(v) for k, v in raw.items()}).items()}
+    assert out["num_detections"].tolist() == [2] and out["classes"][0, :2].tolist() == [1, 2]
+    low, high = 1 / (1 + np.exp(-5.0)), SIGMOID_8
+    logit = (low * 10.0 + high * -5.0) / (low + high)
+    expected = np.zeros((16, 16), np.float32)
+    expected[1:7, 1:5] = 1 / (1 + np.exp(-logit))
+    np.testing.assert_allclose(out["masks"][0, 0], expected, rtol=1e-5, atol=1e-6)
+    expected[1:7, 1:5] = 1 / (1 + np.exp(-30.0))  # the class-2 detection's own mask
+    np.testing.assert_allclose(out["masks"][0, 1], expected, rtol=1e-5, atol=1e-6)
+    alone = AugmentedPostProcess(scales=(), flip=True, average_masks=False,
+                                 score_threshold=0.25, iou_threshold=0.5, max_detections=5)
+    own = alone({k: tf.constant(v) for k, v in raw.items()})["masks"].numpy()
+    np.testing.assert_allclose(own[0, 0, 1:7, 1:5], 1 / (1 + np.exp(5.0)), rtol=1e-5)
+
+
 def test_one_to_one_candidates_of_the_views_go_through_nms():
     # YOLO26's end-to-end path has no NMS of its own; with views it must merge them.
     raw = hand_made_views(2, "o2o_")
@@ -194,8 +221,8 @@ def test_augment_off_is_bit_identical_to_postprocess(network):
     images = tf.random.uniform((2, SIZE, SIZE, 3), seed=8)
     reference = numpy(PostProcess(0.3, 0.6, 50)(network(images, training=False)))
     detector = numpy(make_detector(network, 0.3, 0.6, 50, augment=False)(images))
-    one_view = AugmentedPostProcess(scales=(), flip=False, score_threshold=0.3,
-                                    iou_threshold=0.6, max_detections=50)
+    one_view = AugmentedPostProcess(scales=(), flip=False, average_masks=False,
+                                    score_threshold=0.3, iou_threshold=0.6, max_detections=50)
     merged = numpy(one_view(network(one_view.views(images), training=False)))
     for key, value in reference.items():
         np.testing.assert_array_equal(detector[key], value, err_msg=key)

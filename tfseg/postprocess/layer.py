@@ -107,22 +107,19 @@ class PostProcess(keras.layers.Layer):
                 boxes, tf.sigmoid(class_logits), coefficients, self.max_candidates)
         else:
             scores, classes = best_class(class_logits)  # [B, A] each
-        return self._nms_with_masks((boxes, scores, classes, coefficients), prototypes,
-                                    score_threshold, iou_threshold, max_detections)
-
-    def _nms_with_masks(self, candidates: tuple, prototypes: tf.Tensor, score_threshold,
-                        iou_threshold, max_detections) -> dict:
-        """DETECTIONS from candidates (boxes ``[B, A, 4]``, scores and float classes
-        ``[B, A]``, coefficients ``[B, A, K]``): NMS, then the kept rows' masks from
-        ``prototypes`` ``[B, P, P, K]`` (the call's run-time options as in ``call``)."""
-        image_size = int(prototypes.shape[1]) * PROTO_STRIDE
-        kept = batched_nms(
-            *candidates, image_size=image_size, max_detections=self.max_detections,
-            agnostic=self.agnostic, pre_nms_topk=self.pre_nms_topk,
-            **self._runtime_options(candidates[0], score_threshold, iou_threshold,
-                                    max_detections))
+        kept = self._nms((boxes, scores, classes, coefficients), image_size,
+                         self._runtime_options(boxes, score_threshold, iou_threshold,
+                                               max_detections))
         return self._with_masks(kept, detection_masks(kept["coefficients"], prototypes,
                                                       kept["boxes"]))
+
+    def _nms(self, candidates: tuple, image_size: int, options: dict) -> dict:
+        """batched_nms of candidates (boxes ``[B, A, 4]``, scores and float classes ``[B, A]``,
+        coefficients ``[B, A, K]``) with this layer's settings and a call's ``options``
+        (:meth:`_runtime_options`)."""
+        return batched_nms(*candidates, image_size=image_size,
+                           max_detections=self.max_detections, agnostic=self.agnostic,
+                           pre_nms_topk=self.pre_nms_topk, **options)
 
     def _with_masks(self, kept: dict, masks: tf.Tensor) -> dict:
         """DETECTIONS from the kept rows and their ``[B, N, P, P]`` masks, in the mask
