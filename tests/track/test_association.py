@@ -16,8 +16,8 @@ def test_box_iou_by_hand():
 
 
 def test_fused_cost_multiplies_iou_by_score():
-    cost = iou_cost(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]]),
-                    np.array([0.5, 0.9]))
+    overlap = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]]))
+    cost = iou_cost(overlap, np.array([0.5, 0.9]))
     np.testing.assert_allclose(cost, [[1 - 0.5, 1 - 0.9 / 3]])
 
 

@@ -24,10 +24,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def iou_cost(track_boxes: np.ndarray, detection_boxes: np.ndarray,
-             detection_scores: np.ndarray | None = None) -> np.ndarray:
-    """``[n, m]`` cost ``1 - IoU``, or ``1 - IoU * score`` when scores are given."""
-    similarity = box_iou(track_boxes, detection_boxes)
+def iou_cost(overlap: np.ndarray, detection_scores: np.ndarray | None = None) -> np.ndarray:
+    """``[n, m]`` IoU of tracks and detections (``box_iou``) -> cost ``1 - IoU``, or
+    ``1 - IoU * score`` when the ``[m]`` detection scores are given."""
+    similarity = overlap
     if detection_scores is not None:
         similarity = similarity * np.asarray(detection_scores, np.float64)[None, :]
     return 1.0 - similarity

@@ -127,18 +127,19 @@ class ByteTracker:
         strong = np.flatnonzero(scores >= s.track_high_thresh)
         low = np.flatnonzero((scores >= s.track_low_thresh) & (scores < s.track_high_thresh))
         self._predict()
-        expected = kalman.xyah_to_boxes(t.mean)  # [T, 4] where each track should be now
+        # [T, n] IoU of where each track should be now with every detection, sliced per pass
+        overlap = box_iou(kalman.xyah_to_boxes(t.mean), boxes)
 
         confirmed = np.flatnonzero(t.track_id > 0)  # tracked and lost
         first, rest, strong_left = assign(
-            iou_cost(expected[confirmed], boxes[strong], scores[strong] if s.fuse_score else None),
+            iou_cost(overlap[confirmed][:, strong], scores[strong] if s.fuse_score else None),
             s.match_thresh)
         was_tracked = confirmed[rest][t.state[confirmed[rest]] == TRACKED]
-        second, gone, _ = assign(iou_cost(expected[was_tracked], boxes[low]), SECOND_PASS_GATE)
+        second, gone, _ = assign(iou_cost(overlap[was_tracked][:, low]), SECOND_PASS_GATE)
         left = strong[strong_left]
         fresh = np.flatnonzero(t.track_id == 0)
         third, flicker, still_left = assign(
-            iou_cost(expected[fresh], boxes[left], scores[left] if s.fuse_score else None),
+            iou_cost(overlap[fresh][:, left], scores[left] if s.fuse_score else None),
             UNCONFIRMED_GATE)
 
         matched = np.concatenate([confirmed[first[:, 0]], was_tracked[second[:, 0]], fresh[third[:, 0]]])
