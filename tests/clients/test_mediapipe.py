@@ -27,7 +27,6 @@ Skipped when .venv-mediapipe is missing; failed when CI is set.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -36,17 +35,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared_exports import CLASS_NAMES, CONF, IOU, MAX_DET, SIZE
+
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).resolve().parent / "mediapipe_runner.py"
 PYTHON = REPO / ".venv-mediapipe" / "bin" / "python"
-CLASS_NAMES = ["circle", "rectangle", "triangle"]
-SIZE, CONF, IOU, MAX_DET = 128, 0.3, 0.5, 20
 # Per-class IoU bound: MediaPipe's masks are resized twice (prototype grid -> S in the file,
 # S -> original here) where tfseg.predict samples the prototype grid once at each original
 # pixel; on this network's noisy masks that moves the 0.5 contour (measured 0.89-0.98).
 MASK_IOU = 0.85
 
-pytestmark = pytest.mark.slow  # two .tflite exports and MediaPipe subprocesses
+pytestmark = pytest.mark.slow  # .tflite exports and MediaPipe subprocesses
 
 
 def _run(task: str, model: Path, output: Path, images: list[Path]) -> None:
@@ -71,12 +70,10 @@ def mediapipe():
 
 @pytest.fixture(scope="module")
 def network():
-    """The export tests' network (their conftest), whose detections vary per image."""
-    spec = importlib.util.spec_from_file_location("export_test_fixtures",
-                                                  REPO / "tests" / "export" / "conftest.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
-    return fixtures._detecting_network(SIZE)
+    """The export tests' network (tests/shared_exports.py), whose detections vary per image."""
+    from shared_exports import detecting_network
+
+    return detecting_network(SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +134,10 @@ def _to_original(box: list[float], info: np.ndarray) -> np.ndarray:
 
 
 def test_object_detector_matches_tfseg_predict(mediapipe, network, images, predictions,
-                                               tmp_path):
-    model = _export(network, tmp_path / "export", formats=["tflite"],
-                    standard_outputs=True)["tflite_float32"]
+                                               tmp_path, tmp_path_factory):
+    from shared_exports import shared_export  # the export tests' file, made once
+
+    model = shared_export(tmp_path_factory, "standard-outputs", network)["tflite_float32"]
     _run("detector", model, tmp_path / "detections.json", [png for _, _, png in images])
     results = json.loads((tmp_path / "detections.json").read_text())["images"]
     matched, worst = 0, 0.0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import os
 import shutil
 import threading
@@ -25,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared_exports import CLASS_NAMES, CONF, IOU, SIZE
+
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "examples" / "web"
 CHROMIUM = Path("/usr/lib/chromium/chromium")  # the binary behind Debian's wrapper script
-CLASS_NAMES = ["circle", "rectangle", "triangle"]
-SIZE, CONF, IOU, MAX_DET = 128, 0.3, 0.5, 20
 
-pytestmark = pytest.mark.slow  # two full .tflite exports
+pytestmark = pytest.mark.slow  # a browser, and the export tests' files (made once per run)
 
 
 def _require(present: bool, what: str) -> None:
@@ -90,24 +89,15 @@ def png_image(tmp_path_factory) -> Path:
     return next(p for p in sorted(Path(shapes["val_images"]).iterdir()) if p.suffix == ".png")
 
 
-@pytest.fixture(scope="module", params=[{}, {"mask_size": 28, "mask_dtype": "uint8"}],
+@pytest.fixture(scope="module", params=["everything", "box-masks-uint8"],
                 ids=["prototype_masks", "box_masks_uint8"])
 def model_file(request, tmp_path_factory) -> Path:
     """The end-to-end float32 .tflite of the export tests' detecting network: the default
-    file (masks on the prototype grid), and one with uint8 box-aligned masks."""
-    from tfseg.export import export
+    file (masks on the prototype grid), and one with uint8 box-aligned masks; the export
+    tests' own files, made once per run (tests/shared_exports.py)."""
+    from shared_exports import detecting_network, shared_export
 
-    # The export tests' network (their conftest), whose scores and masks vary per image.
-    spec = importlib.util.spec_from_file_location("export_test_fixtures",
-                                                  REPO / "tests" / "export" / "conftest.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
-    files = export(tmp_path_factory.mktemp("export"), model=fixtures._detecting_network(SIZE),
-                   model_name="yolov8-seg-n", num_classes=len(CLASS_NAMES), image_size=SIZE,
-                   class_names=CLASS_NAMES, category_ids=[1, 3, 7], formats=["tflite"],
-                   tflite_modes=["float32"], raw=False, score_threshold=CONF,
-                   iou_threshold=IOU, max_detections=MAX_DET, **request.param)
-    return next(path for key, path in files.items() if key.startswith("tflite"))
+    return shared_export(tmp_path_factory, request.param, detecting_network())["tflite_float32"]
 
 
 def _library_detections(model_file: Path, image: Path, score: float = -1):

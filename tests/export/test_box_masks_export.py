@@ -15,14 +15,13 @@ M = 56
 
 
 @pytest.fixture(scope="module")
-def box_export(network, tmp_path_factory, settings):
-    """End-to-end float32 .tflite with uint8 56 x 56 box-aligned masks."""
-    from tfseg.export import export
+def box_export(network, tmp_path_factory):
+    """End-to-end float32 .tflite with uint8 56 x 56 box-aligned masks (shared with the web
+    page tests: tests/shared_exports.py)."""
+    from shared_exports import EXPORTS, shared_export
 
-    return export(tmp_path_factory.mktemp("box"), model=network, num_classes=settings.classes,
-                  image_size=settings.size, formats=["tflite"], raw=False,
-                  score_threshold=settings.conf, iou_threshold=settings.iou,
-                  max_detections=settings.max_det, mask_size=M, mask_dtype="uint8")
+    assert EXPORTS["box-masks-uint8"]["mask_size"] == M
+    return shared_export(tmp_path_factory, "box-masks-uint8", network)
 
 
 def _box_post(settings):

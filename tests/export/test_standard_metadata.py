@@ -190,17 +190,13 @@ def test_certificate_rewrite_keeps_the_appended_labels(small_file, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def standard_file(network, tmp_path_factory, settings):
+def standard_file(network, tmp_path_factory):
     """The standard-outputs file as ``tfseg export`` leaves it on disk: exported, then its
-    parity certificate written into it (tfseg.export.api.export_from_config's two steps)."""
-    from tfseg.export import certificate, export
+    parity certificate written into it (tfseg.export.api.export_from_config's two steps);
+    shared with the MediaPipe tests (tests/shared_exports.py)."""
+    from shared_exports import shared_export
 
-    written = export(tmp_path_factory.mktemp("standard"), model=network, num_classes=3,
-                     image_size=settings.size, class_names=NAMES, formats=["tflite"], raw=False,
-                     score_threshold=settings.conf, iou_threshold=settings.iou,
-                     max_detections=settings.max_det, standard_outputs=True)
-    certificate.record(certificate.not_measured("no dataset in this test"), written)
-    return written["tflite_float32"]
+    return shared_export(tmp_path_factory, "standard-outputs", network)["tflite_float32"]
 
 
 def test_standard_file_on_disk_has_its_labels_zip(standard_file):

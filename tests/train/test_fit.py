@@ -84,42 +84,34 @@ def test_freeze_marks_the_first_layers_untrainable():
 
 
 @pytest.mark.slow  # a training
-def test_evaluation_traces_its_detector_once_per_run(shapes_root, tmp_path, make_config,
-                                                     run_config, monkeypatch):
-    # Two epochs, each evaluated: one detector for the run, traced once (a new tf.function
-    # per evaluation retraced the network and post-processing every epoch).
+def test_the_train_step_and_the_evaluation_are_each_traced_once_per_run(
+        shapes_root, tmp_path, make_config, run_config, monkeypatch):
+    """Two epochs of two steps, each evaluated.
+
+    The train step: the optimizer is built before fit; built inside the first trace, its
+    variables made TensorFlow trace the whole step a second time and keep both graphs
+    (~300 MB at 320 px). Each trace runs the step's Python body, so the loss is called once
+    per trace. The evaluation: one detector for the run, traced once (a new tf.function per
+    evaluation retraced the network and post-processing every epoch).
+    """
     import tfseg.train.fit as fit
-
-    made = []
-
-    def counting(*args, **kwargs):
-        made.append(real(*args, **kwargs))
-        return made[-1]
-
-    real = fit.make_detector
-    monkeypatch.setattr(fit, "make_detector", counting)
-    cfg = run_config(make_config(shapes_root, **{"train.epochs": 2, "train.steps_per_epoch": 1}))
-    summary = train(cfg, tmp_path / "run", verbose=0)
-    assert summary["epochs_trained"] == 2 and len(made) == 1
-    assert made[0].experimental_get_tracing_count() == 1
-
-
-@pytest.mark.slow  # a training
-def test_the_train_step_is_traced_once(shapes_root, tmp_path, make_config, run_config,
-                                       monkeypatch):
-    # The optimizer is built before fit: built inside the first trace, its variables made
-    # TensorFlow trace the whole step a second time and keep both graphs (~300 MB at 320 px).
-    # Each trace runs the step's Python body, so the loss is called once per trace.
     from tfseg.model.yolo_seg import YoloSeg
 
-    traced = []
-    real = YoloSeg.compute_loss
+    traced, made = [], []
+    real_loss, real_detector = YoloSeg.compute_loss, fit.make_detector
 
-    def counting(self, *args, **kwargs):
+    def counting_loss(self, *args, **kwargs):
         traced.append(1)
-        return real(self, *args, **kwargs)
+        return real_loss(self, *args, **kwargs)
 
-    monkeypatch.setattr(YoloSeg, "compute_loss", counting)
-    cfg = run_config(make_config(shapes_root, **{"train.epochs": 1, "train.steps_per_epoch": 2}))
-    assert train(cfg, tmp_path / "run", verbose=0)["epochs_trained"] == 1
+    def counting_detector(*args, **kwargs):
+        made.append(real_detector(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(YoloSeg, "compute_loss", counting_loss)
+    monkeypatch.setattr(fit, "make_detector", counting_detector)
+    cfg = run_config(make_config(shapes_root, **{"train.epochs": 2, "train.steps_per_epoch": 2}))
+    summary = train(cfg, tmp_path / "run", verbose=0)
+    assert summary["epochs_trained"] == 2 and summary["batches"] == 4
     assert len(traced) == 1
+    assert len(made) == 1 and made[0].experimental_get_tracing_count() == 1
