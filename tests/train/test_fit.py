@@ -27,19 +27,6 @@ def crowd_only_root(shapes_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_crowd_only_images_give_batches_without_instances_and_finite_losses(
-        crowd_only_root, tmp_path, make_config, run_config):
-    cfg = run_config(make_config(crowd_only_root, **{"train.epochs": 1, "train.steps_per_epoch": 2,
-                                                      "model.num_classes": 2}))
-    summary = train(cfg, tmp_path / "run", verbose=0)
-    assert summary["stopped"] == "completed" and summary["updates"] == 2
-    metrics = summary["metrics"]
-    # No instance: nothing to regress, classes pushed to background; all finite.
-    assert metrics["box_loss"] == 0.0 and metrics["seg_loss"] == 0.0 and metrics["dfl_loss"] == 0.0
-    assert math.isfinite(metrics["cls_loss"]) and metrics["cls_loss"] > 0
-
-
-@pytest.mark.slow
 def test_a_diverging_rate_stops_with_a_message_naming_the_last_good_checkpoint(
         shapes_root, tmp_path, make_config, run_config):
     # SGD at 1e-3 in epoch 1; lrf = 1e12 makes epoch 2 run at ~3e8: the weights blow up.
@@ -84,15 +71,18 @@ def test_freeze_marks_the_first_layers_untrainable():
 
 
 @pytest.mark.slow  # a training
-def test_the_train_step_and_the_evaluation_are_each_traced_once_per_run(
-        shapes_root, tmp_path, make_config, run_config, monkeypatch):
-    """Two epochs of two steps, each evaluated.
+def test_crowd_only_images_train_with_finite_losses_and_one_trace_of_step_and_evaluation(
+        crowd_only_root, tmp_path, make_config, run_config, monkeypatch):
+    """Two epochs of two steps on images whose every annotation is a crowd region, each
+    epoch evaluated.
 
-    The train step: the optimizer is built before fit; built inside the first trace, its
-    variables made TensorFlow trace the whole step a second time and keep both graphs
-    (~300 MB at 320 px). Each trace runs the step's Python body, so the loss is called once
-    per trace. The evaluation: one detector for the run, traced once (a new tf.function per
-    evaluation retraced the network and post-processing every epoch).
+    Crowd-only images give batches without instances: nothing to regress, classes pushed
+    to background, all finite. The train step: the optimizer is built before fit; built
+    inside the first trace, its variables made TensorFlow trace the whole step a second
+    time and keep both graphs (~300 MB at 320 px). Each trace runs the step's Python body,
+    so the loss is called once per trace. The evaluation: one detector for the run, traced
+    once (a new tf.function per evaluation retraced the network and post-processing every
+    epoch).
     """
     import tfseg.train.fit as fit
     from tfseg.model.yolo_seg import YoloSeg
@@ -110,8 +100,13 @@ def test_the_train_step_and_the_evaluation_are_each_traced_once_per_run(
 
     monkeypatch.setattr(YoloSeg, "compute_loss", counting_loss)
     monkeypatch.setattr(fit, "make_detector", counting_detector)
-    cfg = run_config(make_config(shapes_root, **{"train.epochs": 2, "train.steps_per_epoch": 2}))
+    cfg = run_config(make_config(crowd_only_root, **{"train.epochs": 2, "train.steps_per_epoch": 2,
+                                                      "model.num_classes": 2}))
     summary = train(cfg, tmp_path / "run", verbose=0)
-    assert summary["epochs_trained"] == 2 and summary["batches"] == 4
+    assert summary["stopped"] == "completed" and summary["epochs_trained"] == 2
+    assert summary["batches"] == 4 and summary["updates"] == 4
+    metrics = summary["metrics"]
+    assert metrics["box_loss"] == 0.0 and metrics["seg_loss"] == 0.0 and metrics["dfl_loss"] == 0.0
+    assert math.isfinite(metrics["cls_loss"]) and metrics["cls_loss"] > 0
     assert len(traced) == 1
     assert len(made) == 1 and made[0].experimental_get_tracing_count() == 1
