@@ -106,19 +106,10 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmup: int,
-            data=None, num_classes: int = 3, max_instances: int = 8) -> dict:
-    """Images/s of the train step alone (``model.fit`` on batches held in memory).
-
-    Args:
-        mode: "graph" (Keras' tf.function step), "xla" (jit_compile), "bf16"
-            (mixed_bfloat16 policy) or "fp16" (mixed_float16; Keras adds its loss scaling).
-        data: a dataset of (images, targets) batches to repeat; None: one synthetic batch of 4
-            instances per image padded to ``max_instances``.
-        num_classes: C of the model (the dataset's).
-    """
+def step_model(mode: str, model_name: str, size: int, batch: int, num_classes: int = 3):
+    """The model ``measure`` times: built under ``mode``'s policy, compiled as ``tfseg train``
+    compiles it (SGD, the optimizer built before the first trace)."""
     import keras
-    import tensorflow as tf
 
     from tfseg.model.yolo_seg import build_model
     from tfseg.train.optim import make_optimizer
@@ -133,6 +124,27 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
                                   nominal_batch=0)
     model.compile(optimizer=optimizer, jit_compile=(mode == "xla"))
     model.optimizer.build(model.trainable_variables)  # before the trace, as tfseg train does
+    return model
+
+
+def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmup: int,
+            data=None, num_classes: int = 3, max_instances: int = 8, model=None) -> dict:
+    """Images/s of the train step alone (``model.fit`` on batches held in memory).
+
+    Args:
+        mode: "graph" (Keras' tf.function step), "xla" (jit_compile), "bf16"
+            (mixed_bfloat16 policy) or "fp16" (mixed_float16; Keras adds its loss scaling).
+        data: a dataset of (images, targets) batches to repeat; None: one synthetic batch of 4
+            instances per image padded to ``max_instances``.
+        num_classes: C of the model (the dataset's).
+        model: ``step_model``'s model of the same arguments, timed again (another
+            ``max_instances`` retraces its step, within the ``warmup`` steps); None: one is
+            built.
+    """
+    import tensorflow as tf
+
+    if model is None:
+        model = step_model(mode, model_name, size, batch, num_classes)
     if data is None:
         data = tf.data.Dataset.from_tensors(_batch(size, batch, max_instances))
     timer = _Timer()
@@ -194,13 +206,15 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
     real = build_dataset(str(paths.records), "train", size, batch, cfg.data.max_instances,
                          training=True, seed=0, mosaic_p=1.0).take(4).cache()
     num_classes = len(classes["class_names"])
+    # One model for the three timings: built and its step traced once per batch shape.
+    model = step_model(step_mode, cfg.model.name, size, batch, num_classes)
     step = measure(step_mode, cfg.model.name, size, batch, step_runs, 2, data=real,
-                   num_classes=num_classes)
+                   num_classes=num_classes, model=model)
     result["step_images_per_second"] = step["images_per_second"]
     result["step_cpu_seconds"] = step["median_step_cpu_seconds"]
     for m in (100, 16):
         synthetic = measure(step_mode, cfg.model.name, size, batch, step_runs, 2,
-                            num_classes=num_classes, max_instances=m)
+                            num_classes=num_classes, max_instances=m, model=model)
         result[f"step_synthetic_m{m}_images_per_second"] = synthetic["images_per_second"]
     return result
 
