@@ -13,6 +13,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from cli_runner import run_tfseg as tfseg
 from tfseg.track.writers import read_mot
@@ -23,6 +24,7 @@ TRACKER = ("track_high_thresh: 0.001\ntrack_low_thresh: 0.0005\nnew_track_thresh
            "track_buffer: 15\nfuse_score: false\n")
 
 
+@pytest.mark.slow  # the tiny training run, then two tfseg processes
 def test_track_a_generated_clip(tiny_run, tmp_path):
     tiny_run.copy_into(tmp_path)
     made = tfseg(tmp_path, "data", "video", "--output", "clip", "--frames", "24", "--width", "128",

@@ -251,6 +251,7 @@ def test_augmented_detections_keep_the_contract(network):
                 assert cols.min() + 0.5 >= x1 and cols.max() + 0.5 < x2
 
 
+@pytest.mark.slow  # builds yolo26-seg-n
 def test_yolo26_with_augment_runs_its_one_to_one_head_through_nms():
     model = build_model("yolo26-seg-n", CLASSES, SIZE)
     images = tf.random.uniform((2, SIZE, SIZE, 3), seed=10)
