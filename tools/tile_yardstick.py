@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.huge_file:
         print(json.dumps(huge_image(args.weights, args.huge_file, args.huge_tile, args.overlap,
-                                    max(300, args.huge_objects))))
+                                    max(300, 2 * args.huge_objects))))
         return
     sizes = tuple(int(v) for v in args.sizes.split(","))
     root = write_set(Path(args.data), args.images, sizes, args.objects, args.seed)
