@@ -5,6 +5,7 @@ tiny run's weights)."""
 import json
 
 import numpy as np
+import pytest
 import yaml
 from pycocotools import mask as mask_utils
 
@@ -13,6 +14,7 @@ from cli_runner import run_tfseg
 SIZE = 600  # "large" next to the tiny run's 64 px input: 12 x 12 tiles of 64 px
 
 
+@pytest.mark.slow  # the tiny training run, then three tfseg processes
 def test_tiled_predict_and_val_on_large_images(tiny_run, tmp_path):
     tiny_run.copy_into(tmp_path)
     run_tfseg(tmp_path, "data", "shapes", "--output", "big", "shapes_train=1", "shapes_val=2",
