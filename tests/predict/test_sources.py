@@ -1,4 +1,9 @@
-"""Predict sources: real image and video files written here; bad inputs."""
+"""Predict sources: real image and video files written here, a video served over HTTP;
+bad inputs."""
+
+import functools
+import http.server
+import threading
 
 import cv2
 import numpy as np
@@ -51,6 +56,30 @@ def test_video_frames(tmp_path):
     assert [f.name for f in frames] == ["clip_000000", "clip_000001", "clip_000002"]
     assert all(f.image.shape == (32, 48, 3) and f.is_video for f in frames)
     assert abs(int(frames[2].image.mean()) - 120) <= 3
+
+
+def test_a_stream_url_is_read_frame_by_frame(tmp_path):
+    """A clip served by a local HTTP server, read through its URL as a network stream."""
+    path = tmp_path / "live.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 32))
+    for i in range(4):
+        writer.write(np.full((32, 48, 3), 50 * i, np.uint8))
+    writer.release()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.avi"
+        frames = list(iter_frames(url))
+        assert [f.name for f in frames] == [f"live_{i:06d}" for i in range(4)]
+        assert all(f.is_video and f.source == url and f.image.shape == (32, 48, 3)
+                   for f in frames)
+        assert abs(int(frames[3].image.mean()) - 150) <= 3
+        with pytest.raises(InputError, match="stream .* cannot be opened"):
+            list(iter_frames(f"http://127.0.0.1:{server.server_address[1]}/missing.mp4"))
+    finally:
+        server.shutdown()
 
 
 def test_bad_inputs_raise_input_error(tmp_path):

@@ -152,7 +152,8 @@ class EvalConfig:
 
 @dataclass
 class PredictConfig:
-    source: str = key("", "image, folder, glob, video file or camera index")
+    source: str = key("", "image, folder, glob, video file, stream URL (rtsp://, http://...) "
+                      "or camera index")
     conf: float = key(0.25, "score threshold: what a user wants to see")
     iou: float = key(0.7, "NMS IoU threshold")
     max_det: int = key(300, "detections kept per image")

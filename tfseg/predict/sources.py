@@ -1,8 +1,9 @@
-"""Inputs of predict -> frames: an image, a list, a folder, a glob, a video file, a camera.
+"""Inputs of predict -> frames: an image, a list, a folder, a glob, a video file, a network
+stream (rtsp://, rtmp://, http(s)://, udp://, tcp:// URLs, read by OpenCV's FFmpeg), a camera.
 
 Unreadable image files inside a folder, glob or list are reported and skipped; a path that
-does not exist, a folder or glob without images, and a video or camera that cannot be opened
-raise InputError.
+does not exist, a folder or glob without images, and a video, stream or camera that cannot
+be opened raise InputError.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tfseg.errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm"}
+STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
 @dataclass
@@ -101,26 +103,39 @@ def is_camera(source) -> bool:
     return isinstance(source, int) or (isinstance(source, str) and source.isdigit())
 
 
+def is_stream(source) -> bool:
+    """A network stream's URL (read as a video, frame by frame, until it ends)."""
+    return isinstance(source, str) and source.lower().startswith(STREAM_SCHEMES)
+
+
 def iter_frames(source, on_skip: Callable[[str, str], None] | None = None) -> Iterator[Frame]:
     """Frames of a predict source, in order.
 
     Args:
         source: an image path, a folder, a glob pattern, a list of image paths, a video file,
-            or a camera index (int or digit string).
+            a stream URL (``rtsp://...``, ``http://.../live.mp4``), or a camera index (int or
+            digit string).
         on_skip: called with (path, reason) for every unreadable image that is skipped.
 
     Yields:
         Frame objects (RGB uint8).
 
     Raises:
-        InputError: missing path, no images, video or camera that cannot be opened, or a
-            single image file that cannot be read.
+        InputError: missing path, no images, video, stream or camera that cannot be opened,
+            or a single image file that cannot be read.
     """
     if is_camera(source):
         capture = cv2.VideoCapture(int(source))
         if not capture.isOpened():
             raise InputError(f"camera {int(source)} cannot be opened")
         yield from _video_frames(capture, f"camera{int(source)}", f"camera:{int(source)}")
+        return
+    if is_stream(source):
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise InputError(f"stream {source} cannot be opened")
+        stem = Path(source.split("?")[0].rstrip("/")).stem.replace(":", "") or "stream"
+        yield from _video_frames(capture, stem, source)
         return
     files = _image_files(source)
     single = len(files) == 1 and not isinstance(source, (list, tuple))
