@@ -46,13 +46,17 @@ def test_glob_list_and_single_file(tmp_path):
         list(iter_frames(folder / "e_broken.jpg"))
 
 
-def test_video_frames(tmp_path):
-    path = tmp_path / "clip.avi"
+def write_clip(path, levels):
+    """An MJPG clip of 48 x 32 grey frames, one per level."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 32))
-    for i in range(3):
-        writer.write(np.full((32, 48, 3), 60 * i, np.uint8))
+    for level in levels:
+        writer.write(np.full((32, 48, 3), level, np.uint8))
     writer.release()
-    frames = list(iter_frames(path))
+    return path
+
+
+def test_video_frames(tmp_path):
+    frames = list(iter_frames(write_clip(tmp_path / "clip.avi", [0, 60, 120])))
     assert [f.name for f in frames] == ["clip_000000", "clip_000001", "clip_000002"]
     assert all(f.image.shape == (32, 48, 3) and f.is_video for f in frames)
     assert abs(int(frames[2].image.mean()) - 120) <= 3
@@ -60,11 +64,7 @@ def test_video_frames(tmp_path):
 
 def test_a_stream_url_is_read_frame_by_frame(tmp_path):
     """A clip served by a local HTTP server, read through its URL as a network stream."""
-    path = tmp_path / "live.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 32))
-    for i in range(4):
-        writer.write(np.full((32, 48, 3), 50 * i, np.uint8))
-    writer.release()
+    write_clip(tmp_path / "live.avi", [0, 50, 100, 150])
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
