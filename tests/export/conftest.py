@@ -90,3 +90,21 @@ def exported(network, tmp_path_factory):
     shared with the client tests (tests/shared_exports.py). Tests read the files; one that
     changes a file copies it first."""
     return shared_export(tmp_path_factory, "everything", network)
+
+
+@pytest.fixture(scope="session")
+def assert_raw_file_equals_network():
+    """Check a raw .tflite's ``raw`` signature against the Keras network on one uint8 image:
+    each named output within 1e-4 (absolute and relative). Returns the file's outputs."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    def check(path: Path, network, image: np.ndarray, names) -> dict:
+        runner = Interpreter(model_path=str(path), num_threads=2).get_signature_runner("raw")
+        got = runner(images=image)
+        want = network(tf.cast(image, tf.float32) / 255.0, training=False)
+        for name in names:
+            np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-4,
+                                       err_msg=name)
+        return got
+    return check
