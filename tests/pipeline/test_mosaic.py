@@ -112,6 +112,7 @@ def _unpack_every_slot(group, seed, size, **affine_args):
     return tf.boolean_mask(masks, keep).numpy(), tf.boolean_mask(classes, keep).numpy()
 
 
+@pytest.mark.slow  # two mosaic pipelines traced per case
 @pytest.mark.parametrize("affine_args", [
     dict(degrees=20.0, translate=0.2, scale=0.6, shear=5.0),  # the kernel's projective warp
     dict(degrees=0.0, translate=0.2, scale=0.6, shear=0.0),  # the recipe's: the gather path

@@ -21,6 +21,7 @@ def test_bfloat16_cpus_are_recognised_from_their_cpuinfo_flags(tmp_path):
     assert not cpu_has_bf16(tmp_path / "missing")
 
 
+@pytest.mark.slow  # a model's loss and gradients traced twice
 def test_a_mixed_bfloat16_model_computes_the_float32_loss_and_gradients_within_bfloat16_error():
     """What train.mixed_precision=true runs on a bfloat16 CPU: the same weights and batch give
     the float32 model's loss within 2%, and gradients closer to float32's than float32's own
