@@ -205,3 +205,17 @@ def test_existing_version_is_refused(exported, network, post, settings):
     root = Path(exported["savedmodel"]).parent.parent
     with pytest.raises(ExportError, match="already exists"):
         export_savedmodel(network, post, settings.size, root, "shapes", 3)
+
+
+def test_predicts_backend_loads_it_without_tensorflows_gradient_warnings(exported, caplog):
+    """The file leaves gradient functions out on purpose; TensorFlow warns once per function
+    when such a file is loaded ("unsaved custom gradients"), which the backend keeps from
+    the user's console: it is the load ``tfseg predict``/``val`` and the parity check do."""
+    import logging
+
+    from tfseg.predict.backends import SavedModelBackend
+
+    with caplog.at_level(logging.WARNING):
+        backend = SavedModelBackend(exported["savedmodel"])
+    assert backend.image_size > 0
+    assert not [r for r in caplog.records if "custom gradients" in r.getMessage()]

@@ -51,7 +51,9 @@ def _tflite_call(path: Path, signature: str, image: np.ndarray, threads: int):
 def _savedmodel_call(path: Path, signature: str, image: np.ndarray):
     import tensorflow as tf
 
-    fn = tf.saved_model.load(str(path)).signatures[signature]
+    from tfseg.predict.backends import load_savedmodel
+
+    fn = load_savedmodel(path).signatures[signature]
     batch = tf.constant(image[None])
     return lambda: {k: v.numpy() for k, v in fn(images=batch).items()}
 

@@ -65,6 +65,21 @@ class KerasBackend:
 # wrote (tfseg.export: signatures "serving_pixels" and "detect"), so predict runs the very
 # files users deploy; they depend on TensorFlow / ai-edge-litert only, not on tfseg.export.
 
+def load_savedmodel(path):
+    """``tf.saved_model.load`` of a tfseg SavedModel, without TensorFlow's warning per
+    function that it has "unsaved custom gradients": the export leaves gradient functions
+    out on purpose (inference files: tfseg.export.savedmodel), so the warning, four
+    lines on every load, tells the user nothing."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        return tf.saved_model.load(str(path))
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
 class SavedModelBackend:
     """A tfseg SavedModel's ``serving_pixels`` signature (letterboxed uint8 -> DETECTIONS).
 
@@ -76,7 +91,7 @@ class SavedModelBackend:
     """
 
     def __init__(self, path, signature: str = "serving_pixels"):
-        loaded = tf.saved_model.load(str(path))
+        loaded = load_savedmodel(path)
         self._loaded = loaded  # keep the trackable alive with its function
         self._fn = loaded.signatures[signature]
         spec = self._fn.structured_input_signature[1]
