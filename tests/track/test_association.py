@@ -15,6 +15,19 @@ def test_box_iou_by_hand():
     assert np.all(iou[1] == 0)  # an empty box overlaps nothing
 
 
+def test_box_iou_equals_the_graph_side_pairwise_iou():
+    import tensorflow as tf
+
+    from tfseg.ops.boxes import pairwise_iou
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 500, (40, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 80, (40, 2))], axis=1)
+    np.testing.assert_allclose(box_iou(boxes, boxes[:30]),
+                               pairwise_iou(tf.constant(boxes), tf.constant(boxes[:30])).numpy(),
+                               atol=1e-6)
+
+
 def test_fused_cost_multiplies_iou_by_score():
     overlap = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]]))
     cost = iou_cost(overlap, np.array([0.5, 0.9]))

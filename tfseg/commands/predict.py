@@ -22,7 +22,8 @@ def run(args, verb: str = "predict", tracker: str = "") -> int:
         raise ConfigError(f"{verb} needs weights=<run folder, .weights.h5, .keras, Ultralytics "
                           ".pt/.safetensors, .tflite or export folder>")
     if not cfg.predict.source:
-        raise ConfigError(f"{verb} needs source=<image, folder, glob, video file or camera index>")
+        raise ConfigError(f"{verb} needs source=<image, folder, glob, video file, stream URL or "
+                          "camera index>")
     tracker = cfg.predict.tracker or tracker
     if tracker:
         from tfseg.track.settings import load_tracker_settings

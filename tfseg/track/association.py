@@ -13,7 +13,12 @@ from scipy.optimize import linear_sum_assignment
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[n, 4]`` and ``[m, 4]`` xyxy -> ``[n, m]`` IoU (0 for empty boxes)."""
+    """``[n, 4]`` and ``[m, 4]`` xyxy -> ``[n, m]`` IoU (0 for empty boxes).
+
+    The numpy twin of ``tfseg.ops.boxes.pairwise_iou`` (a test holds them equal): the
+    tracker runs it every frame on the host, where one eager TensorFlow call costs more
+    than the tracker's whole frame (5.7 ms against 0.17 ms at 100 x 100 boxes).
+    """
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     width = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0)
     height = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0.0)
