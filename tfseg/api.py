@@ -154,10 +154,10 @@ def build_dataset(data: str | os.PathLike = "shapes", split: str = "train",
         cfg = load_config([f"data={data}", *sizes, *options], section="train")
         cfg, _, _ = prepared_dataset(cfg, verbose=verbose)
         records_dir = cfg.data.records
-    records, info = load_split(records_dir, split, decode=False)
+    _, info = load_split(records_dir, split, decode=False)  # the info alone
     # Training repeats the records, as the trainer does: the mosaic's sliding window yields
     # fewer samples than records, and a small set might not fill one batch.
-    dataset = build_pipeline(records.repeat() if training else records, split,
+    dataset = build_pipeline(records_dir, split, repeat=training,
                              **dataset_arguments(cfg, training=training))
     dataset.class_names = list(info["class_names"])
     dataset.category_ids = list(info["category_ids"] or range(len(info["class_names"])))

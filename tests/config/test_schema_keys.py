@@ -58,6 +58,7 @@ KEYS = {
     "data.strict": ("true", "prepare"),
     "data.beam_options": ("--runner=DirectRunner", "prepare"),
     "data.overwrite": ("true", "prepare"),
+    "data.cache": ("ram", "train_data"),
     "data.max_instances": ("7", "train_data"),
     "data.shapes_train": ("9", "shapes"),
     "data.shapes_val": ("9", "shapes"),

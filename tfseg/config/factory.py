@@ -116,6 +116,20 @@ def augment_arguments(cfg: RunConfig) -> dict:
                 hsv_s=aug.hsv_s, hsv_v=aug.hsv_v, min_area=aug.min_area)
 
 
+def cache_mode(data: DataConfig) -> str | None:
+    """``data.cache`` as build_dataset's ``cache``: None (false), "ram" or "disk"; "true"
+    means "ram", as YOLO users write it.
+
+    Raises:
+        ConfigError: another value.
+    """
+    modes = {"false": None, "true": "ram", "ram": "ram", "disk": "disk"}
+    value = str(data.cache).strip().lower()
+    if value not in modes:
+        raise ConfigError(f"data.cache must be false, ram or disk, got '{data.cache}'")
+    return modes[value]
+
+
 def dataset_arguments(cfg: RunConfig, training: bool) -> dict:
     """``build_dataset(source, split, **...)``: training batches (train.batch, augmentation,
     seed) or evaluation batches (eval.batch, letterbox only, no masks: COCO evaluation reads
@@ -124,7 +138,7 @@ def dataset_arguments(cfg: RunConfig, training: bool) -> dict:
                 batch_size=cfg.train.batch if training else cfg.eval.batch,
                 max_instances=cfg.data.max_instances, training=bool(training))
     if training:
-        args.update(seed=cfg.train.seed, **augment_arguments(cfg))
+        args.update(seed=cfg.train.seed, cache=cache_mode(cfg.data), **augment_arguments(cfg))
     else:
         args.update(masks=False)
     return args

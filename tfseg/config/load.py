@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from tfseg.config.factory import check_auto_optimizer, predict_arguments
+from tfseg.config.factory import cache_mode, check_auto_optimizer, predict_arguments
 from tfseg.config.paths import is_ultralytics_yaml, ultralytics_data_section
 from tfseg.config.schema import ALIASES, SECTIONS, RunConfig
 from tfseg.errors import ConfigError
@@ -92,6 +92,8 @@ def _convert(key: str, value: Any, kind: type, source: str) -> Any:
         return float(value)
     if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if kind is str and isinstance(value, bool):  # YAML's false/true for a key such as cache
+        return str(value).lower()
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: '{key}' must be {kind.__name__}, got {value!r}")
     return value
@@ -230,6 +232,7 @@ def validate(cfg: RunConfig) -> None:
                           f"got '{cfg.task}'")
     check_auto_optimizer(cfg.train)
     predict_arguments(cfg)  # checks predict.cutouts and predict.mask_format
+    cache_mode(cfg.data)  # checks data.cache
     if cfg.data.format not in ("coco", "yolo"):
         raise ConfigError(f"data.format must be coco or yolo, got '{cfg.data.format}'")
     for key in ("model.weights", "train.resume"):

@@ -53,6 +53,10 @@ class DataConfig:
     overwrite: bool = key(False, "prepare records again even when they exist")
     max_instances: int = key(100, "M, instances per image in a training batch: COCO images hold up "
                              "to ~90 after crowd removal; a mosaic's extra ones are counted")
+    cache: str = key("false", "false | ram | disk: keep the training images decoded and resized "
+                     "after the first epoch (in memory, or in files beside the records) instead of "
+                     "decoding them every epoch; training says what it needs and refuses what "
+                     "does not fit")
     shapes_train: int = key(200, "built-in shapes dataset (written when name is shapes and root has "
                             "no data): training images, enough for the quick demo to reach a "
                             "visible mAP in a few CPU minutes")

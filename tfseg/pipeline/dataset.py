@@ -1,7 +1,8 @@
 """build_dataset: records -> fixed-shape batches for training or evaluation.
 
 The only public entry of tfseg.pipeline. Training: shard, shuffle, decode, crowd removal,
-resize, mosaic + random affine (mosaic.py), flip, HSV, filtering, a shuffle of 2 batches of
+resize (or, with a cache, decode, crowd removal and resize once, then shuffle the kept samples:
+cache.py), mosaic + random affine (mosaic.py), flip, HSV, filtering, a shuffle of 2 batches of
 augmented samples, targets, batch, prefetch.
 Evaluation: decode, crowd removal, letterbox only, plus what evaluation needs.
 """
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.ops.letterbox import letterbox_boxes, letterbox_image, letterbox_masks
 from tfseg.pipeline import augment, mosaic, targets
+from tfseg.pipeline import cache as sample_cache
 from tfseg.pipeline.decode import decode_record
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -34,11 +36,31 @@ def _load(record: dict, masks: bool = True) -> dict:
     return sample
 
 
-def _train_samples(records, size, seed, mosaic_p, mosaic_enabled, degrees, translate, scale, shear,
-                   fliplr, hsv_h, hsv_s, hsv_v, min_area) -> tf.data.Dataset:
-    """Shuffled, decoded records -> augmented S x S samples, filtered."""
+def _resized(records: tf.data.Dataset, size: int) -> tf.data.Dataset:
     samples = records.map(_load, num_parallel_calls=AUTOTUNE)
-    samples = samples.map(lambda s: mosaic.resize_to_fit(s, size), num_parallel_calls=AUTOTUNE)
+    return samples.map(lambda s: mosaic.resize_to_fit(s, size), num_parallel_calls=AUTOTUNE)
+
+
+def _shuffled_samples(records, size, seed, shuffle_buffer, repeat, cache_file) -> tf.data.Dataset:
+    """Records -> decoded samples without crowds at long side S, shuffled anew each pass.
+
+    Without a cache (``cache_file`` None) the encoded records are shuffled, then decoded: a
+    buffer of encoded records is small. With one ("" in memory, else a file prefix) the records
+    are decoded in their file order into the cache on the first pass, and the kept samples are
+    shuffled: the same permutation under the same seed either way, and a cache written under
+    one seed serves any other.
+    """
+    cached = cache_file is not None
+    samples = _resized(records, size).cache(cache_file) if cached else records
+    samples = samples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        samples = samples.repeat()
+    return samples if cached else _resized(samples, size)
+
+
+def _train_samples(samples, size, seed, mosaic_p, mosaic_enabled, degrees, translate, scale, shear,
+                   fliplr, hsv_h, hsv_s, hsv_v, min_area) -> tf.data.Dataset:
+    """Shuffled samples at long side S -> augmented S x S samples, filtered."""
     groups = mosaic.group_samples(samples, size, mosaic.TILES if mosaic_p > 0 else 1)
     samples = mosaic.apply_mosaic(groups, seed, size, mosaic_p, mosaic_enabled, degrees, translate,
                                   scale, shear)
@@ -79,13 +101,29 @@ def _eval_filler(size: int, max_instances: int, count: int, masks: bool) -> tf.d
     return tf.data.Dataset.from_tensors((image, empty)).repeat(count)
 
 
+def _cache_file(cache, source, split, size, cache_dir, pipeline, pipelines) -> str | None:
+    """None (no cache), "" (tf.data's memory cache) or the disk cache's file prefix."""
+    if cache is None:
+        return None
+    if cache == "ram":
+        return ""
+    if cache != "disk":
+        raise ValueError(f"cache must be None, 'ram' or 'disk', got {cache!r}")
+    if cache_dir is None:
+        if isinstance(source, tf.data.Dataset):
+            raise ValueError("cache='disk' on a dataset of records needs cache_dir")
+        cache_dir = sample_cache.disk_cache_dir(source, split, size)
+    return sample_cache.disk_cache_prefix(cache_dir, pipeline, pipelines)
+
+
 def build_dataset(source, split: str, image_size: int, batch_size: int, max_instances: int = 100,
                   training: bool = True, seed: int = 0, input_context=None,
                   mosaic_p: float = 1.0, mosaic_enabled: tf.Variable | None = None,
                   degrees: float = 0.0, translate: float = 0.1, scale: float = 0.5,
                   shear: float = 0.0, fliplr: float = 0.5, hsv_h: float = 0.015,
                   hsv_s: float = 0.7, hsv_v: float = 0.4, min_area: float = 4.0,
-                  shuffle_buffer: int = 256, masks: bool = True) -> tf.data.Dataset:
+                  shuffle_buffer: int = 256, masks: bool = True, repeat: bool = False,
+                  cache: str | None = None, cache_dir: str | None = None) -> tf.data.Dataset:
     """Records -> batches of (images, targets) per contracts.TRAIN_IMAGES / TRAIN_TARGETS.
 
     Args:
@@ -99,11 +137,18 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         seed: every random choice (order, augmentation) follows it.
         input_context: tf.distribute.InputContext: shard records across input pipelines.
         mosaic_p ... min_area: augmentation (AugmentConfig); mosaic_enabled: close-mosaic switch.
-        shuffle_buffer: records held for shuffling.
+        shuffle_buffer: records (or cached samples) held for shuffling.
         masks: evaluation only: False leaves the masks out of the targets, and their PNGs
             undecoded (COCO evaluation scores against the annotation file: its batches need
             the images, image ids and letterbox, and boxes and classes for the confusion
             matrix). Training always has masks.
+        repeat: training: pass over the records again and again, each pass shuffled anew
+            (the mosaic's sliding windows run across passes, so even a small set fills batches).
+        cache: training: None, or "ram" / "disk" to keep the decoded, resized samples of the
+            first pass (in memory, or in tf.data's file cache) and read them on later passes
+            (cache.py says what that needs and where the files go). Needs finite records.
+        cache_dir: cache "disk": the folder of the cache files; None: the records' own
+            (``cache.disk_cache_dir``; ``source`` must then be a data directory).
 
     Returns:
         Training: dataset of (images ``[B, S, S, 3]`` float32 in [0, 1], targets dict boxes
@@ -119,12 +164,17 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         float(v) for v in (degrees, translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v,
                            min_area, mosaic_p))
     records = _records(source, split)
+    pipeline, pipelines = 0, 1
     if input_context is not None:
-        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        pipeline, pipelines = input_context.input_pipeline_id, input_context.num_input_pipelines
+        records = records.shard(pipelines, pipeline)
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     if training:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        samples = _train_samples(records, image_size, seed, mosaic_p, mosaic_enabled, degrees,
+        cache_file = _cache_file(cache, source, split, image_size, cache_dir, pipeline, pipelines)
+        if cache_file is not None and records.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError("a cache needs finite records: pass them once, with repeat=True")
+        samples = _shuffled_samples(records, image_size, seed, shuffle_buffer, repeat, cache_file)
+        samples = _train_samples(samples, image_size, seed, mosaic_p, mosaic_enabled, degrees,
                                  translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v, min_area)
         # Consecutive mosaics share 3 of their 4 tiles (the sliding window): mixing 2 batches'
         # worth spreads each image's mosaics over several batches (~50 distinct images in a

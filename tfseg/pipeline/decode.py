@@ -70,3 +70,20 @@ def decode_record(record: dict, masks: bool = True) -> dict:
         if masks:
             sample["masks"] = _decode_masks(_field(record, "objects/mask"), height, width)
         return sample
+
+
+def record_size(record: dict) -> dict:
+    """What a record states about its size, without decoding its image or masks.
+
+    Args:
+        record: a prepared record (contracts.RECORD, TFDS or flat layout) with its
+            ``height`` and ``width`` fields.
+
+    Returns:
+        {"height": ``[]`` int32, "width": ``[]`` int32, "instances": ``[]`` int32 (crowd
+        regions left out, as training leaves them out)}.
+    """
+    crowd = tf.reshape(tf.cast(_field(record, "objects/is_crowd"), tf.bool), [-1])
+    return {"height": tf.cast(_field(record, "height"), tf.int32),
+            "width": tf.cast(_field(record, "width"), tf.int32),
+            "instances": tf.reduce_sum(tf.cast(tf.logical_not(crowd), tf.int32))}

@@ -47,6 +47,7 @@ from tfseg.evaluate.plots import plot_results
 from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.model.artifact import write_training_info
 from tfseg.model.yolo_seg import build_model
+from tfseg.pipeline.cache import check_cache
 from tfseg.pipeline.dataset import build_dataset
 from tfseg.runs import WEIGHTS_DIR, run_weights, save_config, write_json
 from tfseg.train.callbacks import (CloseMosaic, CommitBackup, EMAUpdate, EvaluateAndCheckpoint,
@@ -58,7 +59,7 @@ from tfseg.train.optim import make_optimizer
 from tfseg.train.precision import precision_policy
 from tfseg.train.progress import EpochLine
 from tfseg.train.resume import finished_message, resumed_config
-from tfseg.train.strategy import (distributed_dataset, is_chief, make_strategy,
+from tfseg.train.strategy import (cluster_workers, distributed_dataset, is_chief, make_strategy,
                                   per_replica_batch, prepare_fit, worker_index)
 
 
@@ -105,6 +106,10 @@ def train(cfg: RunConfig, run_dir: str | Path, strategy: tf.distribute.Strategy 
     if chief:  # weights/model.json: what predict and export need beside the weights
         write_training_info(run_dir / WEIGHTS_DIR, cfg, info["class_names"], info["category_ids"])
     steps = steps_per_epoch(cfg, info["num_examples"])
+    cache = dataset_arguments(cfg, training=True)["cache"]
+    if cache:  # what it needs, or a refusal before anything is built
+        print(check_cache(cache, data_dir, "train", cfg.model.image_size,
+                          max(cluster_workers(), 1)), flush=True)
 
     policy = precision_policy(cfg.train.mixed_precision)
     if chief and policy != "float32":
@@ -280,10 +285,10 @@ def freeze_layers(model: keras.Model, count: int) -> list[str]:
 
 
 def _train_dataset(cfg: RunConfig, data_dir: Path, mosaic_switch, context):
-    # Repeat the records, not the batches: the mosaic groups samples in sliding windows, so a
-    # single pass yields fewer samples than records, and a small set may yield no batch.
-    records, _ = load_split(str(data_dir), "train", decode=False)  # decoded after the shuffle
-    return build_dataset(records.repeat(), "train", input_context=context,
+    # Repeat the records (or the cached samples), not the batches: the mosaic groups samples
+    # in sliding windows, so a single pass yields fewer samples than records, and a small set
+    # may yield no batch.
+    return build_dataset(str(data_dir), "train", input_context=context, repeat=True,
                          mosaic_enabled=mosaic_switch, **dataset_arguments(cfg, training=True))
 
 
