@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tfseg.ops import affine
-from tfseg.pipeline.augment import (pack_masks, packed_layout, random_affine, random_flip,
-                                    random_hsv, unpack_masks, warp_masks)
+from tfseg.pipeline.augment import (pack_masks, packed_layout, random_affine,
+                                    random_affine_matrix, random_flip, random_hsv, unpack_masks,
+                                    warp_masks)
 from tfseg.pipeline.decode import decode_record
 from tfseg.pipeline.targets import remove_crowd
 
@@ -26,6 +27,30 @@ def test_flip_hand_worked(make_record):
     np.testing.assert_array_equal(flipped["masks"], sample["masks"].numpy()[:, :, ::-1])
     kept = random_flip(sample, tf.constant([1, 2]), probability=0.0)
     np.testing.assert_array_equal(kept["image"], sample["image"])
+
+
+def test_vertical_flip_hand_worked(make_record):
+    sample = _sample(make_record, 32, 40)
+    flipped = random_flip(sample, tf.constant([1, 2]), probability=1.0, vertical=True)
+    # y -> 32 - y: (4, 6, 30, 26) -> (4, 6, 30, 26) mirrored about the middle row
+    np.testing.assert_allclose(flipped["boxes"][0], [4, 32 - 26, 30, 32 - 6])
+    np.testing.assert_array_equal(flipped["image"], sample["image"].numpy()[::-1])
+    np.testing.assert_array_equal(flipped["masks"], sample["masks"].numpy()[:, ::-1])
+    kept = random_flip(sample, tf.constant([1, 2]), probability=0.0, vertical=True)
+    np.testing.assert_array_equal(kept["masks"], sample["masks"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_perspective_moves_image_masks_and_boxes_together(make_record, assert_geometry, seed):
+    sample = _sample(make_record, 48, 64)
+    args = dict(size=64, degrees=0, translate=0.1, scale=0.2, shear=0)
+    matrix = random_affine_matrix(tf.constant([seed, 9]), 48, 64, 64, 0.0, 0.1, 0.2, 0.0, 0.001)
+    assert float(tf.reduce_max(tf.abs(matrix[2, :2]))) > 0  # a projective bottom row
+    tilted = random_affine(sample, tf.constant([seed, 9]), perspective=0.001, **args)
+    flat = random_affine(sample, tf.constant([seed, 9]), **args)
+    assert not np.array_equal(tilted["masks"], flat["masks"])
+    assert tilted["classes"].shape[0] >= 1
+    assert_geometry(tilted, {0: (220, 30, 30), 1: (30, 200, 40), 2: (40, 60, 230)})
 
 
 def test_affine_with_no_change_is_the_identity(make_record):

@@ -5,8 +5,10 @@ depends only on its seed: deterministic under tf.data parallelism.
 
 The parameters follow the YOLO training recipe: ``degrees`` (rotation range +/-), ``translate``
 (+/- fraction of the output size), ``scale`` (gain drawn in 1 +/- scale), ``shear`` (+/-
-degrees), ``fliplr`` (probability), ``hsv_h`` (hue shift, +/- fraction of the hue circle),
-``hsv_s`` / ``hsv_v`` (saturation / value gain drawn in 1 +/- the value).
+degrees), ``perspective`` (+/- the projective row's terms), ``fliplr`` / ``flipud``
+(probabilities), ``hsv_h`` (hue shift, +/- fraction of the hue circle), ``hsv_s`` / ``hsv_v``
+(saturation / value gain drawn in 1 +/- the value). Mixing two samples (mixup, cutmix,
+copy-paste) lives in mixing.py and copy_paste.py.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ def _uniform(seed, low, high) -> tf.Tensor:
 
 
 def random_affine_matrix(seed, source_height, source_width, size: int, degrees: float,
-                         translate: float, scale: float, shear: float) -> tf.Tensor:
-    """The YOLO random affine: centre the source on the origin, rotate and scale, shear, then
-    move the origin to a random point near the centre of the size x size output.
+                         translate: float, scale: float, shear: float,
+                         perspective: float = 0.0) -> tf.Tensor:
+    """The YOLO random affine: centre the source on the origin, tilt (perspective), rotate and
+    scale, shear, then move the origin to a random point near the centre of the size x size
+    output.
 
-    ``degrees``, ``translate``, ``scale`` and ``shear`` are Python numbers (the recipe's
-    settings): a zero ``degrees`` or ``shear`` leaves that factor out of the graph.
+    ``degrees``, ``translate``, ``scale``, ``shear`` and ``perspective`` are Python numbers (the
+    recipe's settings): a zero ``degrees``, ``shear`` or ``perspective`` leaves that factor out
+    of the graph. ``perspective`` p draws the bottom row (a, b, 1), a and b in [-p, p], so a
+    source point at (x, y) from the centre is divided by 1 + a x + b y: keep p at 0.001 or
+    below, where that stays positive over a 2S mosaic canvas.
 
     Args:
         seed: ``[2]`` int stateless seed.
@@ -52,7 +59,25 @@ def random_affine_matrix(seed, source_height, source_width, size: int, degrees: 
                             _uniform(seeds[3], -shear, shear + 1e-9)) if shear else tf.eye(3))
     move = affine.translation(_uniform(seeds[4], 0.5 - translate, 0.5 + translate + 1e-9) * size,
                               _uniform(seeds[5], 0.5 - translate, 0.5 + translate + 1e-9) * size)
-    return move @ skew @ gain @ turn @ centre
+    return move @ skew @ gain @ turn @ _random_tilt(seed, perspective) @ centre
+
+
+def _random_tilt(seed, perspective: float) -> tf.Tensor:
+    """``[3, 3]`` projective term, bottom row (a, b, 1); the identity when ``perspective`` is 0.
+
+    Its seed is folded from the affine's, so the other factors draw as without it.
+    """
+    if not perspective:
+        return tf.eye(3)
+    a, b = tf.unstack(tf.random.stateless_uniform(
+        [2], tf.random.experimental.stateless_fold_in(seed, 7), -perspective, perspective))
+    return tf.stack([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], tf.stack([a, b, 1.0])])
+
+
+def area_gain(matrix: tf.Tensor) -> tf.Tensor:
+    """How much ``matrix`` ``[3, 3]`` scales areas: |det|, exact for an affine matrix; for a
+    projective one (``perspective``) the gain at the source centre, where the tilt's w is 1."""
+    return tf.abs(tf.linalg.det(matrix))
 
 
 def pack_masks(masks: tf.Tensor) -> tf.Tensor:
@@ -114,7 +139,8 @@ def keep_visible(sample: dict, expected: tf.Tensor) -> dict:
 
 
 def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate: float = 0.1,
-                  scale: float = 0.5, shear: float = 0.0, placement: tf.Tensor | None = None) -> dict:
+                  scale: float = 0.5, shear: float = 0.0, placement: tf.Tensor | None = None,
+                  perspective: float = 0.0) -> dict:
     """Warp image, masks and boxes of a sample by one random affine into a size x size output.
 
     Args:
@@ -125,6 +151,7 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
         size: S.
         placement: optional ``[3, 3]`` applied before the random affine, whose source canvas
             is then size x size (used to centre a top-left-aligned letterbox).
+        perspective: the projective term (see random_affine_matrix).
 
     Returns:
         SAMPLE dict with image ``[S, S, 3]`` uint8 (grey 114 where nothing maps), masks
@@ -137,7 +164,7 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
         else:
             height = width = size
         matrix = random_affine_matrix(seed, height, width, size, degrees, translate, scale,
-                                      shear) @ placement
+                                      shear, perspective) @ placement
         image = affine.warp_image(sample["image"], matrix, size, size, "bilinear",
                                   float(LETTERBOX_PAD_VALUE))
         if "packed" in sample:
@@ -148,20 +175,26 @@ def random_affine(sample: dict, seed, size: int, degrees: float = 0.0, translate
         masks = unpack_masks(warped, *packed_layout(tf.shape(areas)[0]))
         out = {key: value for key, value in sample.items() if key not in ("packed", "areas")}
         return keep_visible(dict(out, image=image, masks=masks),
-                            areas * tf.abs(tf.linalg.det(matrix[:2, :2])))
+                            areas * area_gain(matrix))
 
 
-def random_flip(sample: dict, seed, probability: float = 0.5) -> dict:
-    """Mirror image, masks and boxes left-right with ``probability``."""
+def flip_sample(sample: dict, vertical: bool = False) -> dict:
+    """Mirror image, masks and boxes left-right (or, ``vertical``, top-bottom)."""
+    height, width = tf.shape(sample["image"])[0], tf.shape(sample["image"])[1]
+    if vertical:  # y -> height - y, as horizontal_flip does x -> width - x
+        mirror = affine.translation(0, height) @ affine.scaling(1, -1)
+    else:
+        mirror = affine.horizontal_flip(width)
+    return dict(sample, image=tf.reverse(sample["image"], [1 - int(vertical)]),
+                masks=tf.reverse(sample["masks"], [2 - int(vertical)]),
+                boxes=affine.transform_boxes(mirror, sample["boxes"]))
+
+
+def random_flip(sample: dict, seed, probability: float = 0.5, vertical: bool = False) -> dict:
+    """Mirror image, masks and boxes left-right (``vertical``: top-bottom) with ``probability``."""
     with tf.name_scope("random_flip"):
-        width = tf.shape(sample["image"])[1]
-
-        def flip():
-            boxes = affine.transform_boxes(affine.horizontal_flip(width), sample["boxes"])
-            return dict(sample, image=tf.reverse(sample["image"], [1]),
-                        masks=tf.reverse(sample["masks"], [2]), boxes=boxes)
-
-        return tf.cond(_uniform(seed, 0.0, 1.0) < probability, flip, lambda: dict(sample))
+        return tf.cond(_uniform(seed, 0.0, 1.0) < probability,
+                       lambda: flip_sample(sample, vertical), lambda: dict(sample))
 
 
 def random_hsv(sample: dict, seed, hsv_h: float = 0.015, hsv_s: float = 0.7,

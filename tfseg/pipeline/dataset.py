@@ -2,18 +2,20 @@
 
 The only public entry of tfseg.pipeline. Training: shard, shuffle, decode, crowd removal,
 resize (or, with a cache, decode, crowd removal and resize once, then shuffle the kept samples:
-cache.py), mosaic + random affine (mosaic.py), flip, HSV, filtering, a shuffle of 2 batches of
-augmented samples, targets, batch, prefetch.
+cache.py), mosaic + random affine (mosaic.py), copy-paste, mixup and cutmix (mixing.py), flips,
+HSV, filtering, a shuffle of 2 batches of augmented samples, targets, batch, prefetch.
 Evaluation: decode, crowd removal, letterbox only, plus what evaluation needs.
 """
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.ops.letterbox import letterbox_boxes, letterbox_image, letterbox_masks
-from tfseg.pipeline import augment, mosaic, targets
+from tfseg.pipeline import augment, mixing, mosaic, targets
 from tfseg.pipeline import cache as sample_cache
 from tfseg.pipeline.decode import decode_record
 
@@ -59,16 +61,23 @@ def _shuffled_samples(records, size, seed, shuffle_buffer, repeat, cache_file) -
 
 
 def _train_samples(samples, size, seed, mosaic_p, mosaic_enabled, degrees, translate, scale, shear,
-                   fliplr, hsv_h, hsv_s, hsv_v, min_area) -> tf.data.Dataset:
+                   fliplr, hsv_h, hsv_s, hsv_v, min_area, flipud=0.0, perspective=0.0,
+                   mix=None) -> tf.data.Dataset:
     """Shuffled samples at long side S -> augmented S x S samples, filtered."""
-    groups = mosaic.group_samples(samples, size, mosaic.TILES if mosaic_p > 0 else 1)
-    samples = mosaic.apply_mosaic(groups, seed, size, mosaic_p, mosaic_enabled, degrees, translate,
-                                  scale, shear)
+    tiles, mix = mosaic.TILES if mosaic_p > 0 else 1, mix or {}
+    groups = mosaic.group_samples(samples, size, tiles * (2 if mixing.partners_needed(**mix) else 1))
+    build = functools.partial(mosaic.augment_group, seed=seed, size=size, probability=mosaic_p,
+                              enabled=mosaic_enabled, degrees=degrees, translate=translate,
+                              scale=scale, shear=shear, perspective=perspective)
+    samples = mixing.apply_mixing(groups, seed, tiles, build, size, mosaic_enabled, **mix)
 
     def colour_and_flip(sample, draw):
         flip_seed, hsv_seed = tf.unstack(tf.random.experimental.stateless_split(
             tf.stack([draw, tf.constant(seed + 1, tf.int64)]), 2))
         sample = augment.random_flip(sample, flip_seed, fliplr)
+        if flipud > 0:  # its seed folded from the left-right one's, which stays as it was
+            sample = augment.random_flip(
+                sample, tf.random.experimental.stateless_fold_in(flip_seed, 1), flipud, True)
         sample = augment.random_hsv(sample, hsv_seed, hsv_h, hsv_s, hsv_v)
         return targets.drop_small(sample, min_area)
 
@@ -122,7 +131,9 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
                   degrees: float = 0.0, translate: float = 0.1, scale: float = 0.5,
                   shear: float = 0.0, fliplr: float = 0.5, hsv_h: float = 0.015,
                   hsv_s: float = 0.7, hsv_v: float = 0.4, min_area: float = 4.0,
-                  shuffle_buffer: int = 256, masks: bool = True, repeat: bool = False,
+                  shuffle_buffer: int = 256, masks: bool = True, flipud: float = 0.0,
+                  perspective: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
+                  copy_paste: float = 0.0, copy_paste_mode: str = "flip", repeat: bool = False,
                   cache: str | None = None, cache_dir: str | None = None) -> tf.data.Dataset:
     """Records -> batches of (images, targets) per contracts.TRAIN_IMAGES / TRAIN_TARGETS.
 
@@ -136,7 +147,8 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         training: augment and shuffle (True), or letterbox only (False).
         seed: every random choice (order, augmentation) follows it.
         input_context: tf.distribute.InputContext: shard records across input pipelines.
-        mosaic_p ... min_area: augmentation (AugmentConfig); mosaic_enabled: close-mosaic switch.
+        mosaic_p ... min_area, flipud ... copy_paste_mode: augmentation (AugmentConfig);
+            mosaic_enabled: close-mosaic switch (mixing steps close with the mosaic).
         shuffle_buffer: records (or cached samples) held for shuffling.
         masks: evaluation only: False leaves the masks out of the targets, and their PNGs
             undecoded (COCO evaluation scores against the annotation file: its batches need
@@ -175,7 +187,11 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
             raise ValueError("a cache needs finite records: pass them once, with repeat=True")
         samples = _shuffled_samples(records, image_size, seed, shuffle_buffer, repeat, cache_file)
         samples = _train_samples(samples, image_size, seed, mosaic_p, mosaic_enabled, degrees,
-                                 translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v, min_area)
+                                 translate, scale, shear, fliplr, hsv_h, hsv_s, hsv_v, min_area,
+                                 float(flipud), float(perspective),
+                                 dict(mixup=float(mixup), cutmix=float(cutmix),
+                                      copy_paste=float(copy_paste),
+                                      copy_paste_mode=copy_paste_mode))
         # Consecutive mosaics share 3 of their 4 tiles (the sliding window): mixing 2 batches'
         # worth spreads each image's mosaics over several batches (~50 distinct images in a
         # batch of 16 instead of ~19) for 2B augmented samples of memory.

@@ -28,8 +28,8 @@ import tensorflow as tf
 from tfseg.contracts import LETTERBOX_PAD_VALUE
 from tfseg.ops import affine
 from tfseg.ops.letterbox import letterbox_params
-from tfseg.pipeline.augment import (keep_visible, pack_masks, packed_layout, random_affine,
-                                    random_affine_matrix, unpack_masks)
+from tfseg.pipeline.augment import (area_gain, keep_visible, pack_masks, packed_layout,
+                                    random_affine, random_affine_matrix, unpack_masks)
 from tfseg.pipeline.targets import mask_areas
 
 TILES = 4
@@ -189,7 +189,7 @@ def _unpack_tiles(warped: tf.Tensor, slots: tf.Tensor, count: tf.Tensor) -> tf.T
 
 
 def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
-                  shear: float) -> dict:
+                  shear: float, perspective: float = 0.0) -> dict:
     """One group of 4 -> one S x S sample: mosaic on a 2S canvas, then the random affine.
 
     Returns:
@@ -202,7 +202,7 @@ def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float
                                              dtype=tf.int32)
         canvas, source = mosaic_layout(group["size"], centre, size)
         matrix = random_affine_matrix(affine_seed, 2 * size, 2 * size, size, degrees, translate,
-                                      scale, shear)
+                                      scale, shear, perspective)
         crops = [group["image"][k, source[k, 1]:source[k, 3], source[k, 0]:source[k, 2]]
                  for k in range(TILES)]
         image_canvas = mosaic_canvas(crops, canvas, centre, size,
@@ -221,7 +221,7 @@ def mosaic_sample(group: dict, seed, size: int, degrees: float, translate: float
         expected = tf.gather(tf.reshape(group["areas"], [-1]), shown)
         sample = {"image": image, "image_id": group["image_id"][0], "masks": masks,
                   "classes": tf.gather(classes, shown)}
-        return keep_visible(sample, expected * tf.abs(tf.linalg.det(matrix[:2, :2])))
+        return keep_visible(sample, expected * area_gain(matrix))
 
 
 def _may_show(boxes: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, matrix: tf.Tensor,
@@ -251,7 +251,7 @@ def _may_show(boxes: tf.Tensor, canvas: tf.Tensor, source: tf.Tensor, matrix: tf
 
 
 def single_sample(group: dict, seed, size: int, degrees: float, translate: float, scale: float,
-                  shear: float) -> dict:
+                  shear: float, perspective: float = 0.0) -> dict:
     """The first sample of a group, letterboxed (centred) and warped by the random affine."""
     with tf.name_scope("single"):
         count = tf.reduce_sum(tf.cast(group["classes"][0] >= 0, tf.int32))  # padding is last
@@ -260,12 +260,35 @@ def single_sample(group: dict, seed, size: int, degrees: float, translate: float
                   "boxes": group["boxes"][0, :count], "classes": group["classes"][0, :count]}
         h, w = group["size"][0, 0], group["size"][0, 1]
         placement = affine.translation((size - w) // 2, (size - h) // 2)
-        return random_affine(sample, seed, size, degrees, translate, scale, shear, placement)
+        return random_affine(sample, seed, size, degrees, translate, scale, shear, placement,
+                             perspective)
+
+
+def augment_group(group: dict, draw, seed: int, size: int, probability: float,
+                  enabled: tf.Variable | None = None, degrees: float = 0.0, translate: float = 0.1,
+                  scale: float = 0.5, shear: float = 0.0, perspective: float = 0.0) -> dict:
+    """One group (of 4, or of 1 when ``probability`` is 0) -> one S x S sample: a mosaic with
+    ``probability`` (while ``enabled``), else its first sample alone; then the random affine.
+
+    Args:
+        draw: ``[]`` int64 from ``tf.data.Dataset.random``; with ``seed`` it decides every draw.
+        The rest: see apply_mosaic.
+    """
+    params = dict(size=size, degrees=degrees, translate=translate, scale=scale, shear=shear,
+                  perspective=perspective)
+    seeds = tf.random.experimental.stateless_split(tf.stack([draw, tf.constant(seed, tf.int64)]), 2)
+    if not probability > 0:
+        return single_sample(group, seeds[1], **params)
+    on = tf.random.stateless_uniform([], seeds[0]) < probability
+    if enabled is not None:
+        on = on & enabled
+    return tf.cond(on, lambda: mosaic_sample(group, seeds[1], **params),
+                   lambda: single_sample(group, seeds[1], **params))
 
 
 def apply_mosaic(groups: tf.data.Dataset, seed: int, size: int, probability: float,
                  enabled: tf.Variable | None = None, degrees: float = 0.0, translate: float = 0.1,
-                 scale: float = 0.5, shear: float = 0.0) -> tf.data.Dataset:
+                 scale: float = 0.5, shear: float = 0.0, perspective: float = 0.0) -> tf.data.Dataset:
     """Groups of 4 (from ``group_samples``) -> S x S samples, mosaic with ``probability``.
 
     Args:
@@ -274,22 +297,15 @@ def apply_mosaic(groups: tf.data.Dataset, seed: int, size: int, probability: flo
         probability: chance of a mosaic (YOLO ``mosaic``); 0 leaves the mosaic out of the
             graph (a run without mosaic does not trace it), and the groups may be of one.
         enabled: optional boolean tf.Variable; False turns mosaic off (close mosaic).
-        degrees, translate, scale, shear: the random affine (see augment.random_affine_matrix).
+        degrees, translate, scale, shear, perspective: the random affine (see
+            augment.random_affine_matrix).
 
     Returns:
         dataset of SAMPLE dicts of size S x S (no is_crowd field: crowds are gone by now).
     """
-    params = dict(size=size, degrees=degrees, translate=translate, scale=scale, shear=shear)
-
     def one(group, draw):
-        seeds = tf.random.experimental.stateless_split(tf.stack([draw, tf.constant(seed, tf.int64)]), 2)
-        if not probability > 0:
-            return single_sample(group, seeds[1], **params)
-        on = tf.random.stateless_uniform([], seeds[0]) < probability
-        if enabled is not None:
-            on = on & enabled
-        return tf.cond(on, lambda: mosaic_sample(group, seeds[1], **params),
-                       lambda: single_sample(group, seeds[1], **params))
+        return augment_group(group, draw, seed, size, probability, enabled, degrees, translate,
+                             scale, shear, perspective)
 
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     return tf.data.Dataset.zip(groups, draws).map(one, num_parallel_calls=tf.data.AUTOTUNE)
