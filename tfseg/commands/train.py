@@ -31,8 +31,10 @@ def run(args) -> int:
         run_dir = new_run_dir(cfg.project, "train", cfg.name)
         save_config(run_dir, cfg)
         write_json(run_dir / CLASSES_FILE, classes)
+    from tfseg.config.recipes import recipe_line
     from tfseg.train.fit import train
 
+    print(recipe_line(cfg))
     result = train(cfg, run_dir)
     if result.get("stopped") != "finished":
         print(f"run directory: {run_dir}")

@@ -109,11 +109,20 @@ def optimizer_arguments(cfg: RunConfig, steps_per_epoch: int, num_classes: int) 
 
 
 def augment_arguments(cfg: RunConfig) -> dict:
-    """Keyword arguments of tfseg.pipeline.dataset.build_dataset for training augmentation."""
+    """Keyword arguments of tfseg.pipeline.dataset.build_dataset for training augmentation.
+
+    Raises:
+        ConfigError: ``augment.copy_paste_mode`` other than flip or mixup.
+    """
     aug = cfg.augment
+    if aug.copy_paste_mode not in ("flip", "mixup"):
+        raise ConfigError(f"augment.copy_paste_mode must be flip or mixup, got "
+                          f"'{aug.copy_paste_mode}'")
     return dict(mosaic_p=aug.mosaic, degrees=aug.degrees, translate=aug.translate,
                 scale=aug.scale, shear=aug.shear, fliplr=aug.fliplr, hsv_h=aug.hsv_h,
-                hsv_s=aug.hsv_s, hsv_v=aug.hsv_v, min_area=aug.min_area)
+                hsv_s=aug.hsv_s, hsv_v=aug.hsv_v, min_area=aug.min_area, flipud=aug.flipud,
+                perspective=aug.perspective, mixup=aug.mixup, cutmix=aug.cutmix,
+                copy_paste=aug.copy_paste, copy_paste_mode=aug.copy_paste_mode)
 
 
 def cache_mode(data: DataConfig) -> str | None:

@@ -19,8 +19,10 @@ from typing import Any, Iterable
 
 import yaml
 
-from tfseg.config.factory import cache_mode, check_auto_optimizer, predict_arguments
+from tfseg.config.factory import (augment_arguments, cache_mode, check_auto_optimizer,
+                                  predict_arguments)
 from tfseg.config.paths import is_ultralytics_yaml, ultralytics_data_section
+from tfseg.config.recipes import recipe_layer
 from tfseg.config.schema import ALIASES, SECTIONS, RunConfig
 from tfseg.errors import ConfigError
 
@@ -196,6 +198,11 @@ def load_config(overrides: Iterable[str] = (), section: str | None = None) -> Ru
         raise ConfigError(f"dataset config not found: '{data_name}' is neither a YAML file nor "
                           f"one of the shipped datasets ({', '.join(known) or 'none'})")
     layers.insert(0, (str(yaml_path), _dataset_layer(yaml_path)))
+    # The model's published augmentation recipe sits under everything the user wrote.
+    model_name = RunConfig().model.name
+    for _, items in layers:
+        model_name = next((v for k, v in reversed(items) if k == "model.name"), model_name)
+    layers.insert(0, ("augmentation recipe", recipe_layer(str(model_name))))
 
     cfg = RunConfig()
     for source, items in layers:
@@ -213,10 +220,14 @@ def validate(cfg: RunConfig) -> None:
                           "in n, s, m, l, x")
     if cfg.model.image_size <= 0 or cfg.model.image_size % 32:
         raise ConfigError(f"model.image_size must be a positive multiple of 32, got {cfg.model.image_size}")
-    for key in ("mosaic", "fliplr"):
+    for key in ("mosaic", "fliplr", "flipud", "mixup", "cutmix", "copy_paste"):
         value = getattr(cfg.augment, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"augment.{key} is a probability in [0, 1], got {value}")
+    if not 0.0 <= cfg.augment.perspective <= 0.001:
+        raise ConfigError(f"augment.perspective must lie in [0, 0.001] (larger terms fold the "
+                          f"image over itself), got {cfg.augment.perspective}")
+    augment_arguments(cfg)  # checks augment.copy_paste_mode
     for section in ("eval", "predict", "export"):
         sub = getattr(cfg, section)
         if not 0.0 <= sub.conf <= 1.0 or not 0.0 < sub.iou <= 1.0:

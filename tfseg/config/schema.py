@@ -81,12 +81,26 @@ class AugmentConfig:
     translate: float = key(0.1, "random translation (+/- fraction of the image)")
     scale: float = key(0.5, "random scale gain range (1 +/- scale)")
     shear: float = key(0.0, "random shear (+/- degrees)")
+    perspective: float = key(0.0, "random perspective: the warp's projective terms drawn in +/- "
+                             "this, at most 0.001; 0 keeps the warp affine")
     fliplr: float = key(0.5, "probability of a horizontal flip")
+    flipud: float = key(0.0, "probability of a vertical flip: for views without an up (aerial, "
+                        "microscopy); upside-down street scenes only mislead")
     hsv_h: float = key(0.015, "hue jitter (fraction)")
     hsv_s: float = key(0.7, "saturation jitter (fraction)")
     hsv_v: float = key(0.4, "value jitter (fraction)")
     min_area: float = key(4.0, "instances smaller than this (input pixels) after augmentation are "
                           "dropped")
+    mixup: float = key(0.0, "probability of blending with a second augmented sample (Beta(32, 32) "
+                       "ratio), the instances of both kept. Larger models: model= applies its "
+                       "scale's published values of this section to the keys you leave unset "
+                       "(configs/train/recipes.yaml)")
+    cutmix: float = key(0.0, "probability of pasting a rectangle of a second sample; its "
+                        "instances are kept where visible")
+    copy_paste: float = key(0.0, "fraction of the eligible instances (covering under 30% of every "
+                            "box) pasted with their pixels; mode mixup: also its probability")
+    copy_paste_mode: str = key("flip", "flip | mixup: paste instances of the mirrored image, or of "
+                               "a second sample")
 
 
 @dataclass
