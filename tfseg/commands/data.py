@@ -56,21 +56,27 @@ def _view(cfg, output: str | None) -> int:
     """A PNG grid of augmented training batches, as the model sees them."""
     from tfseg.commands.models import prepared_dataset
     from tfseg.config.factory import augment_arguments
+    from tfseg.config.recipes import recipe_line
     from tfseg.data.prepare import load_split
     from tfseg.pipeline.dataset import build_dataset
+    from tfseg.pipeline.mixing import partners_needed
     from tfseg.pipeline.mosaic import TILES
     from tfseg.pipeline.view import write_grid
 
     cfg, paths, classes = prepared_dataset(cfg, verbose=False)
-    # One pass gives num_examples - TILES + 1 samples (mosaic's sliding window) and drops a
-    # partial batch: a small training set would give none.
+    # One pass gives num_examples - window + 1 samples (mosaic's sliding window, twice as long
+    # when mixing draws a partner) and drops a partial batch: a small set would give none.
     _, info = load_split(str(paths.records), "train", decode=False)  # the info alone
-    batch = max(1, min(cfg.train.batch, 16, info["num_examples"] - TILES + 1))
+    mix = augment_arguments(cfg)
+    window = TILES * (2 if partners_needed(mix["mixup"], mix["cutmix"], mix["copy_paste"],
+                                           mix["copy_paste_mode"]) else 1)
+    batch = max(1, min(cfg.train.batch, 16, info["num_examples"] - window + 1))
     dataset = build_dataset(str(paths.records), "train", cfg.model.image_size, batch,
                             cfg.data.max_instances, training=True, seed=cfg.train.seed,
-                            **augment_arguments(cfg))
+                            **mix)
     path = write_grid(dataset, output or "augmented_batches.png", num_batches=1,
                       class_names=classes["class_names"])
+    print(recipe_line(cfg))
     print(f"augmented batch of {batch} images: {path}")
     return 0
 
