@@ -121,15 +121,12 @@ def raw_outputs(fixture: dict) -> dict[str, tf.Tensor]:
     return {key: tf.constant(value) for key, value in raw.items()}
 
 
-def make_loss(fixture: dict, static_shapes: bool = True):
-    """tfseg's loss for the fixture's family; the mask cap covers every positive."""
+def make_loss(fixture: dict, static_shapes: bool = True, **options):
+    """tfseg's loss for the fixture's family, by default as training builds it (its mask term
+    covers every positive: ``max_mask_anchors`` 0)."""
     size, classes = int(fixture["image_size"]), int(fixture["num_classes"])
-    cap = fixture["proto"].shape[-1] ** 2  # more than the anchors the positives come from
-    if "o2o_boxes" in fixture:
-        return EndToEndSegLoss(image_size=size, num_classes=classes, max_mask_anchors=cap,
-                               static_shapes=static_shapes)
-    return YoloSegLoss(image_size=size, num_classes=classes, max_mask_anchors=cap,
-                       static_shapes=static_shapes)
+    kind = EndToEndSegLoss if "o2o_boxes" in fixture else YoloSegLoss
+    return kind(image_size=size, num_classes=classes, static_shapes=static_shapes, **options)
 
 
 def heads(loss) -> list[tuple[str, YoloSegLoss]]:
@@ -203,6 +200,21 @@ def test_assignment_equals_the_reference(family):
             assert O2O_TOPK2 == 1 and O2O_TOPK == 7
             for b in range(foreground.shape[0]):
                 assert len(set(gt_index[b][foreground[b]])) == per_image[b]
+
+
+def test_a_mask_cap_below_the_positives_departs_from_the_reference():
+    """The dense image has 130 positives; a cap of 64 leaves most of them out of the mask term
+    (the other terms do not see the cap), a cap of 130 none."""
+    fixture = load("yolov8-seg")
+    y, raw = targets(fixture), raw_outputs(fixture)
+    assert fixture["conv_fg"].sum(axis=1).max() == 130
+    capped = head_terms(make_loss(fixture, max_mask_anchors=64), y, raw)
+    covering = head_terms(make_loss(fixture, max_mask_anchors=130), y, raw)
+    seg = TERM_NAMES.index("seg")
+    np.testing.assert_allclose(covering, fixture["conv_terms"], rtol=TOLERANCE)
+    assert abs(capped[seg] / fixture["conv_terms"][seg] - 1.0) > 1e-3
+    np.testing.assert_allclose(np.delete(capped, seg), np.delete(fixture["conv_terms"], seg),
+                               rtol=TOLERANCE)
 
 
 def test_the_run_time_shaped_loss_equals_the_reference_too():

@@ -138,7 +138,8 @@ class TrainConfig:
                     "one-to-many head)")
     alpha: float = key(0.5, "assigner: alignment = score^alpha * IoU^beta")
     beta: float = key(6.0, "assigner: IoU exponent of the alignment (see alpha)")
-    max_mask_anchors: int = key(256, "mask loss: positives per image it covers (bounds memory)")
+    max_mask_anchors: int = key(0, "mask loss: positives per image it covers; 0: all, as the "
+                                "reference does (a bound caps its memory on crowded images)")
     patience: int = key(50, "stop when mask mAP has not improved for this many epochs (judged at "
                         "evaluations only); 0: off")
     eval_period: int = key(1, "evaluate every N epochs (and always the last)")

@@ -8,9 +8,10 @@ large instances weigh alike; the result is averaged over the positive anchors of
 Static shapes: per image, the ``max_anchors`` anchors of highest priority (positives first,
 best-aligned first) are gathered and the non-positives among them masked out. When an image
 has more positives than ``max_anchors``, only its best-aligned ``max_anchors`` enter the
-average (exact otherwise). Below the cap, K is the smallest of a few static sizes that holds
-the busiest image's positives (most batches need far fewer than the cap), or that count
-itself where shapes may be set at run time (tfseg/loss/buckets.py). The BCE over the
+average (exact otherwise); 0 (the default) covers them all, as the reference does. Below the
+cap, K is the smallest of a few static sizes that holds the busiest image's positives (most
+batches need far fewer than the cap), or that count itself where shapes may be set at run
+time (tfseg/loss/buckets.py). The BCE over the
 K masks, most of this term's cost, runs one image at a time (forward and its own gradient),
 so memory holds K * P * P floats of one image, not the batch's B * K * P * P.
 """
@@ -30,7 +31,7 @@ _MIN_AREA = 1.0
 
 def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tensor,
               gt_boxes: tf.Tensor, gt_index: tf.Tensor, foreground: tf.Tensor,
-              priority: tf.Tensor, max_anchors: int = 256,
+              priority: tf.Tensor, max_anchors: int = 0,
               proto_stride: int = PROTO_STRIDE, static_shapes: bool = True) -> tf.Tensor:
     """Mean over positive anchors of the box-normalized mask BCE.
 
@@ -43,7 +44,7 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
         foreground: ``[B, A]`` bool positive anchors.
         priority: ``[B, A]`` float32 >= 0 (the target-score sum); decides which positives are
             kept when an image has more than ``max_anchors``.
-        max_anchors: anchors per image whose masks are made.
+        max_anchors: anchors per image whose masks are made; 0: every positive (at most A).
         proto_stride: input pixels per prototype pixel.
         static_shapes: K from a few static sizes (XLA), else the positives' count
             (tfseg.loss.buckets.switch_on_size).
@@ -52,7 +53,7 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
         Scalar float32; zero when there is no positive anchor.
     """
     num_anchors = coefficients.shape[1]
-    k = min(max_anchors, num_anchors)
+    k = num_anchors if max_anchors <= 0 else min(max_anchors, num_anchors)
     fg = tf.cast(foreground, tf.float32)  # [B, A]
     # Only as many anchors as the busiest image has positives need masks (or the cap). Each
     # image's positives are all kept whenever they fit in the cap, so the result is the same

@@ -55,8 +55,8 @@ class YoloSegLoss:
         topk: positives per GT in the assigner (reference 10).
         alpha: class-score exponent of the alignment metric (reference 0.5).
         beta: IoU exponent of the alignment metric (reference 6.0).
-        max_mask_anchors: positives per image whose masks are made (memory bound; see
-            tfseg/loss/mask_loss.py).
+        max_mask_anchors: positives per image whose masks are made; 0: all of them, as the
+            reference does (a memory bound otherwise; see tfseg/loss/mask_loss.py).
         topk2: one-to-one assignment: positives kept per GT after conflicts (see assign).
         head_prefix: which head's outputs to score: "" (one-to-many) or "o2o_".
         detach_prototypes: no gradient through the prototypes and semantic logits (the
@@ -76,7 +76,7 @@ class YoloSegLoss:
     def __init__(self, image_size: int, num_classes: int, reg_max: int = REG_MAX,
                  box_gain: float = 7.5, cls_gain: float = 0.5, dfl_gain: float = 1.5,
                  seg_gain: float | None = None, topk: int = 10, alpha: float = 0.5,
-                 beta: float = 6.0, max_mask_anchors: int = 256, topk2: int | None = None,
+                 beta: float = 6.0, max_mask_anchors: int = 0, topk2: int | None = None,
                  head_prefix: str = "", detach_prototypes: bool = False, semantic: bool = False,
                  static_shapes: bool = True):
         self.image_size = int(image_size)
@@ -165,12 +165,14 @@ class YoloSegLoss:
         return total, terms
 
     def _mask_anchor_cap(self, num_gts: int | None) -> int:
-        """``max_mask_anchors``, or less where the targets' static instance count bounds the
-        positives of an image (each GT has at most topk2, else topk): fewer and smaller mask
-        buckets to build, same value (every positive still fits)."""
-        if num_gts is None:
-            return self.max_mask_anchors
-        return min(self.max_mask_anchors, max(1, num_gts * (self.topk2 or self.topk)))
+        """``max_mask_anchors`` (0: all), or less where the targets' static instance count
+        bounds the positives of an image (each GT has at most topk2, else topk): fewer and
+        smaller mask buckets to build, same value (every positive still fits). 0 where
+        neither bounds them (mask_loss then sizes for every anchor)."""
+        bounds = [self.max_mask_anchors] if self.max_mask_anchors > 0 else []
+        if num_gts is not None:
+            bounds.append(max(1, num_gts * (self.topk2 or self.topk)))
+        return min(bounds, default=0)
 
     def get_config(self) -> dict:
         """Constructor arguments, so a model can serialize the loss it was compiled with."""
