@@ -76,7 +76,7 @@ class CacheNeed:
 
 
 def _amount(num_bytes: float) -> str:
-    return f"{num_bytes / 1e9:.1f} GB" if num_bytes >= 1e8 else f"{num_bytes / 1e6:.1f} MB"
+    return f"{num_bytes / 1e9:.1f} GB" if num_bytes >= 1e9 else f"{num_bytes / 1e6:.0f} MB"
 
 
 def sample_bytes(height: tf.Tensor, width: tf.Tensor, instances: tf.Tensor,

@@ -1,0 +1,129 @@
+"""What ``data.cache`` buys: the training pipeline alone, and a short whole ``tfseg train``.
+
+1. The pipeline: images/s of the training dataset (the recipe's augmentation, mosaic on) with
+   cache=false, ram and disk, epoch by epoch (one epoch = one pass over the training records;
+   the first fills the cache). The three pipelines run side by side in one process, their
+   epochs interleaved (false, ram, disk, then again), so the machine's load weighs on all three
+   alike; the disk cache is removed first, so its first epoch writes it.
+2. ``tfseg train`` for a few epochs without a cache and with cache=ram, one after the other:
+   images/s of the epoch that neither starts (tracing) nor ends (evaluation) the run, and the
+   peak RSS from ``/usr/bin/time -v``.
+
+Run from a folder where ``datasets/cocolike`` may be written (the built-in COCO-shaped set)::
+
+    nice -n 19 python tools/measure_cache.py --size 320 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODES = (None, "ram", "disk")
+
+
+def _name(mode) -> str:
+    return f"cache={mode or 'false'}"
+
+
+def pipeline_rates(size: int, batch: int, epochs: int) -> dict:
+    """{mode name: [images/s of each epoch]} for the three pipelines, epochs interleaved."""
+    from tfseg.commands.models import load_run_config, prepared_dataset
+    from tfseg.config.factory import dataset_arguments
+    from tfseg.data.prepare import load_split
+    from tfseg.pipeline.cache import check_cache, disk_cache_dir
+    from tfseg.pipeline.dataset import build_dataset
+
+    cfg = load_run_config(["data=cocolike", f"imgsz={size}", f"batch={batch}"], "train")
+    cfg, paths, _ = prepared_dataset(cfg, verbose=False)
+    records = str(paths.records)
+    shutil.rmtree(disk_cache_dir(records, "train", size), ignore_errors=True)
+    for mode in MODES[1:]:
+        print(check_cache(mode, records, "train", size), flush=True)
+    _, info = load_split(records, "train", decode=False)
+    steps = info["num_examples"] // batch
+    args = dict(dataset_arguments(cfg, training=True), cache=None)
+    iterators = {_name(mode): iter(build_dataset(records, "train", repeat=True,
+                                                 **dict(args, cache=mode)))
+                 for mode in MODES}
+    rates = {name: [] for name in iterators}
+    for epoch in range(epochs):
+        for name, iterator in iterators.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                images, _ = next(iterator)
+            images.numpy()
+            rates[name].append(steps * batch / (time.perf_counter() - start))
+            print(f"pipeline epoch {epoch + 1} {name}: {rates[name][-1]:.1f} images/s",
+                  flush=True)
+    return rates
+
+
+def _train_run(mode, size: int, epochs: int, steps: int, workdir: Path) -> dict:
+    """One ``tfseg train`` under /usr/bin/time -v: epoch times, wall time, peak RSS."""
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "tfseg", "train", "data=cocolike",
+               f"imgsz={size}", f"epochs={epochs}", f"steps_per_epoch={steps}",
+               f"eval_period={epochs}", "close_mosaic=0", f"cache={mode or 'false'}",
+               f"name={_name(mode).replace('=', '_')}", f"project={workdir / 'runs'}"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=Path.cwd(), capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    epoch_seconds = [float(s) for s in re.findall(r"^epoch \d+/\d+ .*?\s([\d.]+) s\b",
+                                                   done.stdout, re.M)]
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    cache_line = next((line for line in done.stdout.splitlines() if line.startswith("cache=")), "")
+    return {"epoch_seconds": epoch_seconds, "wall_seconds": wall, "peak_rss_mb": rss / 1024,
+            "cache_line": cache_line}
+
+
+def train_runs(size: int, batch: int, epochs: int, steps: int) -> dict:
+    """{mode name: _train_run(...)} without a cache and with cache=ram."""
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for mode in (None, "ram"):
+            run = _train_run(mode, size, epochs, steps, Path(workdir))
+            middle = run["epoch_seconds"][1:-1] or run["epoch_seconds"][-1:]
+            run["images_per_second"] = steps * batch * len(middle) / sum(middle)
+            results[_name(mode)] = run
+            print(f"train {_name(mode)}: epochs {run['epoch_seconds']} s, "
+                  f"{run['images_per_second']:.2f} images/s (epochs 2..{epochs - 1}), wall "
+                  f"{run['wall_seconds']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB "
+                  f"{run['cache_line']}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=3, help="pipeline epochs")
+    parser.add_argument("--train-epochs", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args()
+    rates = pipeline_rates(args.size, args.batch, args.epochs)
+    base = rates[_name(None)]
+    for name, values in rates.items():
+        ratios = ", ".join(f"{v / b:.2f}" for v, b in zip(values, base))
+        print(f"pipeline {name}: " + ", ".join(f"{v:.1f}" for v in values)
+              + f" images/s by epoch; x cache=false: {ratios}")
+    if args.skip_train:
+        return
+    runs = train_runs(args.size, args.batch, args.train_epochs, args.train_steps)
+    plain, cached = runs[_name(None)], runs[_name("ram")]
+    print(f"train cache=ram / cache=false: images/s x{cached['images_per_second'] / plain['images_per_second']:.2f}, "
+          f"wall x{cached['wall_seconds'] / plain['wall_seconds']:.2f}, "
+          f"peak RSS {cached['peak_rss_mb']:.0f} / {plain['peak_rss_mb']:.0f} MB "
+          f"(x{cached['peak_rss_mb'] / plain['peak_rss_mb']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
