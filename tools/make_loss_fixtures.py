@@ -11,10 +11,12 @@ Writes ``<family>.npz`` for yolov8-seg, yolo11-seg and yolo26-seg (n scale, 3 cl
     targets        ``batch_idx`` [N], ``cls`` [N], ``bboxes`` [N, 4] (xyxy input pixels; the
                    reference is fed them as normalized xywh, exact in binary for these
                    values), ``masks`` [N, 32, 32] uint8 per instance, ``sem_masks`` [B, 32, 32]
-    raw outputs    seeded random values, stored as float16 (used as float32 on both sides,
-                   exactly): ``boxes`` [B, 4 * reg_max, A], ``scores`` [B, C, A],
-                   ``mask_coefficient`` [B, 32, A], ``proto`` [B, 32, 32, 32] (NCHW); YOLO26
-                   adds the one-to-one head (``o2o_`` keys) and ``semantic`` [B, C, 16, 16]
+    raw outputs    seeded random values (YOLOv8/11: three anchors made to predict the huge
+                   instance, whose DFL targets pass the last bin), stored as float16 (used as
+                   float32 on both sides, exactly): ``boxes`` [B, 4 * reg_max, A], ``scores``
+                   [B, C, A], ``mask_coefficient`` [B, 32, A], ``proto`` [B, 32, 32, 32]
+                   (NCHW); YOLO26 adds the one-to-one head (``o2o_`` keys) and ``semantic``
+                   [B, C, 16, 16]
     ``ref_terms``  the reference's own loss items (box, seg, cls, dfl or l1, sem) as it
                    computes them; YOLO26 stores each head's (``ref_terms`` one-to-many,
                    ``ref_o2o_terms`` one-to-one)
@@ -141,13 +143,16 @@ def semantic_index(masks: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return (classes[first] * masks.any(0)).astype(np.float32)
 
 
-def make_raw_outputs(rng: np.random.Generator, end_to_end: bool) -> dict[str, np.ndarray]:
-    """Seeded raw outputs in the reference's layouts, float16 on a 1/64 grid (exact in
-    float32 too): YOLOv8/11 DFL logits, or YOLO26's positive distances (strides) and both
-    heads, class logits around -2, mask coefficients and prototypes of a few units."""
-    def grid(values):
-        return (np.round(np.asarray(values) * 64) / 64).astype(np.float16)
+def _grid(values) -> np.ndarray:
+    """float16 on a 1/64 grid: exact in float32 too."""
+    return (np.round(np.asarray(values) * 64) / 64).astype(np.float16)
 
+
+def make_raw_outputs(rng: np.random.Generator, end_to_end: bool) -> dict[str, np.ndarray]:
+    """Seeded raw outputs in the reference's layouts, float16 on a 1/64 grid: YOLOv8/11 DFL
+    logits, or YOLO26's positive distances (strides) and both heads, class logits around -2,
+    mask coefficients and prototypes of a few units."""
+    grid = _grid
     batch = 3
     heads = ("", "o2o_") if end_to_end else ("",)
     raw = {"proto": grid(rng.normal(0.0, 1.0, (batch, 32, PROTO, PROTO)))}
@@ -162,6 +167,21 @@ def make_raw_outputs(rng: np.random.Generator, end_to_end: bool) -> dict[str, np
     if end_to_end:
         raw["semantic"] = grid(rng.normal(-1.0, 1.5, (batch, NUM_CLASSES, PROTO // 2, PROTO // 2)))
     return raw
+
+
+def plant_edge_predictions(raw: dict, images: list[dict], image: int = 2, gt: int = 0) -> None:
+    """Make three stride-8 anchors of the left column (x = 4 px) predict image ``image``'s GT
+    ``gt`` (the huge one) well, with a confident class: they become its positives, and their
+    right side lies over 15 strides away, past the last DFL bin, so the DFL target's clamp at
+    reg_max - 1 - 0.01 is exercised. YOLOv8/11 only (DFL logits)."""
+    x1, y1, x2, y2 = images[image]["boxes"][gt]
+    bins = np.arange(16)
+    for row in (6, 7, 8):  # anchors at y = 52, 60, 68 px
+        anchor, y = row * (IMAGE_SIZE // 8), (row + 0.5) * 8
+        for side, distance in enumerate(((4 - x1) / 8, (y - y1) / 8, (x2 - 4) / 8, (y2 - y) / 8)):
+            raw["boxes"][image, side * 16:(side + 1) * 16, anchor] = _grid(
+                -2.0 * (bins - min(distance, 15.0)) ** 2)
+        raw["scores"][image, images[image]["classes"][gt], anchor] = _grid(3.0)
 
 
 def reference_batch(images: list[dict]) -> dict:
@@ -231,9 +251,10 @@ def run_loss(criterion, raw_np: dict, batch: dict, end_to_end: bool):
     import torch
 
     raw = {k: torch.tensor(v.astype(np.float32), requires_grad=True) for k, v in raw_np.items()}
-    heads = [("", criterion.one2many if end_to_end else criterion, O2M_WEIGHT if end_to_end else 1.0)]
     if end_to_end:
-        heads.append(("o2o_", criterion.one2one, 1.0 - O2M_WEIGHT))
+        heads = [("", criterion.one2many, O2M_WEIGHT), ("o2o_", criterion.one2one, 1 - O2M_WEIGHT)]
+    else:
+        heads = [("", criterion, 1.0)]
     total, terms, assignment = 0.0, [], []
     for prefix, loss_fn, weight in heads:
         preds = _head_preds(raw, prefix, detach=prefix == "o2o_")
@@ -307,6 +328,8 @@ def main() -> None:
     for index, (family, reference_name) in enumerate(FAMILIES.items()):
         rng = np.random.default_rng(SEED + 1 + index)
         raw = make_raw_outputs(rng, end_to_end=family == "yolo26-seg")
+        if family != "yolo26-seg":
+            plant_edge_predictions(raw, images)
         arrays = make_family(family, reference_name, images, raw)
         path = args.out_dir / f"{family}.npz"
         np.savez_compressed(path, **arrays)

@@ -5,7 +5,8 @@ The fixtures (tests/fixtures/loss/<family>.npz, made by tools/make_loss_fixtures
 environment with the reference installed) hold, for YOLOv8-seg, YOLO11-seg and YOLO26-seg at
 128 px with 3 classes: seeded raw outputs in the reference's layouts (NCHW, [B, channels, A]),
 a batch of three images (48 instances, clusters of overlapping ones and tiny ones of 2-5 px;
-none; a huge instance under four others), the reference's loss terms and assignment, and the
+none; a huge instance under four others, which three stride-8 anchors of the image's edge
+predict well, so that their DFL targets lie past the last bin and are clamped), the reference's loss terms and assignment, and the
 gradient of its total with respect to every raw output. Here the outputs are moved to
 RAW_OUTPUTS (tfseg/contracts.py: [B, A, channels], prototypes and semantic logits NHWC; the
 anchor order and the DFL channel order, side-major then bin, are the same on both sides), the
@@ -61,7 +62,7 @@ import tensorflow as tf
 from tfseg.loss import EndToEndSegLoss, YoloSegLoss, assign
 from tfseg.loss.end_to_end_loss import O2O_TOPK, O2O_TOPK2
 from tfseg.ops.anchors import anchor_points
-from tfseg.ops.boxes import distances_to_boxes
+from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
 from tfseg.ops.dfl import dfl_expectation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "loss"
@@ -215,6 +216,18 @@ def test_a_mask_cap_below_the_positives_departs_from_the_reference():
     assert abs(capped[seg] / fixture["conv_terms"][seg] - 1.0) > 1e-3
     np.testing.assert_allclose(np.delete(capped, seg), np.delete(fixture["conv_terms"], seg),
                                rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("family", ("yolov8-seg", "yolo11-seg"))
+def test_the_fixtures_reach_the_dfl_clamp(family):
+    """Some positives' target distances pass the last DFL bin (15 strides), so the parity
+    covers the clamp of the DFL target."""
+    fixture = load(family)
+    y = targets(fixture)
+    points, strides = anchor_points(int(fixture["image_size"]))
+    assigned = tf.gather(y["boxes"], fixture["conv_gt_index"].astype(np.int32), batch_dims=1)
+    distances = (boxes_to_distances(points, assigned) / strides).numpy()  # [B, A, 4] strides
+    assert np.sum(distances[fixture["conv_fg"]] > 15.0) >= 1
 
 
 def test_the_run_time_shaped_loss_equals_the_reference_too():
