@@ -61,6 +61,7 @@ import tensorflow as tf
 
 from tfseg.loss import EndToEndSegLoss, YoloSegLoss, assign
 from tfseg.loss.end_to_end_loss import O2O_TOPK, O2O_TOPK2
+from tfseg.loss.mask_loss import mask_loss
 from tfseg.ops.anchors import anchor_points
 from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
 from tfseg.ops.dfl import dfl_expectation
@@ -216,6 +217,21 @@ def test_a_mask_cap_below_the_positives_departs_from_the_reference():
     assert abs(capped[seg] / fixture["conv_terms"][seg] - 1.0) > 1e-3
     np.testing.assert_allclose(np.delete(capped, seg), np.delete(fixture["conv_terms"], seg),
                                rtol=TOLERANCE)
+
+
+def test_a_mask_cap_of_zero_makes_masks_for_every_positive():
+    """mask_loss with max_anchors 0 covers every positive, whatever their count (here with no
+    bound from the instance count): times the box gain it is the reference's seg term."""
+    fixture = load("yolov8-seg")
+    y, raw = targets(fixture), raw_outputs(fixture)
+    loss = make_loss(fixture)
+    foreground, gt_index = tfseg_assignment(loss, y, raw)
+    inputs = (raw["mask_coefficients"], raw["prototypes"], y["masks"], y["boxes"],
+              tf.constant(gt_index), tf.constant(foreground), tf.ones(foreground.shape))
+    every = float(mask_loss(*inputs, max_anchors=0))
+    reference = fixture["conv_terms"][TERM_NAMES.index("seg")]
+    np.testing.assert_allclose(every * loss.gains["seg"], reference, rtol=TOLERANCE)
+    assert abs(float(mask_loss(*inputs, max_anchors=64)) / every - 1.0) > 1e-3
 
 
 @pytest.mark.parametrize("family", ("yolov8-seg", "yolo11-seg"))
