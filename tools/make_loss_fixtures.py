@@ -27,6 +27,10 @@ Writes ``<family>.npz`` for yolov8-seg, yolo11-seg and yolo26-seg (n scale, 3 cl
                    reference's where the two differ on purpose (see below), and the gradient
                    of its total (the terms' sum times B; YOLO26: 0.8 one-to-many + 0.2
                    one-to-one, the first epoch's weights) with respect to each raw output
+    ``empty_terms``, ``empty_grad_<output>``
+                   the reference's terms on the same outputs for a batch without instances,
+                   and its nonzero gradients (the class logits')
+    ``o2m_schedule``   YOLO26: the reference's one-to-many weight in each epoch of 100
 
 Where tfseg differs from the reference on purpose, the ``conv_`` loss swaps in tfseg's rule
 and changes nothing else, so tfseg must equal it exactly while ``ref_`` shows the size of
@@ -270,6 +274,11 @@ def run_loss(criterion, raw_np: dict, batch: dict, end_to_end: bool):
     return terms, assignment, grads
 
 
+def _weight_after(criterion, epoch: int) -> float:
+    """The reference's one-to-many weight during ``epoch`` (it updates once per epoch)."""
+    return float(criterion.decay(epoch)) if epoch else float(criterion.o2m_copy)
+
+
 def make_family(family: str, reference_name: str, images: list[dict], raw: dict) -> dict:
     """The fixture arrays of one family."""
     from ultralytics.cfg import get_cfg
@@ -305,7 +314,21 @@ def make_family(family: str, reference_name: str, images: list[dict], raw: dict)
         **raw,
         **{f"grad_{k}": v.astype(np.float32) for k, v in grads.items()},
     }
+    # A batch without instances: the reference's own path for no GT at all (no positives, no
+    # masks, so tfseg's rules change nothing); only the class logits get a gradient.
+    nothing = {"boxes": np.zeros((0, 4), np.float32), "classes": np.zeros(0, np.int32),
+               "masks": np.zeros((0, PROTO, PROTO), np.uint8)}
+    empty_terms, _, empty_grads = run_loss(reference, raw, reference_batch([nothing] * 3),
+                                           end_to_end)
+    for key, grad in empty_grads.items():
+        if np.any(grad != 0):
+            assert key.endswith("scores"), f"an empty batch moved {key}"
+            out[f"empty_grad_{key}"] = grad.astype(np.float32)
+    if end_to_end:  # the reference's one-to-many weight at each epoch of its default 100
+        out["o2m_schedule"] = np.array([_weight_after(reference, epoch)
+                                        for epoch in range(reference.one2one.hyp.epochs)])
     for i, prefix in enumerate(("", "o2o_")[:len(ref_terms)]):
+        out[f"empty_{prefix}terms"] = empty_terms[i]
         out[f"ref_{prefix}terms"], out[f"conv_{prefix}terms"] = ref_terms[i], conv_terms[i]
         out[f"ref_{prefix}fg"] = ref_assign[i][0]
         out[f"ref_{prefix}gt_index"] = ref_assign[i][1].astype(np.int16)

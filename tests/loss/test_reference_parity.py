@@ -6,12 +6,13 @@ environment with the reference installed) hold, for YOLOv8-seg, YOLO11-seg and Y
 128 px with 3 classes: seeded raw outputs in the reference's layouts (NCHW, [B, channels, A]),
 a batch of three images (48 instances, clusters of overlapping ones and tiny ones of 2-5 px;
 none; a huge instance under four others, which three stride-8 anchors of the image's edge
-predict well, so that their DFL targets lie past the last bin and are clamped), the reference's loss terms and assignment, and the
-gradient of its total with respect to every raw output. Here the outputs are moved to
+predict well, so that their DFL targets lie past the last bin and are clamped), the
+reference's loss terms and assignment, and the gradient of its total with respect to every
+raw output. Here the outputs are moved to
 RAW_OUTPUTS (tfseg/contracts.py: [B, A, channels], prototypes and semantic logits NHWC; the
 anchor order and the DFL channel order, side-major then bin, are the same on both sides), the
 targets padded to TRAIN_TARGETS, and tfseg's loss and its tf.GradientTape gradients are mapped
-back and compared.
+back and compared; so are a batch without any instance and YOLO26's per-epoch head weights.
 
 Tolerance: 1e-4 relative, a term against its value, a gradient by its largest difference over
 its largest magnitude (the elements of a gradient span many decades). The two sides agree to
@@ -60,7 +61,7 @@ import pytest
 import tensorflow as tf
 
 from tfseg.loss import EndToEndSegLoss, YoloSegLoss, assign
-from tfseg.loss.end_to_end_loss import O2O_TOPK, O2O_TOPK2
+from tfseg.loss.end_to_end_loss import O2O_TOPK, O2O_TOPK2, one_to_many_weight
 from tfseg.loss.mask_loss import mask_loss
 from tfseg.ops.anchors import anchor_points
 from tfseg.ops.boxes import boxes_to_distances, distances_to_boxes
@@ -138,6 +139,20 @@ def heads(loss) -> list[tuple[str, YoloSegLoss]]:
     return [("", loss)]
 
 
+def reference_gradients(loss, y: dict, raw: dict) -> dict[str, np.ndarray]:
+    """Gradients of tfseg's total with respect to each raw output, in the reference's layouts
+    and under its names (``boxes``, ``o2o_scores``, ...); zeros where none flows."""
+    with tf.GradientTape() as tape:
+        tape.watch(list(raw.values()))
+        total, _ = loss(y, raw)
+    out = {}
+    for key, gradient in tape.gradient(total, raw).items():
+        prefix = "o2o_" if key.startswith("o2o_") else ""
+        value = tf.zeros_like(raw[key]) if gradient is None else gradient
+        out[prefix + REFERENCE_NAMES[key[len(prefix):]]] = _to_reference(value.numpy())
+    return out
+
+
 def relative(ours, theirs) -> float:
     """Largest difference over the largest magnitude of the reference's value."""
     ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
@@ -167,22 +182,42 @@ def test_terms_and_gradients_equal_the_reference(family):
     fixture = load(family)
     y, raw = targets(fixture), raw_outputs(fixture)
     loss = make_loss(fixture)
-    with tf.GradientTape() as tape:
-        tape.watch(list(raw.values()))
-        total, _ = loss(y, raw)
-    gradients = tape.gradient(total, raw)
-
+    gradients = reference_gradients(loss, y, raw)
     for prefix, head in heads(loss):
         ours, theirs = head_terms(head, y, raw), fixture[f"conv_{prefix}terms"]
         for name, a, b in zip(TERM_NAMES, ours, theirs):
             assert abs(a - b) <= TOLERANCE * abs(b), f"{prefix}{name}: {a} vs {b}"
-    assert set(gradients) == set(raw)
-    for key, gradient in gradients.items():
-        prefix = "o2o_" if key.startswith("o2o_") else ""
-        theirs = fixture["grad_" + prefix + REFERENCE_NAMES[key[len(prefix):]]]
-        ours = _to_reference(gradient.numpy())
-        assert np.abs(theirs).max() > 0, f"{key}: the reference's gradient is zero"
-        assert relative(ours, theirs) <= TOLERANCE, f"gradient of {key}"
+    assert len(gradients) == len(raw)
+    for name, ours in gradients.items():
+        theirs = fixture["grad_" + name]
+        assert np.abs(theirs).max() > 0, f"{name}: the reference's gradient is zero"
+        assert relative(ours, theirs) <= TOLERANCE, f"gradient of {name}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_batch_without_instances_equals_the_reference(family):
+    """No GT in the whole batch (the reference takes a path of its own for it): only cls is
+    nonzero (over the clamped score sum, 1), and only the class logits get a gradient."""
+    fixture = load(family)
+    y, raw = targets(fixture), raw_outputs(fixture)
+    y = {"boxes": tf.zeros_like(y["boxes"]), "classes": tf.fill(tf.shape(y["classes"]), -1),
+         "masks": tf.zeros_like(y["masks"])}
+    loss = make_loss(fixture)
+    for prefix, head in heads(loss):
+        np.testing.assert_allclose(head_terms(head, y, raw), fixture[f"empty_{prefix}terms"],
+                                   rtol=TOLERANCE, atol=1e-7)
+    for name, ours in reference_gradients(loss, y, raw).items():
+        if "empty_grad_" + name in fixture:
+            assert relative(ours, fixture["empty_grad_" + name]) <= TOLERANCE, name
+        else:
+            assert not np.any(ours), f"{name} moved on a batch without instances"
+
+
+def test_yolo26_head_weights_follow_the_reference_schedule():
+    """The one-to-many weight of each epoch of a 100-epoch run, against the reference's."""
+    schedule = load("yolo26-seg")["o2m_schedule"]
+    ours = [one_to_many_weight(epoch, len(schedule)) for epoch in range(len(schedule))]
+    np.testing.assert_allclose(ours, schedule, rtol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
