@@ -1,8 +1,8 @@
 """SavedModel for TF Serving: ``<dir>/<name>/<version>/`` with fixed-shape signatures.
 
-Written through ``keras.export.ExportArchive`` (the path that keeps the weights as real
-variables, see DESIGN.md's export facts) into a temporary folder beside the target and
-renamed into place, so a Serving instance watching ``<dir>/<name>`` never sees half a version.
+Written by ``write_archive`` (tf.saved_model.save of the endpoints' traced functions, with
+the weights as real variables) into a temporary folder beside the target and renamed into
+place, so a Serving instance watching ``<dir>/<name>`` never sees half a version.
 
 Signatures:
     serving_default   image_bytes string [B] -> boxes (ORIGINAL pixels, xyxy), scores, classes,
@@ -47,23 +47,32 @@ BATCHING_PARAMETERS = "batching_parameters.txt"
 
 def write_archive(model: keras.Model, post: keras.layers.Layer,
                   endpoints: dict[str, Endpoint], path: str | os.PathLike) -> None:
-    """Write a SavedModel holding ``model``'s weights and the given endpoints.
+    """Write a SavedModel holding ``model``'s weights and the given endpoints as signatures.
+
+    Each endpoint is traced once, and the SavedModel tracks the network's TensorFlow
+    variables alone (each Keras variable's ``value``), so the files keep the weights as real
+    variables, which is what TFLiteConverter.from_saved_model freezes. Keras'
+    ``ExportArchive`` writes the same signatures but traces every endpoint twice (once to
+    find its variables, once more in ``tf.saved_model.save``) and walks every layer's
+    trackables: measured on 2 cores, the end-to-end endpoint at 64 px took 27 s to write
+    through it against 7-13 s here, with byte-identical .tflite files converted from either.
 
     Args:
-        model: the network; its variables are tracked (PostProcess has none).
+        model: the network; its variables are saved.
         post: the PostProcess layer (no variables, so nothing to track; kept in the
             signature for symmetry with the endpoints that close over it).
         endpoints: signature name -> (function, input signature of tf.TensorSpec).
         path: folder to write (must not exist).
     """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for name, (fn, input_signature) in endpoints.items():
-        archive.add_endpoint(name=name, fn=fn, input_signature=input_signature)
+    holder = tf.Module()
+    # A Keras variable wraps the tf.Variable that the traced graphs capture: track that one.
+    holder.weights = [getattr(variable, "value", variable) for variable in model.variables]
+    functions = {name: tf.function(fn, input_signature=spec, autograph=False)
+                 .get_concrete_function() for name, (fn, spec) in endpoints.items()}
     # No gradient functions: the files serve inference, and tracing the gradient of every
     # custom-gradient op (each SiLU) took about 45% of the write on 2 cores.
-    archive.write_out(str(path), verbose=False,
-                      options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    tf.saved_model.save(holder, os.fspath(path), signatures=functions,
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
 
 
 def serving_endpoints(model: keras.Model, post: keras.layers.Layer,

@@ -245,11 +245,16 @@ def export_tflite(model: keras.Model, post: keras.layers.Layer, image_size: int,
     output_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     kinds = [kind for kind, wanted in ((True, end_to_end), (False, raw)) if wanted]
+    endpoints = {full: _endpoint(model, post, image_size, full, standard_outputs)
+                 for full in kinds}
     with tempfile.TemporaryDirectory(prefix="tfseg-tflite-") as scratch:
+        # One SavedModel holds both endpoints: each file converts its own signature, and the
+        # weights are written once.
+        saved = Path(scratch) / "endpoints"
+        write_archive(model, post, {key: (fn, spec) for key, fn, spec in endpoints.values()},
+                      saved)
         for full in kinds:
-            key, fn, spec = _endpoint(model, post, image_size, full, standard_outputs)
-            saved = Path(scratch) / key
-            write_archive(model, post, {key: (fn, spec)}, saved)
+            key = endpoints[full][0]
             for mode in modes:
                 data = convert_saved_model(saved, key, mode, full, calibration, image_size)
                 name = mode if full else f"raw_{mode}"
