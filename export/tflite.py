@@ -1,4 +1,4 @@
-"""TFLite exports: SavedModel (ExportArchive) -> ``TFLiteConverter.from_saved_model``.
+"""TFLite exports: SavedModel (savedmodel.write_archive) -> ``TFLiteConverter.from_saved_model``.
 
 Files (``<stem>`` = ``<model name>_<S>``):
     <stem>_<mode>.tflite       end-to-end: uint8 [1, S, S, 3] + run-time thresholds (score,
