@@ -2,9 +2,10 @@
 
 1. The pipeline: images/s of the training dataset (the recipe's augmentation, mosaic on) with
    cache=false, ram and disk, epoch by epoch (one epoch = one pass over the training records;
-   the first fills the cache). The three pipelines run side by side in one process, their
-   epochs interleaved (false, ram, disk, then again), so the machine's load weighs on all three
-   alike; the disk cache is removed first, so its first epoch writes it.
+   the first fills the cache), with the CPU time each image took. One pipeline at a time
+   (false, ram, disk, and again for each further round), each dropped before the next is
+   built: pipelines alive side by side keep working in the background and blur each other's
+   CPU times. The disk cache is removed before each disk run, so its first epoch writes it.
    Beside them, the part a cache saves, alone: images/s of decoding, crowd removal and resizing
    one pass of the records, against reading that pass back from a filled memory cache.
 2. ``tfseg train`` for a few epochs without a cache and with cache=ram, the two runs at the
@@ -21,6 +22,8 @@ Run from a folder where ``datasets/cocolike`` may be written (the built-in COCO-
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import re
 import shutil
 import subprocess
@@ -36,8 +39,8 @@ def _name(mode) -> str:
     return f"cache={mode or 'false'}"
 
 
-def pipeline_rates(size: int, batch: int, epochs: int) -> dict:
-    """{mode name: [images/s of each epoch]} for the three pipelines, epochs interleaved."""
+def pipeline_rates(size: int, batch: int, epochs: int, rounds: int = 1) -> dict:
+    """{mode name: [images/s of each epoch]} for the three pipelines, one after the other."""
     from tfseg.commands.models import load_run_config, prepared_dataset
     from tfseg.config.factory import dataset_arguments
     from tfseg.data.prepare import load_split
@@ -47,27 +50,27 @@ def pipeline_rates(size: int, batch: int, epochs: int) -> dict:
     cfg = load_run_config(["data=cocolike", f"imgsz={size}", f"batch={batch}"], "train")
     cfg, paths, _ = prepared_dataset(cfg, verbose=False)
     records = str(paths.records)
-    shutil.rmtree(disk_cache_dir(records, "train", size), ignore_errors=True)
     for mode in MODES[1:]:
         print(check_cache(mode, records, "train", size), flush=True)
     _, info = load_split(records, "train", decode=False)
     steps = info["num_examples"] // batch
-    args = dict(dataset_arguments(cfg, training=True), cache=None)
-    iterators = {_name(mode): iter(build_dataset(records, "train", repeat=True,
-                                                 **dict(args, cache=mode)))
-                 for mode in MODES}
-    rates = {name: [] for name in iterators}
-    for epoch in range(epochs):
-        for name, iterator in iterators.items():
+    args = dataset_arguments(cfg, training=True)
+    rates = {_name(mode): [] for mode in MODES}
+    for _, mode in itertools.product(range(rounds), MODES):
+        name = _name(mode)
+        shutil.rmtree(disk_cache_dir(records, "train", size), ignore_errors=True)
+        iterator = iter(build_dataset(records, "train", repeat=True, **dict(args, cache=mode)))
+        for epoch in range(epochs):
             start, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 images, _ = next(iterator)
             images.numpy()
             rates[name].append(steps * batch / (time.perf_counter() - start))
-            # CPU time of the whole process (the other two pipelines' prefetch included).
             cpu_ms = 1000 * (time.process_time() - cpu) / (steps * batch)
             print(f"pipeline epoch {epoch + 1} {name}: {rates[name][-1]:.1f} images/s, "
                   f"{cpu_ms:.0f} CPU ms per image", flush=True)
+        del iterator
+        gc.collect()
     return rates
 
 
@@ -147,6 +150,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=3, help="pipeline epochs")
+    parser.add_argument("--rounds", type=int, default=1, help="pipeline runs of each cache mode")
     parser.add_argument("--train-epochs", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--skip-train", action="store_true")
@@ -158,7 +162,7 @@ def main() -> None:
                                    len(stages["decode+resize"])))
     if args.stages_only:
         return
-    rates = pipeline_rates(args.size, args.batch, args.epochs)
+    rates = pipeline_rates(args.size, args.batch, args.epochs, args.rounds)
     base = rates[_name(None)]
     for name, values in rates.items():
         ratios = ", ".join(f"{v / b:.2f}" for v, b in zip(values, base))

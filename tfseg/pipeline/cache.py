@@ -188,9 +188,9 @@ def disk_cache_prefix(folder: str | os.PathLike, pipeline: int = 0, pipelines: i
         ConfigError: another living process is writing this cache now.
     """
     prefix = str(Path(folder) / f"pipeline{pipeline}of{pipelines}")
+    tf.io.gfile.makedirs(str(folder))  # again if it was deleted since this process took it
     if _is_complete(prefix) or prefix in _HELD_LOCKS or "://" in prefix:
         return prefix
-    os.makedirs(folder, exist_ok=True)
     lock = open(f"{prefix}.writer-lock", "w")  # noqa: SIM115 (held for the process's life)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
