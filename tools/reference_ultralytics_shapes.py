@@ -41,7 +41,16 @@ Timing: a callback records the wall time of each epoch's training pass (data loa
 augmentation included) apart from its validation and checkpoint saving, in
 ``<run>/epoch_times.csv``; images/second = training images / training-pass seconds.
 Ultralytics forces ``workers=0`` on CPU and resets torch to ``cpu_count - 1`` threads; the
-callback sets ``--threads`` again at the start of training and of each validation.
+callback sets ``--threads`` again at the start of training and of each validation. Each row
+also holds ``start_s``, the seconds from the training call (before the model is built) to the
+epoch's start, so the first row's is the setup: model, dataset scan and, with ``--cache ram``
+or ``disk``, the filling of Ultralytics' image cache (it happens before the first epoch); and
+``cache``, the cache the training set ran with (Ultralytics falls back to none, with a warning,
+when the images do not fit).
+
+``--cache`` (default false) and ``--close-mosaic`` (default 10, Ultralytics' own) go to
+Ultralytics as they are; a run of no more epochs than ``--close-mosaic`` trains without mosaic
+from its start, so ``tools/compare_training_speed.py`` passes ``--close-mosaic 0``.
 """
 
 from __future__ import annotations
@@ -135,11 +144,12 @@ def _no_font_download() -> None:
     data_utils.check_font = lambda *args, **kwargs: None
 
 
-def _timing_callbacks(model, threads: int) -> None:
-    """Per-epoch training-pass and validation times into <save_dir>/epoch_times.csv."""
+def _timing_callbacks(model, threads: int, called: float) -> None:
+    """Per-epoch training-pass and validation times into <save_dir>/epoch_times.csv, and each
+    epoch's start in seconds after ``called`` (``time.time()`` of the training call)."""
     import torch
 
-    marks: dict[str, float] = {}
+    marks: dict[str, float | str] = {}
 
     def keep_threads(_owner) -> None:
         torch.set_num_threads(threads)  # select_device() reset it to cpu_count - 1
@@ -147,6 +157,8 @@ def _timing_callbacks(model, threads: int) -> None:
     def epoch_start(trainer) -> None:
         keep_threads(trainer)
         marks["start"] = time.time()
+        # None when Ultralytics declined the cache (not enough memory or disk).
+        marks["cache"] = getattr(trainer.train_loader.dataset, "cache", None) or "false"
 
     def epoch_end(trainer) -> None:  # training pass done, validation not yet begun
         marks["train_end"] = time.time()
@@ -161,9 +173,11 @@ def _timing_callbacks(model, threads: int) -> None:
         with open(path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(["epoch", "train_s", "val_save_s", "images"])
+                writer.writerow(["epoch", "train_s", "val_save_s", "images", "start_s", "cache"])
             writer.writerow([trainer.epoch + 1, f"{marks['train_end'] - marks['start']:.3f}",
-                             f"{now - marks.pop('train_end'):.3f}", len(trainer.train_loader.dataset)])
+                             f"{now - marks.pop('train_end'):.3f}",
+                             len(trainer.train_loader.dataset),
+                             f"{marks['start'] - called:.3f}", marks["cache"]])
 
     model.add_callback("on_train_start", keep_threads)
     model.add_callback("on_val_start", keep_threads)
@@ -183,8 +197,13 @@ def _write_final(trainer) -> None:
 
 def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, batch: int,
           workers: int, threads: int, seed: int, device: str = "cpu",
-          model_yaml: str = "yolov8n-seg.yaml", save_period: int = -1) -> Path:
-    """Train the reference model from its YAML (random init); returns the run directory."""
+          model_yaml: str = "yolov8n-seg.yaml", save_period: int = -1, cache: str = "false",
+          close_mosaic: int = 10) -> Path:
+    """Train the reference model from its YAML (random init); returns the run directory.
+
+    ``cache``: "false", "ram" or "disk" (Ultralytics' ``cache``); ``close_mosaic``: the final
+    epochs trained without mosaic (0: mosaic throughout).
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -192,12 +211,14 @@ def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, ba
     _no_font_download()
     from ultralytics import YOLO
 
+    called = time.time()
     model = YOLO(model_yaml)  # built from the architecture YAML: no weights loaded
-    _timing_callbacks(model, threads)
+    _timing_callbacks(model, threads, called)
     model.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                 device=device, plots=False, amp=False, seed=seed, deterministic=True, val=True,
                 project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False,
-                save_period=save_period)
+                save_period=save_period, cache=False if cache == "false" else cache,
+                close_mosaic=close_mosaic)
     return workdir / "runs" / name
 
 
@@ -315,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference architecture YAML, e.g. yolo26n-seg.yaml")
     parser.add_argument("--save-period", type=int, default=-1,
                         help="also keep weights/epochN.pt every N epochs (-1: off)")
+    parser.add_argument("--cache", choices=["false", "ram", "disk"], default="false",
+                        help="train: Ultralytics' image cache (default false)")
+    parser.add_argument("--close-mosaic", type=int, default=10,
+                        help="train: final epochs without mosaic (default 10, Ultralytics'; "
+                             "0: mosaic throughout)")
     parser.add_argument("--tfseg-model", default="yolov8-seg-n",
                         help="score: tfseg's name of the trained architecture")
     parser.add_argument("--data-root", type=Path,
@@ -342,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     run_dir = train(data_yaml, workdir, args.name, args.epochs, args.imgsz, args.batch,
                     args.workers, args.threads, args.seed, args.device, args.model,
-                    args.save_period)
+                    args.save_period, args.cache, args.close_mosaic)
     print(f"\nwall time (train + per-epoch val + final val): {time.time() - start:.0f} s")
     print(report(run_dir))
     return 0

@@ -138,12 +138,13 @@ def test_finetune_on_fewer_classes_and_eval_period_above_patience(workdir, kille
 
 def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdir):
     """`tfseg benchmark train data.root=...`: whole epochs of the user's dataset, then the
-    step alone, under the precision `tfseg train` would pick here, written as JSON."""
+    step alone, under the precision `tfseg train` would pick here, written as JSON; the
+    training's keys (here the decoded-image cache) reach the measured run."""
     from tfseg.train.precision import precision_policy
 
     done = tfseg("benchmark", "train", "--sizes", "64", "--batch", "4", "--epochs", "2",
                  "--runs", "2", "--output", "bench.json", "data.root=ds3", "steps_per_epoch=2",
-                 "eval.plots=false", cwd=workdir, timeout=600)
+                 "eval.plots=false", "data.cache=ram", cwd=workdir, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [result] = json.loads((workdir / "bench.json").read_text())
     assert Path(result["data_root"]) == (workdir / "ds3").resolve()
@@ -152,6 +153,8 @@ def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdi
     # The training pass alone is part of the whole epoch, which adds the evaluation.
     assert 0 < result["images_per_second"] <= result["train_pass_images_per_second"]
     assert result["eval_seconds"] >= 0 and result["first_epoch_seconds"] > 0
+    assert result["setup_seconds"] > 0 and result["cache"] == "ram"
+    assert "cache=ram: " in done.stdout  # what the cache needs, printed before training
     assert result["step_images_per_second"] > 0 and result["cpu_seconds_per_step"] > 0
     assert result["peak_rss_mb"] > 300  # TensorFlow alone holds more than this
     assert result["dropped_instances_per_epoch"] == 0

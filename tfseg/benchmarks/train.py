@@ -3,6 +3,7 @@
 Usage:
     tfseg benchmark train --sizes 320 640 --batch 16 --epochs 3            (cocolike, M = 100)
     tfseg benchmark train --sizes 320 --batch 16 data=shapes                (any dataset)
+    tfseg benchmark train --sizes 320 --batch 16 data.cache=ram             (decoded-image cache)
     python -m tfseg.benchmarks.train --modes graph,xla,bf16 --size 320      (step modes)
 
 Whole epochs: each size runs ``tfseg.train.fit.train`` (what ``tfseg train`` calls) on the
@@ -11,10 +12,12 @@ the train step, the callbacks and the per-epoch COCO evaluation share the same c
 user's run. The default dataset is the built-in ``cocolike`` set (COCO's image sizes, instance
 counts, small objects and crowds; M = 100), written on first use; ``data=`` takes any dataset
 and every other ``key=value`` of ``tfseg train`` applies. Mosaic stays on (``close_mosaic=0``),
-as in all but the last epochs of a real run. The first epoch (tracing) is reported apart; the
-others give images/s over whole epochs (evaluation included), images/s of the training passes
-alone, the process CPU seconds per step (all threads: pipeline and step) and the evaluation's
-seconds.
+as in all but the last epochs of a real run. The first epoch (tracing, and with ``cache=ram``
+or ``disk`` the filling of the cache) is reported apart, as are the seconds from the training
+call to the first epoch's start (model, optimizer, pipeline and callbacks built); the others
+give images/s over whole epochs (evaluation included), images/s of the training passes alone,
+the process CPU seconds per step (all threads: pipeline and step) and the evaluation's
+seconds. ``cache`` in the result is the ``data.cache`` mode the training ran with.
 
 Step alone, second figure: the same model and loss, under the precision the training ran
 under (``precision`` in the result: ``mixed_bfloat16`` on bfloat16 CPUs by default), fitted on
@@ -79,8 +82,9 @@ class _Timer:
 
 
 def _epoch_timer():
-    """A Keras callback recording, per epoch: wall and CPU seconds of the whole epoch (the
-    epoch-end evaluation included: it runs after tfseg's callbacks) and of the training pass."""
+    """A Keras callback recording, per epoch: its start (``time.perf_counter``), wall and CPU
+    seconds of the whole epoch (the epoch-end evaluation included: it runs after tfseg's
+    callbacks) and of the training pass."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -98,7 +102,8 @@ def _epoch_timer():
 
         def on_epoch_end(self, epoch, logs=None):
             now, cpu = time.perf_counter(), time.process_time()
-            self.epochs.append({"seconds": now - self.start, "cpu": cpu - self.cpu,
+            self.epochs.append({"started": self.start, "seconds": now - self.start,
+                                "cpu": cpu - self.cpu,
                                 "train_seconds": self.pass_end - self.start,
                                 "train_cpu": self.pass_cpu - self.cpu, "steps": self.steps,
                                 "dropped": float((logs or {}).get("dropped_instances", 0.0))})
@@ -171,6 +176,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     from tfseg.benchmarks.timing import peak_rss_mb
     from tfseg.commands.models import load_run_config, prepared_dataset
+    from tfseg.config.factory import cache_mode
     from tfseg.pipeline.dataset import build_dataset
     from tfseg.runs import new_run_dir
     from tfseg.train.fit import train
@@ -180,6 +186,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
                                f"epochs={epochs}", f"project={project}"], "train")
         cfg, paths, classes = prepared_dataset(cfg, verbose=False)
         timer = _epoch_timer()
+        called = time.perf_counter()
         summary = train(cfg, new_run_dir(project, "train"), verbose=0, extra_callbacks=[timer])
         peak = peak_rss_mb()
     # The step alone runs under the precision the training ran under.
@@ -191,6 +198,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
         "target": "train", "data": cfg.data.name, "data_root": cfg.data.root,
         "model": cfg.model.name, "size": size,
         "batch": batch, "precision": policy, "max_instances": cfg.data.max_instances,
+        "cache": cache_mode(cfg.data) or "false",
         "epochs_timed": len(steady),
         "images_per_second": round(steps * batch / sum(e["seconds"] for e in steady), 2),
         "train_pass_images_per_second": round(
@@ -199,6 +207,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
         "epoch_seconds": round(statistics.median(e["seconds"] for e in steady), 1),
         "eval_seconds": round(statistics.median(e["seconds"] - e["train_seconds"]
                                                 for e in steady), 1),
+        "setup_seconds": round(first["started"] - called, 1),
         "first_epoch_seconds": round(first["seconds"], 1),
         "dropped_instances_per_epoch": statistics.mean(e["dropped"] for e in timer.epochs),
         "peak_rss_mb": peak,
