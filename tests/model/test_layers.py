@@ -116,3 +116,35 @@ def test_nearest_upsample_repeats_every_pixel_twice_per_axis():
     x = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
     expected = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
     np.testing.assert_array_equal(np.asarray(NearestUpsample2x()(x)), expected)
+
+
+def test_building_a_model_traces_each_block_once_and_a_direct_build_still_builds_inside(
+        monkeypatch):
+    """The functional model's symbolic call builds a block's inner layers, so the block's own
+    build does not trace it first; ``build(shape)`` alone (as loading does) still does."""
+    from tfseg.model import build_model
+
+    calls = []
+    original = ConvBNSiLU.call
+
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConvBNSiLU, "call", counted)
+    model = build_model("yolov8-seg-n", 2, 32)
+    convs = [layer for layer in _sublayers(model) if isinstance(layer, ConvBNSiLU)]
+    assert len(convs) > 50 and all(conv.conv.built and conv.bn.built for conv in convs)
+    assert sorted(map(id, calls)) == sorted(map(id, convs))  # each traced exactly once
+
+    block = C2f(8, 2, shortcut=True)
+    block.build((None, 8, 8, 8))
+    assert block.built and all(layer.built for layer in _sublayers(block))
+    inner = [layer for layer in _sublayers(block) if isinstance(layer, ConvBNSiLU)]
+    assert len(inner) == 6  # cv1, cv2 and two bottlenecks of two
+    # kernel, then the batch-norm's scale, offset, mean and variance of each
+    assert len(block.weights) == 5 * len(inner)
+
+
+def _sublayers(layer) -> list:
+    return list(layer._flatten_layers(include_self=False, recursive=True))
