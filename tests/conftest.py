@@ -1,10 +1,10 @@
-"""The suite's order: files with slow tests first, so two workers finish together.
+"""The suite's order: files with slow tests first, so the workers finish together.
 
-The README runs the suite with ``-n 2 --dist loadfile``: each worker takes whole files from
+The README runs the suite with ``-n 3 --dist loadfile``: each worker takes whole files from
 a queue. pytest-xdist's default queue puts the files with the most tests first, which sends
 the few-test files that train or export for minutes to the end, where one worker runs them
-alone while the other has finished. Starting with the files that hold slow tests (in their
-collection order) and leaving the many short files to fill the gaps keeps both busy.
+alone while the others have finished. Starting with the files that hold slow tests (in their
+collection order) and leaving the many short files to fill the gaps keeps them all busy.
 """
 
 from __future__ import annotations
