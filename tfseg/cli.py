@@ -58,6 +58,9 @@ def _add_verb_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--epochs", type=int, default=3,
                             help="train: whole epochs per size (the first, tracing, is "
                                  "reported apart)")
+        parser.add_argument("--padding", action="store_true",
+                            help="train: also time the step on synthetic batches padded to "
+                                 "M = 100 and M = 16 instances")
         parser.add_argument("--modes", nargs="+",
                             choices=["float32", "float16", "dynamic_int8", "int8"],
                             help="export: TFLite modes (default: all four)")

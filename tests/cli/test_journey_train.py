@@ -155,6 +155,7 @@ def test_benchmark_train_measures_the_default_precision_on_the_users_data(workdi
     assert result["eval_seconds"] >= 0 and result["first_epoch_seconds"] > 0
     assert result["setup_seconds"] > 0 and result["cache"] == "ram"
     assert "cache=ram: " in done.stdout  # what the cache needs, printed before training
+    assert "step_synthetic_m100_images_per_second" not in result  # --padding only
     assert result["step_images_per_second"] > 0 and result["cpu_seconds_per_step"] > 0
     assert result["peak_rss_mb"] > 300  # TensorFlow alone holds more than this
     assert result["dropped_instances_per_epoch"] == 0

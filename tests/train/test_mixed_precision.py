@@ -35,7 +35,7 @@ def _weight_dtypes(path) -> set:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("policy, optimizer, epochs", [("mixed_bfloat16", "GroupedAdamW", 2),
-                                                       ("mixed_float16", "LossScaleOptimizer", 4)])
+                                                       ("mixed_float16", "LossScaleOptimizer", 3)])
 def test_a_mixed_policy_trains_with_accumulation_and_ema_and_saves_float32_weights(
         policy, optimizer, epochs, shapes_root, tmp_path, make_config, run_config, monkeypatch,
         capsys):

@@ -1,9 +1,9 @@
 """Convergence: the smallest model overfits 8 shapes images to a high mask mAP50.
 
-Measured on the 2-core machine (15 epochs x 20 steps of 8 images at 64 px, AdamW 0.01, no
-augmentation, no XLA): mask mAP50 0.92 after 10 epochs and 1.0 after 15, ~80 s of training.
-The test trains the 10 epochs (the seeded run is the same on every CPU run); an untrained
-model scores 0. The bar (0.7) leaves room for run-to-run noise.
+Measured on a 2-core AMD EPYC (20 steps of 8 images at 64 px an epoch, AdamW 0.01, no
+augmentation, no XLA): mask mAP50 0.80 after 6 epochs and 0.99 after 8 (61 s for the test
+alone). The test trains the 8 epochs (the seeded run is the same on every CPU run); an
+untrained model scores 0. The bar (0.7) leaves room for run-to-run noise.
 """
 
 import csv
@@ -17,17 +17,17 @@ from tfseg.train.fit import train
 @pytest.mark.slow
 def test_yolov8_seg_n_overfits_a_tiny_shapes_set(shapes_root, tmp_path, make_config, run_config):
     cfg = run_config(make_config(shapes_root, **{
-        "train.epochs": 10, "train.steps_per_epoch": 20, "train.eval_period": 10}))
+        "train.epochs": 8, "train.steps_per_epoch": 20, "train.eval_period": 8}))
     summary = train(cfg, tmp_path / "run", verbose=0)
 
-    assert summary["stopped"] == "completed" and summary["updates"] == 200
+    assert summary["stopped"] == "completed" and summary["updates"] == 160
     metrics = summary["metrics"]
     assert metrics["val_mask_mAP50"] >= 0.7, metrics
     assert metrics["val_box_mAP50"] >= 0.7, metrics
     rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
-    assert [int(r["epoch"]) for r in rows] == list(range(10))
+    assert [int(r["epoch"]) for r in rows] == list(range(8))
     # Only the last epoch was evaluated: earlier rows leave the validation columns blank.
-    assert [r["evaluated"] for r in rows] == ["0.0"] * 9 + ["1.0"]
+    assert [r["evaluated"] for r in rows] == ["0.0"] * 7 + ["1.0"]
     assert all(r["val_mask_mAP50"] == "" for r in rows[:-1])
     assert float(rows[-1]["val_mask_mAP50"]) == pytest.approx(metrics["val_mask_mAP50"])
     first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])

@@ -4,6 +4,7 @@ Usage:
     tfseg benchmark train --sizes 320 640 --batch 16 --epochs 3            (cocolike, M = 100)
     tfseg benchmark train --sizes 320 --batch 16 data=shapes                (any dataset)
     tfseg benchmark train --sizes 320 --batch 16 data.cache=ram             (decoded-image cache)
+    tfseg benchmark train --sizes 320 --batch 16 --padding                  (M = 100 against 16)
     python -m tfseg.benchmarks.train --modes graph,xla,bf16 --size 320      (step modes)
 
 Whole epochs: each size runs ``tfseg.train.fit.train`` (what ``tfseg train`` calls) on the
@@ -21,9 +22,10 @@ seconds. ``cache`` in the result is the ``data.cache`` mode the training ran wit
 
 Step alone, second figure: the same model and loss, under the precision the training ran
 under (``precision`` in the result: ``mixed_bfloat16`` on bfloat16 CPUs by default), fitted on
-batches of the same pipeline held in memory, so no input work competes; and on synthetic
-batches of 4 instances per image padded to M = 100 and to M = 16 (the padding must cost
-nothing). ``train.mixed_precision=false`` measures float32.
+batches of the same pipeline held in memory, so no input work competes. With ``--padding``,
+also on synthetic batches of 4 instances per image padded to M = 100 and to M = 16 (the
+padding must cost nothing; two more traces of the step, so only on request).
+``train.mixed_precision=false`` measures float32.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def measure(mode: str, model_name: str, size: int, batch: int, steps: int, warmu
 
 
 def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], threads: int,
-                  step_runs: int) -> dict:
+                  step_runs: int, padding: bool = False) -> dict:
     """One size, in this (child) process: `tfseg train`'s epochs, then the step alone."""
     import tensorflow as tf
 
@@ -221,7 +223,7 @@ def _whole_epochs(size: int, batch: int, epochs: int, overrides: list[str], thre
                    num_classes=num_classes, model=model)
     result["step_images_per_second"] = step["images_per_second"]
     result["step_cpu_seconds"] = step["median_step_cpu_seconds"]
-    for m in (100, 16):
+    for m in (100, 16) if padding else ():
         synthetic = measure(step_mode, cfg.model.name, size, batch, step_runs, 2,
                             num_classes=num_classes, max_instances=m, model=model)
         result[f"step_synthetic_m{m}_images_per_second"] = synthetic["images_per_second"]
@@ -233,13 +235,14 @@ def _child(queue, *args) -> None:
 
 
 def run(sizes: list[int], batch: int, runs: int, overrides: list[str] | None = None,
-        epochs: int = 3, threads: int = 2):
+        epochs: int = 3, threads: int = 2, padding: bool = False):
     """Yield one result per size (see the module docstring), each from a fresh process."""
     context = multiprocessing.get_context("spawn")
     for size in sizes:
         queue = context.Queue()
         process = context.Process(target=_child, args=(queue, size, batch, epochs,
-                                                       list(overrides or []), threads, runs))
+                                                       list(overrides or []), threads, runs,
+                                                       padding))
         process.start()
         yield _result_of(process, queue, size)
 

@@ -27,7 +27,7 @@ def run(args) -> int:
     if args.target in ("train", "data"):
         options["overrides"] = list(args.overrides)  # data=..., any tfseg train key
     if args.target == "train":
-        options.update(epochs=args.epochs, threads=threads)
+        options.update(epochs=args.epochs, threads=threads, padding=args.padding)
     results = []
     for result in module.run(args.sizes, args.batch, args.runs, **options):
         print(json.dumps(result), flush=True)
