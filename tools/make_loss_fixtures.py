@@ -32,6 +32,11 @@ Writes ``<family>.npz`` for yolov8-seg, yolo11-seg and yolo26-seg (n scale, 3 cl
                    and its nonzero gradients (the class logits')
     ``o2m_schedule``   YOLO26: the reference's one-to-many weight in each epoch of 100
 
+and ``yolov8-seg-at-96.npz``: YOLOv8-seg on the same targets (masks on the 32 x 32 grid of
+128 px, ``bboxes`` in pixels of 128) under raw outputs of a 96 px input (``input_size``), a
+batch that multi-scale training drew at 96: the reference resizes its prototypes to the
+masks' grid (bilinear) and measures boxes against the 96 px input.
+
 Where tfseg differs from the reference on purpose, the ``conv_`` loss swaps in tfseg's rule
 and changes nothing else, so tfseg must equal it exactly while ``ref_`` shows the size of
 the difference (tests/loss/test_reference_parity.py checks both):
@@ -64,6 +69,12 @@ SEED = 20261207
 FAMILIES = {"yolov8-seg": "yolov8n-seg", "yolo11-seg": "yolo11n-seg",
             "yolo26-seg": "yolo26n-seg"}
 O2M_WEIGHT = 0.8  # the reference's one-to-many weight in the first epoch
+MULTI_SCALE_SIZE = 96  # a batch drawn below IMAGE_SIZE by multi-scale training
+# Under this seed no anchor is claimed by several GTs whose overlaps with its prediction are
+# all 0, the one case where the two assigners part on purpose (tfseg gives the anchor to a GT
+# it lies in, the reference to the image's first GT; tfseg/loss/assigner.py): seeds 10, 12, 13
+# and 14 have such an anchor and move the seg term by 0.1-1%.
+MULTI_SCALE_SEED = 11
 
 
 def _ellipse_mask(box: np.ndarray) -> np.ndarray:
@@ -152,24 +163,26 @@ def _grid(values) -> np.ndarray:
     return (np.round(np.asarray(values) * 64) / 64).astype(np.float16)
 
 
-def make_raw_outputs(rng: np.random.Generator, end_to_end: bool) -> dict[str, np.ndarray]:
+def make_raw_outputs(rng: np.random.Generator, end_to_end: bool,
+                     size: int = IMAGE_SIZE) -> dict[str, np.ndarray]:
     """Seeded raw outputs in the reference's layouts, float16 on a 1/64 grid: YOLOv8/11 DFL
     logits, or YOLO26's positive distances (strides) and both heads, class logits around -2,
-    mask coefficients and prototypes of a few units."""
+    mask coefficients and prototypes of a few units; for an input of ``size`` pixels."""
     grid = _grid
     batch = 3
     heads = ("", "o2o_") if end_to_end else ("",)
-    raw = {"proto": grid(rng.normal(0.0, 1.0, (batch, 32, PROTO, PROTO)))}
+    proto, anchors = size // 4, sum((size // s) ** 2 for s in STRIDES)
+    raw = {"proto": grid(rng.normal(0.0, 1.0, (batch, 32, proto, proto)))}
     for prefix in heads:
         if end_to_end:
-            boxes = np.abs(rng.normal(2.0, 1.2, (batch, 4, NUM_ANCHORS))) + 0.25
+            boxes = np.abs(rng.normal(2.0, 1.2, (batch, 4, anchors))) + 0.25
         else:
-            boxes = rng.normal(0.0, 1.5, (batch, 64, NUM_ANCHORS))
+            boxes = rng.normal(0.0, 1.5, (batch, 64, anchors))
         raw[prefix + "boxes"] = grid(boxes)
-        raw[prefix + "scores"] = grid(rng.normal(-2.0, 1.5, (batch, NUM_CLASSES, NUM_ANCHORS)))
-        raw[prefix + "mask_coefficient"] = grid(rng.normal(0.0, 0.4, (batch, 32, NUM_ANCHORS)))
+        raw[prefix + "scores"] = grid(rng.normal(-2.0, 1.5, (batch, NUM_CLASSES, anchors)))
+        raw[prefix + "mask_coefficient"] = grid(rng.normal(0.0, 0.4, (batch, 32, anchors)))
     if end_to_end:
-        raw["semantic"] = grid(rng.normal(-1.0, 1.5, (batch, NUM_CLASSES, PROTO // 2, PROTO // 2)))
+        raw["semantic"] = grid(rng.normal(-1.0, 1.5, (batch, NUM_CLASSES, proto // 2, proto // 2)))
     return raw
 
 
@@ -209,7 +222,8 @@ def _head_preds(raw: dict, prefix: str, detach: bool) -> dict:
     """The reference loss's input dict for one head, from leaf tensors."""
     import torch
 
-    feats = [torch.zeros(1, 1, IMAGE_SIZE // s, IMAGE_SIZE // s) for s in STRIDES]
+    size = raw["proto"].shape[-1] * 4  # the batch's input size (multi-scale: not IMAGE_SIZE)
+    feats = [torch.zeros(1, 1, size // s, size // s) for s in STRIDES]
     proto = raw["proto"].detach() if detach else raw["proto"]
     if "semantic" in raw:
         proto = (proto, raw["semantic"].detach() if detach else raw["semantic"])
@@ -337,9 +351,17 @@ def make_family(family: str, reference_name: str, images: list[dict], raw: dict)
     return out
 
 
+def _save(path: Path, arrays: dict) -> None:
+    np.savez_compressed(path, **arrays)
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB; ref terms {arrays['ref_terms']}; "
+          f"conv terms {arrays['conv_terms']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--multi-scale-only", action="store_true",
+                        help="write only the multi-scale fixture")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     import torch
@@ -348,16 +370,19 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     images = make_targets(np.random.default_rng(SEED))
     print("instances per image:", [len(im["boxes"]) for im in images])
+    # Multi-scale training: the same targets (masks at 128 / 4) under a batch drawn at 96 px.
+    raw = make_raw_outputs(np.random.default_rng(SEED + MULTI_SCALE_SEED), False, MULTI_SCALE_SIZE)
+    arrays = make_family("yolov8-seg", FAMILIES["yolov8-seg"], images, raw)
+    _save(args.out_dir / f"yolov8-seg-at-{MULTI_SCALE_SIZE}.npz",
+          dict(arrays, input_size=np.int32(MULTI_SCALE_SIZE)))
+    if args.multi_scale_only:
+        return
     for index, (family, reference_name) in enumerate(FAMILIES.items()):
         rng = np.random.default_rng(SEED + 1 + index)
         raw = make_raw_outputs(rng, end_to_end=family == "yolo26-seg")
         if family != "yolo26-seg":
             plant_edge_predictions(raw, images)
-        arrays = make_family(family, reference_name, images, raw)
-        path = args.out_dir / f"{family}.npz"
-        np.savez_compressed(path, **arrays)
-        print(f"{path}: {path.stat().st_size / 1e6:.2f} MB; ref terms {arrays['ref_terms']}; "
-              f"conv terms {arrays['conv_terms']}")
+        _save(args.out_dir / f"{family}.npz", make_family(family, reference_name, images, raw))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import re
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 import yaml
 
@@ -188,8 +189,16 @@ def test_edited_coco_annotations_are_prepared_again(tmp_path):
     assert "(reused)" not in edited
     assert instance_counts(edited) == {"train": first["train"], "val": first["val"] + 1}
 
-    tfseg(tmp_path, "data", "view", "data=mine.yaml", "imgsz=64", "--output", "batch.png")
+    viewed = tfseg(tmp_path, "data", "view", "data=mine.yaml", "imgsz=64", "--output",
+                   "batch.png")
     assert (tmp_path / "batch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "images at 64 px" in viewed
+    # Multi-scale: the batch is drawn at a multiple of 32 within 64 x (1 +/- 0.5).
+    viewed = tfseg(tmp_path, "data", "view", "data=mine.yaml", "imgsz=64", "multi_scale=0.5",
+                   "--output", "scaled.png")
+    size = int(re.search(r"images at (\d+) px", viewed).group(1))
+    assert size in (32, 64, 96)
+    assert cv2.imread(str(tmp_path / "scaled.png")).shape[1] == 4 * size  # 4 columns
 
 
 def test_edited_yolo_labels_are_prepared_again(tmp_path):

@@ -84,6 +84,7 @@ KEYS = {
     "augment.cutmix": ("0.1", "train_data"),
     "augment.copy_paste": ("0.1", "train_data"),
     "augment.copy_paste_mode": ("mixup", "train_data"),
+    "augment.multi_scale": ("0.5", "train_data"),
     "train.epochs": ("7", "optimizer"),
     "train.batch": ("4", "optimizer"),
     "train.steps_per_epoch": ("3", "optimizer"),

@@ -13,6 +13,8 @@ RAW_OUTPUTS (tfseg/contracts.py: [B, A, channels], prototypes and semantic logit
 anchor order and the DFL channel order, side-major then bin, are the same on both sides), the
 targets padded to TRAIN_TARGETS, and tfseg's loss and its tf.GradientTape gradients are mapped
 back and compared; so are a batch without any instance and YOLO26's per-epoch head weights.
+A fourth fixture (yolov8-seg-at-96) holds a batch that multi-scale training drew at 96 px for
+the 128 px model: raw outputs of a 96 px input, masks still on the 32 x 32 grid.
 
 Tolerance: 1e-4 relative, a term against its value, a gradient by its largest difference over
 its largest magnitude (the elements of a gradient span many decades). The two sides agree to
@@ -317,3 +319,42 @@ def test_deliberate_differences_yolo26_mask_aware_assignment():
         gaps = np.abs(ours - reference) / np.abs(reference)
         assert gaps[TERM_NAMES.index("sem")] <= TOLERANCE
         assert np.all(gaps[:4] > TOLERANCE), dict(zip(TERM_NAMES, gaps))
+
+
+def _multi_scale_inputs():
+    """The batch a multi-scale run drew at 96 px for a 128 px model: raw outputs of a 96 px
+    input, boxes in its pixels, masks still on the 32 x 32 grid of 128 px."""
+    fixture = load("yolov8-seg-at-96")
+    y, raw = targets(fixture), raw_outputs(fixture)
+    scale = int(fixture["input_size"]) / int(fixture["image_size"])
+    assert raw["prototypes"].shape[1] == 24 and y["masks"].shape[-1] == 32 and scale == 0.75
+    return fixture, dict(y, boxes=y["boxes"] * scale), raw
+
+
+def test_a_batch_drawn_at_another_size_equals_the_reference():
+    """Multi-scale training: the prototypes are brought to the masks' grid (bilinear, as the
+    reference does), the boxes measured against the batch's own size; every term and
+    gradient equals the reference's."""
+    fixture, y, raw = _multi_scale_inputs()
+    loss = make_loss(fixture)  # built for 128 px, as the model is
+    np.testing.assert_allclose(head_terms(loss, y, raw), fixture["conv_terms"], rtol=TOLERANCE)
+    for name, ours in reference_gradients(loss, y, raw).items():
+        assert relative(ours, fixture["grad_" + name]) <= TOLERANCE, f"gradient of {name}"
+
+
+def test_one_trace_with_run_time_sizes_gives_the_same_loss():
+    """What the train step traces under multi-scale training: the image side unknown until
+    run time. The same graph serves a batch at 96 px and one at the model's own 128 px, and
+    both equal the reference."""
+    drawn, y, raw = _multi_scale_inputs()
+    own = load("yolov8-seg")
+    loss = make_loss(own, static_shapes=False)
+    traced = tf.function(lambda y, raw: loss(y, raw)[1], reduce_retracing=True)
+    spec = {key: tf.TensorSpec([None] * (value.shape.rank - 1) + [value.shape[-1]])
+            for key, value in raw.items()}  # [B, A, C] and [B, H, W, 32], all but C unknown
+    concrete = traced.get_concrete_function(
+        {key: tf.TensorSpec(value.shape, value.dtype) for key, value in y.items()}, spec)
+    for fixture, targets_, outputs in ((drawn, y, raw), (own, targets(own), raw_outputs(own))):
+        terms = concrete(targets_, outputs)
+        ours = np.array([float(terms[n]) for n in ("box", "seg", "cls", "dfl")])
+        np.testing.assert_allclose(ours, fixture["conv_terms"][:4], rtol=TOLERANCE)

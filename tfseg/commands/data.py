@@ -74,10 +74,12 @@ def _view(cfg, output: str | None) -> int:
     dataset = build_dataset(str(paths.records), "train", cfg.model.image_size, batch,
                             cfg.data.max_instances, training=True, seed=cfg.train.seed,
                             **mix)
-    path = write_grid(dataset, output or "augmented_batches.png", num_batches=1,
+    batches = list(dataset.take(1))
+    path = write_grid(batches, output or "augmented_batches.png", num_batches=1,
                       class_names=classes["class_names"])
     print(recipe_line(cfg))
-    print(f"augmented batch of {batch} images: {path}")
+    size = batches[0][0].shape[1]  # multi_scale: the size drawn for this batch
+    print(f"augmented batch of {batch} images at {size} px: {path}")
     return 0
 
 

@@ -122,7 +122,8 @@ def augment_arguments(cfg: RunConfig) -> dict:
                 scale=aug.scale, shear=aug.shear, fliplr=aug.fliplr, hsv_h=aug.hsv_h,
                 hsv_s=aug.hsv_s, hsv_v=aug.hsv_v, min_area=aug.min_area, flipud=aug.flipud,
                 perspective=aug.perspective, mixup=aug.mixup, cutmix=aug.cutmix,
-                copy_paste=aug.copy_paste, copy_paste_mode=aug.copy_paste_mode)
+                copy_paste=aug.copy_paste, copy_paste_mode=aug.copy_paste_mode,
+                multi_scale=aug.multi_scale)
 
 
 def cache_mode(data: DataConfig) -> str | None:

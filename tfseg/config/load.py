@@ -227,6 +227,9 @@ def validate(cfg: RunConfig) -> None:
     if not 0.0 <= cfg.augment.perspective <= 0.001:
         raise ConfigError(f"augment.perspective must lie in [0, 0.001] (larger terms fold the "
                           f"image over itself), got {cfg.augment.perspective}")
+    if not 0.0 <= cfg.augment.multi_scale < 1.0:
+        raise ConfigError(f"augment.multi_scale is a fraction of imgsz in [0, 1), got "
+                          f"{cfg.augment.multi_scale}")
     augment_arguments(cfg)  # checks augment.copy_paste_mode
     for section in ("eval", "predict", "export"):
         sub = getattr(cfg, section)

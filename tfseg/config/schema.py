@@ -101,6 +101,9 @@ class AugmentConfig:
                             "box) pasted with their pixels; mode mixup: also its probability")
     copy_paste_mode: str = key("flip", "flip | mixup: paste instances of the mirrored image, or of "
                                "a second sample")
+    multi_scale: float = key(0.0, "each batch resized to a multiple of 32 drawn within imgsz "
+                             "(1 +/- this); 0.5 at 320 trains at 160-480. Memory follows the "
+                             "largest size")
 
 
 @dataclass

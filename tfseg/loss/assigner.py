@@ -181,7 +181,10 @@ def _top_k_per_gt(metric: tf.Tensor, topk: int) -> tf.Tensor:
     memory at [B, M, A] instead of a [B, M, k, A] one-hot.
     """
     num_anchors = metric.shape[-1]
-    k = min(topk, num_anchors)
+    if num_anchors is None:  # a run-time input size (multi-scale): even 32 px has 21 anchors
+        num_anchors, k = tf.shape(metric)[-1], topk
+    else:
+        k = min(topk, num_anchors)
     _, indices = tf.math.top_k(metric, k=k)  # [B, M, k]
     selected = tf.zeros_like(metric, dtype=tf.bool)  # [B, M, A]
     for j in range(k):

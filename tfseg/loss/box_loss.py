@@ -68,7 +68,7 @@ def distribution_focal_loss(box_logits: tf.Tensor, target_distances: tf.Tensor,
 
 
 def l1_distance_loss(pred_distances: tf.Tensor, target_distances: tf.Tensor, weights: tf.Tensor,
-                     normalizer: tf.Tensor, image_size: int) -> tf.Tensor:
+                     normalizer: tf.Tensor, image_size: int | tf.Tensor) -> tf.Tensor:
     """Mean absolute error of the four side distances, as fractions of the image side.
 
     YOLO26's replacement of DFL: with one "bin" per side the network predicts the distance
@@ -87,4 +87,4 @@ def l1_distance_loss(pred_distances: tf.Tensor, target_distances: tf.Tensor, wei
         Scalar float32.
     """
     per_anchor = tf.reduce_mean(tf.abs(pred_distances - target_distances), axis=-1)  # [B, A]
-    return tf.reduce_sum(per_anchor * weights) / (normalizer * float(image_size))
+    return tf.reduce_sum(per_anchor * weights) / (normalizer * tf.cast(image_size, tf.float32))

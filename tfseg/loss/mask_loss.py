@@ -27,12 +27,16 @@ from tfseg.ops.masks import box_inside, combine_prototypes
 
 # Boxes thinner than a prototype pixel would divide a one-pixel loss by a tiny area.
 _MIN_AREA = 1.0
+# The bound of the positives' count where neither a cap nor the anchor count gives one: run
+# time sizes it (the count never exceeds the anchors).
+_NO_CAP = 2 ** 31 - 1
 
 
 def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tensor,
               gt_boxes: tf.Tensor, gt_index: tf.Tensor, foreground: tf.Tensor,
               priority: tf.Tensor, max_anchors: int = 0,
-              proto_stride: int = PROTO_STRIDE, static_shapes: bool = True) -> tf.Tensor:
+              proto_stride: float | tf.Tensor = PROTO_STRIDE,
+              static_shapes: bool = True) -> tf.Tensor:
     """Mean over positive anchors of the box-normalized mask BCE.
 
     Args:
@@ -45,7 +49,8 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
         priority: ``[B, A]`` float32 >= 0 (the target-score sum); decides which positives are
             kept when an image has more than ``max_anchors``.
         max_anchors: anchors per image whose masks are made; 0: every positive (at most A).
-        proto_stride: input pixels per prototype pixel.
+        proto_stride: input pixels per prototype pixel (a scalar tensor where the batch's
+            input size is drawn at run time: multi-scale training).
         static_shapes: K from a few static sizes (XLA), else the positives' count
             (tfseg.loss.buckets.switch_on_size).
 
@@ -53,17 +58,31 @@ def mask_loss(coefficients: tf.Tensor, prototypes: tf.Tensor, gt_masks: tf.Tenso
         Scalar float32; zero when there is no positive anchor.
     """
     num_anchors = coefficients.shape[1]
-    k = num_anchors if max_anchors <= 0 else min(max_anchors, num_anchors)
+    if num_anchors is not None:
+        k = num_anchors if max_anchors <= 0 else min(max_anchors, num_anchors)
+    elif max_anchors > 0 or not static_shapes:  # an anchor count known at run time only
+        k = max_anchors if max_anchors > 0 else _NO_CAP  # (multi-scale training)
+    else:
+        raise ValueError("mask_loss with static shapes needs max_anchors > 0 when the anchor "
+                         "count is not static")
     fg = tf.cast(foreground, tf.float32)  # [B, A]
     # Only as many anchors as the busiest image has positives need masks (or the cap). Each
     # image's positives are all kept whenever they fit in the cap, so the result is the same
     # for every size at least that count.
     needed = tf.reduce_max(tf.reduce_sum(fg, axis=1))  # scalar: most positives in an image
     return switch_on_size(
-        power_of_two_buckets(k), needed,
+        power_of_two_buckets(k) if static_shapes else [k], needed,
         lambda size: _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg,
-                                    priority, size, proto_stride),
+                                    priority, _at_most_anchors(size, coefficients), proto_stride),
         static_shapes)
+
+
+def _at_most_anchors(size, coefficients: tf.Tensor):
+    """``size``, or the anchors there are where the count is a run-time one and may be fewer
+    (a small size drawn by multi-scale training)."""
+    if coefficients.shape[1] is not None:
+        return size
+    return tf.minimum(size, tf.shape(coefficients)[1])
 
 
 def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, priority, k,
@@ -76,7 +95,8 @@ def _mask_loss_top(coefficients, prototypes, gt_masks, gt_boxes, gt_index, fg, p
     chosen_gt = tf.gather(gt_index, chosen, batch_dims=1)  # [B, K]
 
     targets = tf.gather(gt_masks, chosen_gt, batch_dims=1)  # [B, K, P, P] uint8
-    boxes = tf.gather(gt_boxes, chosen_gt, batch_dims=1) / float(proto_stride)  # [B, K, 4]
+    boxes = tf.gather(gt_boxes, chosen_gt, batch_dims=1) / tf.cast(proto_stride,
+                                                                    tf.float32)  # [B, K, 4]
 
     per_anchor = box_normalized_bce(tf.gather(coefficients, chosen, batch_dims=1), prototypes,
                                     targets, boxes)  # [B, K]

@@ -121,7 +121,8 @@ class YoloSegLoss:
         cuts the targets to the instances in use first)."""
         gt_boxes = tf.cast(y_true["boxes"], tf.float32)  # [B, m, 4]
         gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, m]
-        points, strides = anchor_points(self.image_size)  # [A, 2], [A, 1]
+        size = input_size(raw["prototypes"], self.image_size)
+        points, strides = anchor_points(size)  # [A, 2], [A, 1]
         raw = {**raw, **{key: raw[self.head_prefix + key] for key in HEAD_KEYS}}
         if self.detach_prototypes:
             raw.update({key: tf.stop_gradient(raw[key]) for key in ("prototypes", "semantic_logits")
@@ -141,11 +142,12 @@ class YoloSegLoss:
         target_boxes = tf.where(target.foreground[..., None], target.boxes,
                                 tf.stop_gradient(pred_boxes))  # [B, A, 4]
 
+        prototypes, mask_stride = on_mask_grid(raw["prototypes"], y_true["masks"], size)
         terms = {
             "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
-            "seg": mask_loss(raw["mask_coefficients"], raw["prototypes"], y_true["masks"],
+            "seg": mask_loss(raw["mask_coefficients"], prototypes, y_true["masks"],
                              gt_boxes, target.gt_index, target.foreground, weights,
-                             self._mask_anchor_cap(gt_classes.shape[1]), PROTO_STRIDE,
+                             self._mask_anchor_cap(gt_classes.shape[1]), mask_stride,
                              self.static_shapes),
             "cls": tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=target.scores, logits=raw["class_logits"])) / score_sum,
@@ -155,10 +157,11 @@ class YoloSegLoss:
             terms["dfl"] = distribution_focal_loss(raw["box_logits"], target_distances / strides,
                                                    weights, score_sum, self.reg_max)
         else:
-            terms["l1"] = l1_distance_loss(distances, target_distances, weights, score_sum,
-                                           self.image_size)
-        if self.semantic:
-            terms["sem"] = semantic_loss(raw["semantic_logits"], y_true["masks"], gt_classes)
+            terms["l1"] = l1_distance_loss(distances, target_distances, weights, score_sum, size)
+        if self.semantic:  # its logits at stride 8 against the masks taken at every second pixel
+            semantic, _ = on_mask_grid(raw["semantic_logits"], y_true["masks"][:, :, ::2, ::2],
+                                       size)
+            terms["sem"] = semantic_loss(semantic, y_true["masks"], gt_classes)
         terms = {name: value * self.gains[name] for name, value in terms.items()}
         batch = tf.cast(tf.shape(gt_boxes)[0], tf.float32)
         total = tf.add_n(list(terms.values())) * batch
@@ -184,6 +187,43 @@ class YoloSegLoss:
                 "topk2": self.topk2, "head_prefix": self.head_prefix,
                 "detach_prototypes": self.detach_prototypes, "semantic": self.semantic,
                 "static_shapes": self.static_shapes}
+
+
+def input_size(prototypes: tf.Tensor, nominal: int) -> int | tf.Tensor:
+    """The batch's input size S: ``nominal`` when the prototypes are at ``nominal / 4``, else
+    read from the prototypes (multi-scale training draws a size per batch:
+    tfseg/pipeline/multiscale.py): an int where their shape is static, a scalar int32 tensor
+    where only the run time knows it."""
+    grid = prototypes.shape[1]
+    if grid is not None:
+        return nominal if grid * PROTO_STRIDE == nominal else grid * PROTO_STRIDE
+    return tf.shape(prototypes)[1] * PROTO_STRIDE
+
+
+def on_mask_grid(maps: tf.Tensor, masks: tf.Tensor,
+                 size: int | tf.Tensor) -> tuple[tf.Tensor, int | tf.Tensor]:
+    """Per-pixel outputs (prototypes, semantic logits) on the GT masks' grid, and the input
+    pixels per pixel of that grid.
+
+    The masks stay on the grid of the nominal size when a batch is drawn at another
+    (multi-scale training); there the maps are resized to it, bilinear, as the reference
+    resizes its prototypes, so every GT mask is compared as it was made.
+
+    Args:
+        maps: ``[B, H, W, K]`` float32 at the batch's input size ``size``.
+        masks: ``[B, M, P, P]`` GT masks.
+        size: the batch's input size S (input_size).
+
+    Returns:
+        (maps ``[B, P, P, K]``, S / P): the maps themselves, and their stride, when they are
+        on the grid already.
+    """
+    grid, height = masks.shape[-1], maps.shape[1]
+    if grid is not None and height == grid and isinstance(size, int):
+        return maps, size // grid
+    grid = tf.shape(masks)[-1] if grid is None else grid
+    resized = tf.image.resize(maps, [grid, grid], method="bilinear")
+    return resized, tf.cast(size, tf.float32) / tf.cast(grid, tf.float32)
 
 
 def on_instances_in_use(loss_on, y_true: dict, y_pred: dict, static_shapes: bool = True):

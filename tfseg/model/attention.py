@@ -42,7 +42,9 @@ class Attention(Block):
         self.pe = ConvBNSiLU(dim, 3, depthwise=True, activation=False, name="pe")
 
     def call(self, x, training=None):
-        height, width = x.shape[1], x.shape[2]
+        # Static sizes where known (exports see constants), run-time ones otherwise
+        # (multi-scale training traces one step for every size).
+        height, width = ops.shape(x)[1], ops.shape(x)[2]
         pixels = height * width
         qkv = self.qkv(x, training=training)  # [B, H, W, heads * (2 key_dim + head_dim)]
         qkv = ops.reshape(qkv, (-1, pixels, self.num_heads, 2 * self.key_dim + self.head_dim))

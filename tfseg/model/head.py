@@ -155,7 +155,9 @@ class SegmentHead(Block):
     @staticmethod
     def _flatten(levels: list) -> object:
         # each [B, H, W, K] -> [B, H * W, K] (row-major), then stride 8 first: [B, A, K]
-        flat = [ops.reshape(x, (-1, x.shape[1] * x.shape[2], x.shape[3])) for x in levels]
+        # (static sizes where known, run-time ones under multi-scale training)
+        flat = [ops.reshape(x, (-1, ops.shape(x)[1] * ops.shape(x)[2], x.shape[3]))
+                for x in levels]
         return ops.concatenate(flat, axis=1)
 
     def _run(self, branches: list, features: list, training=None):

@@ -323,9 +323,15 @@ class NearestUpsample2x(layers.Layer):
 
     def call(self, x):
         height, width = x.shape[1], x.shape[2]
+        if height is None or width is None:  # sizes known at run time (multi-scale training):
+            import tensorflow as tf  # the op Keras' resize calls, which takes a size tensor
+
+            shape = tf.shape(x)
+            return tf.image.resize(x, 2 * shape[1:3], method="nearest")
         return ops.image.resize(x, (2 * height, 2 * width), interpolation="nearest",
                                 data_format="channels_last")
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
-        return (batch, 2 * height, 2 * width, channels)
+        return (batch, None if height is None else 2 * height,
+                None if width is None else 2 * width, channels)

@@ -1,4 +1,4 @@
-"""Anchor points (cell centres) and their strides for a fixed square input size."""
+"""Anchor points (cell centres) and their strides for a square input size."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ import tensorflow as tf
 from tfseg.contracts import STRIDES
 
 
-def anchor_points(size: int, strides: tuple[int, ...] = STRIDES) -> tuple[tf.Tensor, tf.Tensor]:
+def anchor_points(size: int | tf.Tensor,
+                  strides: tuple[int, ...] = STRIDES) -> tuple[tf.Tensor, tf.Tensor]:
     """Centres of every grid cell, in input pixels, in the raw-output anchor order.
 
     Args:
-        size: square input size in pixels, divisible by the largest stride.
+        size: square input size in pixels, divisible by the largest stride; an int, or a
+            scalar int32 tensor where the size is drawn at run time (multi-scale training).
         strides: the feature strides, finest first.
 
     Returns:
         points: ``[A, 2]`` float32 (x, y) in input pixels, i.e. (column + 0.5) * stride.
         stride_per_anchor: ``[A, 1]`` float32.
     """
-    if size % max(strides):
+    if isinstance(size, int) and size % max(strides):
         raise ValueError(f"input size {size} is not divisible by the largest stride {max(strides)}")
     points, per_anchor = [], []
     for stride in strides:

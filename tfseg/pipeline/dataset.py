@@ -3,7 +3,8 @@
 The only public entry of tfseg.pipeline. Training: shard, shuffle, decode, crowd removal,
 resize (or, with a cache, decode, crowd removal and resize once, then shuffle the kept samples:
 cache.py), mosaic + random affine (mosaic.py), copy-paste, mixup and cutmix (mixing.py), flips,
-HSV, filtering, a shuffle of 2 batches of augmented samples, targets, batch, prefetch.
+HSV, filtering, a shuffle of 2 batches of augmented samples, targets, batch, a size drawn per
+batch (multiscale.py), prefetch.
 Evaluation: decode, crowd removal, letterbox only, plus what evaluation needs.
 """
 
@@ -15,7 +16,7 @@ import tensorflow as tf
 
 from tfseg.contracts import PROTO_STRIDE
 from tfseg.ops.letterbox import letterbox_boxes, letterbox_image, letterbox_masks
-from tfseg.pipeline import augment, mixing, mosaic, targets
+from tfseg.pipeline import augment, mixing, mosaic, multiscale, targets
 from tfseg.pipeline import cache as sample_cache
 from tfseg.pipeline.decode import decode_record
 
@@ -138,7 +139,8 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
                   shuffle_buffer: int = 256, masks: bool = True, flipud: float = 0.0,
                   perspective: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
                   copy_paste: float = 0.0, copy_paste_mode: str = "flip", repeat: bool = False,
-                  cache: str | None = None, cache_dir: str | None = None) -> tf.data.Dataset:
+                  cache: str | None = None, cache_dir: str | None = None,
+                  multi_scale: float = 0.0) -> tf.data.Dataset:
     """Records -> batches of (images, targets) per contracts.TRAIN_IMAGES / TRAIN_TARGETS.
 
     Args:
@@ -165,10 +167,13 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
             (cache.py says what that needs and where the files go). Needs finite records.
         cache_dir: cache "disk": the folder of the cache files; None: the records' own
             (``cache.disk_cache_dir``; ``source`` must then be a data directory).
+        multi_scale: training: f > 0 resizes each batch to a multiple of 32 drawn within
+            S (1 +/- f), boxes scaled with the images, masks left at S / 4 (multiscale.py).
 
     Returns:
         Training: dataset of (images ``[B, S, S, 3]`` float32 in [0, 1], targets dict boxes
-        ``[B, M, 4]``, classes ``[B, M]``, masks ``[B, M, S/4, S/4]``), drop_remainder.
+        ``[B, M, 4]``, classes ``[B, M]``, masks ``[B, M, S/4, S/4]``), drop_remainder; with
+        ``multi_scale`` the images are ``[B, s, s, 3]``, s drawn per batch, boxes in its pixels.
         Evaluation: the same targets (masks only with ``masks``) plus image_id ``[B]`` int64
         (-1 for filler elements that complete the last batch; skip them) and letterbox
         ``[B, 5]`` float32 (orig_h, orig_w, scale, pad_top, pad_left): every image appears
@@ -202,6 +207,10 @@ def build_dataset(source, split: str, image_size: int, batch_size: int, max_inst
         samples = samples.shuffle(2 * batch_size, seed=seed + 2, reshuffle_each_iteration=True)
         batches = samples.map(lambda s: targets.to_targets(s, image_size, max_instances),
                               num_parallel_calls=AUTOTUNE)
+        batches = multiscale.multi_scale_batches(
+            batches.batch(batch_size, drop_remainder=True), image_size, float(multi_scale),
+            seed + 3)
+        return batches.prefetch(AUTOTUNE)
     else:
         batches = records.map(lambda r: _eval_element(r, image_size, max_instances, masks),
                               num_parallel_calls=AUTOTUNE)

@@ -51,7 +51,7 @@ def write_grid(dataset, path: str, num_batches: int = 1, columns: int = 4,
     """Draw the first ``num_batches`` batches of a (images, targets) dataset into one PNG.
 
     Args:
-        dataset: from tfseg.pipeline.dataset.build_dataset.
+        dataset: from tfseg.pipeline.dataset.build_dataset, or a list of its batches.
         path: the PNG to write (folders created).
         num_batches: batches to draw.
         columns: pictures per row.
@@ -61,19 +61,21 @@ def write_grid(dataset, path: str, num_batches: int = 1, columns: int = 4,
         ``path``.
     """
     pictures = []
-    for images, targets in dataset.take(num_batches):
+    batches = dataset.take(num_batches) if hasattr(dataset, "take") else dataset[:num_batches]
+    for images, targets in batches:
         for i in range(images.shape[0]):
             pictures.append(draw_sample(images[i].numpy(), targets["boxes"][i].numpy(),
                                         targets["classes"][i].numpy(), targets["masks"][i].numpy(),
                                         class_names))
     if not pictures:
         raise ValueError("the dataset gave no batch to draw")
-    size = pictures[0].shape[0]
+    size = max(picture.shape[0] for picture in pictures)  # multi-scale: batches differ
     rows = -(-len(pictures) // columns)
     grid = np.full([rows * size, columns * size, 3], 255, np.uint8)
     for k, picture in enumerate(pictures):
         r, c = divmod(k, columns)
-        grid[r * size:(r + 1) * size, c * size:(c + 1) * size] = picture
+        side = picture.shape[0]
+        grid[r * size:r * size + side, c * size:c * size + side] = picture
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}")
