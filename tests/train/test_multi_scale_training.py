@@ -18,7 +18,7 @@ def test_multi_scale_trains_every_size_in_one_trace(shapes_root, tmp_path, make_
 
     monkeypatch.setattr(YoloSeg, "compute_loss", recording_loss)
     cfg = run_config(make_config(shapes_root, **{
-        "augment.multi_scale": 0.5, "train.epochs": 2, "train.steps_per_epoch": 3}))
+        "augment.multi_scale": 0.5, "train.epochs": 1, "train.steps_per_epoch": 6}))
     summary = train(cfg, tmp_path / "run", verbose=0)
 
     assert summary["stopped"] == "completed" and summary["batches"] == 6
