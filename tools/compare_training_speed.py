@@ -11,9 +11,12 @@ mosaic on throughout, on the same cores, one after the other for each size and c
   ``tfseg data convert --to yolo`` writes of the same dataset; ``--cache ram`` adds its
   ``cache="ram"``. Its per-epoch times come from that tool's ``epoch_times.csv``.
 
-Which side runs first alternates from one measurement to the next, in a checkerboard over
-sizes and cache settings, so neither always runs first at a size or a cache setting on a
-machine that warms up or is shared.
+``--multi-scale 0 0.5`` measures each size and cache setting without and with multi-scale
+training (``multi_scale`` on both sides: each batch resized within the size x (1 +/- f)).
+
+Which side runs first alternates from one measurement to the next (sizes, then cache
+settings, then multi-scale settings), so neither side always runs first on a machine that
+warms up or is shared.
 
 The table, per size and cache setting:
 
@@ -31,8 +34,8 @@ The table, per size and cache setting:
 Usage (from the repository root, tfseg's venv active; nothing is downloaded)::
 
     python tools/compare_training_speed.py --reference-python /work/refvenv/bin/python \\
-        --sizes 320 640 --batch 16 --epochs 3 --cache false ram --workdir /tmp/speed \\
-        [data=shapes ...]
+        --sizes 320 640 --batch 16 --epochs 3 --cache false ram [--multi-scale 0 0.5] \\
+        --workdir /tmp/speed [data=shapes ...]
 
 ``key=value`` arguments go to both sides' dataset (tfseg's config keys).
 """
@@ -84,12 +87,12 @@ def yolo_copy(workdir: Path, tfseg: str, overrides: list[str]) -> Path:
 
 
 def ours(workdir: Path, tfseg: str, size: int, batch: int, epochs: int, cache: str,
-         overrides: list[str]) -> dict:
-    output = workdir / f"tfseg_{size}_{cache}.json"
+         overrides: list[str], multi_scale: float = 0.0) -> dict:
+    output = workdir / f"tfseg_{size}_{cache}_{multi_scale:g}.json"
     code, wall, peak = run_measured([tfseg, "benchmark", "train", "--sizes", str(size),
                                      "--batch", str(batch), "--epochs", str(epochs),
                                      "--runs", "6", "--output", str(output), *overrides,
-                                     f"data.cache={cache}"],
+                                     f"data.cache={cache}", f"augment.multi_scale={multi_scale}"],
                                     cwd=workdir / "coco")
     if code:
         raise SystemExit(f"tfseg benchmark train failed ({code})")
@@ -108,13 +111,14 @@ def ours(workdir: Path, tfseg: str, size: int, batch: int, epochs: int, cache: s
 
 
 def reference(workdir: Path, python: str, data_yaml: Path, size: int, batch: int,
-              epochs: int, cache: str) -> dict:
-    name = f"speed-{size}-{cache}-{int(time.time())}"
+              epochs: int, cache: str, multi_scale: float = 0.0) -> dict:
+    name = f"speed-{size}-{cache}-{multi_scale:g}-{int(time.time())}"
     code, wall, peak = run_measured([python, str(REFERENCE_TOOL), "train", "--data-yaml",
                                      str(data_yaml), "--workdir", str(workdir / "reference"),
                                      "--name", name, "--epochs", str(epochs), "--imgsz",
                                      str(size), "--batch", str(batch), "--threads", "2",
-                                     "--cache", cache, "--close-mosaic", "0"],
+                                     "--cache", cache, "--close-mosaic", "0",
+                                     "--multi-scale", str(multi_scale)],
                                     cwd=workdir)
     if code:
         raise SystemExit(f"the reference failed ({code})")
@@ -158,7 +162,8 @@ def _epochs(side: str) -> tuple:
 
 # (group heading, its columns: (heading, format spec, value of one result))
 GROUPS = (
-    ("", (("size", "d", lambda r: r["size"]), ("cache", "s", lambda r: r["cache"]))),
+    ("", (("size", "d", lambda r: r["size"]), ("cache", "s", lambda r: r["cache"]),
+          ("ms", "g", lambda r: r.get("multi_scale", 0.0)))),
     ("img/s, epochs", _both("images_per_second", ".2f")),
     ("img/s, pass", _both("train_pass_images_per_second", ".2f")),
     ("tfseg s", _epochs("tfseg")),
@@ -193,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--cache", nargs="+", choices=CACHE_SETTINGS, default=["false"],
                         help="cache settings to measure each size with (default: false)")
+    parser.add_argument("--multi-scale", type=float, nargs="+", default=[0.0],
+                        help="multi-scale settings to measure each with (default: 0, off)")
     args, overrides = parser.parse_known_args(argv)
     overrides = overrides or ["data=cocolike"]
     workdir = args.workdir.resolve()
@@ -200,20 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     data_yaml = yolo_copy(workdir, args.tfseg, overrides)
     results = []
-    for i, size in enumerate(args.sizes):
-        for j, cache in enumerate(args.cache):
-            sides = {}
-            order = ("tfseg", "reference") if (i + j) % 2 == 0 else ("reference", "tfseg")
-            for side in order:
-                sides[side] = (ours(workdir, args.tfseg, size, args.batch, args.epochs, cache,
-                                    overrides)
-                               if side == "tfseg" else
-                               reference(workdir, args.reference_python, data_yaml, size,
-                                         args.batch, args.epochs, cache))
-            results.append({"size": size, "cache": cache, "batch": args.batch,
-                            "epochs": args.epochs, "first": order[0], **sides})
-            (workdir / "compare.json").write_text(json.dumps(results, indent=2))
-            print(table(results), flush=True)
+    settings = [(size, cache, scale) for size in args.sizes for cache in args.cache
+                for scale in args.multi_scale]
+    for k, (size, cache, scale) in enumerate(settings):
+        sides = {}
+        order = ("tfseg", "reference") if k % 2 == 0 else ("reference", "tfseg")
+        for side in order:
+            sides[side] = (ours(workdir, args.tfseg, size, args.batch, args.epochs, cache,
+                                overrides, scale)
+                           if side == "tfseg" else
+                           reference(workdir, args.reference_python, data_yaml, size,
+                                     args.batch, args.epochs, cache, scale))
+        results.append({"size": size, "cache": cache, "multi_scale": scale, "batch": args.batch,
+                        "epochs": args.epochs, "first": order[0], **sides})
+        (workdir / "compare.json").write_text(json.dumps(results, indent=2))
+        print(table(results), flush=True)
     print(f"\nsame run, {args.epochs} epochs per side, size and cache setting; img/s over the "
           f"epochs after the first, whole (training pass + validation), then the pass alone "
           f"(ratio: tfseg / reference); seconds: setup to the first epoch, first epoch, median "

@@ -198,11 +198,12 @@ def _write_final(trainer) -> None:
 def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, batch: int,
           workers: int, threads: int, seed: int, device: str = "cpu",
           model_yaml: str = "yolov8n-seg.yaml", save_period: int = -1, cache: str = "false",
-          close_mosaic: int = 10) -> Path:
+          close_mosaic: int = 10, multi_scale: float = 0.0) -> Path:
     """Train the reference model from its YAML (random init); returns the run directory.
 
     ``cache``: "false", "ram" or "disk" (Ultralytics' ``cache``); ``close_mosaic``: the final
-    epochs trained without mosaic (0: mosaic throughout).
+    epochs trained without mosaic (0: mosaic throughout); ``multi_scale``: Ultralytics' own
+    (each batch resized within imgsz x (1 +/- it)).
     """
     import torch
 
@@ -218,7 +219,7 @@ def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, ba
                 device=device, plots=False, amp=False, seed=seed, deterministic=True, val=True,
                 project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False,
                 save_period=save_period, cache=False if cache == "false" else cache,
-                close_mosaic=close_mosaic)
+                close_mosaic=close_mosaic, multi_scale=multi_scale)
     return workdir / "runs" / name
 
 
@@ -341,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--close-mosaic", type=int, default=10,
                         help="train: final epochs without mosaic (default 10, Ultralytics'; "
                              "0: mosaic throughout)")
+    parser.add_argument("--multi-scale", type=float, default=0.0,
+                        help="train: Ultralytics' multi_scale (default 0: off)")
     parser.add_argument("--tfseg-model", default="yolov8-seg-n",
                         help="score: tfseg's name of the trained architecture")
     parser.add_argument("--data-root", type=Path,
@@ -368,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     run_dir = train(data_yaml, workdir, args.name, args.epochs, args.imgsz, args.batch,
                     args.workers, args.threads, args.seed, args.device, args.model,
-                    args.save_period, args.cache, args.close_mosaic)
+                    args.save_period, args.cache, args.close_mosaic, args.multi_scale)
     print(f"\nwall time (train + per-epoch val + final val): {time.time() - start:.0f} s")
     print(report(run_dir))
     return 0
