@@ -34,7 +34,7 @@ def _weight_dtypes(path) -> set:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy, optimizer, epochs", [("mixed_bfloat16", "GroupedAdamW", 2),
+@pytest.mark.parametrize("policy, optimizer, epochs", [("mixed_bfloat16", "GroupedAdamW", 1),
                                                        ("mixed_float16", "LossScaleOptimizer", 3)])
 def test_a_mixed_policy_trains_with_accumulation_and_ema_and_saves_float32_weights(
         policy, optimizer, epochs, shapes_root, tmp_path, make_config, run_config, monkeypatch,
@@ -53,7 +53,7 @@ def test_a_mixed_policy_trains_with_accumulation_and_ema_and_saves_float32_weigh
     assert seen.optimizer == optimizer  # float16 needs Keras' loss scaling, bfloat16 not
     batches, updates = summary["batches"], summary["updates"]
     if policy == "mixed_bfloat16":
-        assert (batches, updates) == (8, 4)
+        assert (batches, updates) == (4, 2)
     else:
         # Keras' dynamic loss scale starts at 2^15; our loss sums over the batch, so the
         # first batches' float16 gradients overflow and are skipped (not applied, not
