@@ -121,7 +121,7 @@ class YoloSegLoss:
         cuts the targets to the instances in use first)."""
         gt_boxes = tf.cast(y_true["boxes"], tf.float32)  # [B, m, 4]
         gt_classes = tf.cast(y_true["classes"], tf.int32)  # [B, m]
-        size = input_size(raw["prototypes"], self.image_size)
+        size = input_size(raw["prototypes"])
         points, strides = anchor_points(size)  # [A, 2], [A, 1]
         raw = {**raw, **{key: raw[self.head_prefix + key] for key in HEAD_KEYS}}
         if self.detach_prototypes:
@@ -142,7 +142,8 @@ class YoloSegLoss:
         target_boxes = tf.where(target.foreground[..., None], target.boxes,
                                 tf.stop_gradient(pred_boxes))  # [B, A, 4]
 
-        prototypes, mask_stride = on_mask_grid(raw["prototypes"], y_true["masks"], size)
+        grid = _side(y_true["masks"])  # the GT masks' grid: S / 4 of the model's own S
+        prototypes, mask_stride = on_mask_grid(raw["prototypes"], grid, size)
         terms = {
             "box": ciou_loss(pred_boxes, target_boxes, weights, score_sum),
             "seg": mask_loss(raw["mask_coefficients"], prototypes, y_true["masks"],
@@ -159,8 +160,7 @@ class YoloSegLoss:
         else:
             terms["l1"] = l1_distance_loss(distances, target_distances, weights, score_sum, size)
         if self.semantic:  # its logits at stride 8 against the masks taken at every second pixel
-            semantic, _ = on_mask_grid(raw["semantic_logits"], y_true["masks"][:, :, ::2, ::2],
-                                       size)
+            semantic, _ = on_mask_grid(raw["semantic_logits"], grid // 2, size)
             terms["sem"] = semantic_loss(semantic, y_true["masks"], gt_classes)
         terms = {name: value * self.gains[name] for name, value in terms.items()}
         batch = tf.cast(tf.shape(gt_boxes)[0], tf.float32)
@@ -189,18 +189,19 @@ class YoloSegLoss:
                 "static_shapes": self.static_shapes}
 
 
-def input_size(prototypes: tf.Tensor, nominal: int) -> int | tf.Tensor:
-    """The batch's input size S: ``nominal`` when the prototypes are at ``nominal / 4``, else
-    read from the prototypes (multi-scale training draws a size per batch:
-    tfseg/pipeline/multiscale.py): an int where their shape is static, a scalar int32 tensor
-    where only the run time knows it."""
-    grid = prototypes.shape[1]
-    if grid is not None:
-        return nominal if grid * PROTO_STRIDE == nominal else grid * PROTO_STRIDE
-    return tf.shape(prototypes)[1] * PROTO_STRIDE
+def _side(maps: tf.Tensor, axis: int = -1) -> int | tf.Tensor:
+    """A square map's side: an int where the shape is static, else a scalar int32 tensor."""
+    side = maps.shape[axis]
+    return tf.shape(maps)[axis] if side is None else side
 
 
-def on_mask_grid(maps: tf.Tensor, masks: tf.Tensor,
+def input_size(prototypes: tf.Tensor) -> int | tf.Tensor:
+    """The batch's input size S, read from its prototypes (at S / 4): the model's own size,
+    or the one multi-scale training drew for the batch (tfseg/pipeline/multiscale.py)."""
+    return _side(prototypes, 1) * PROTO_STRIDE
+
+
+def on_mask_grid(maps: tf.Tensor, grid: int | tf.Tensor,
                  size: int | tf.Tensor) -> tuple[tf.Tensor, int | tf.Tensor]:
     """Per-pixel outputs (prototypes, semantic logits) on the GT masks' grid, and the input
     pixels per pixel of that grid.
@@ -211,17 +212,15 @@ def on_mask_grid(maps: tf.Tensor, masks: tf.Tensor,
 
     Args:
         maps: ``[B, H, W, K]`` float32 at the batch's input size ``size``.
-        masks: ``[B, M, P, P]`` GT masks.
+        grid: P, the side of the grid to compare on.
         size: the batch's input size S (input_size).
 
     Returns:
         (maps ``[B, P, P, K]``, S / P): the maps themselves, and their stride, when they are
         on the grid already.
     """
-    grid, height = masks.shape[-1], maps.shape[1]
-    if grid is not None and height == grid and isinstance(size, int):
+    if isinstance(grid, int) and isinstance(size, int) and maps.shape[1] == grid:
         return maps, size // grid
-    grid = tf.shape(masks)[-1] if grid is None else grid
     resized = tf.image.resize(maps, [grid, grid], method="bilinear")
     return resized, tf.cast(size, tf.float32) / tf.cast(grid, tf.float32)
 
