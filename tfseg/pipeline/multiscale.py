@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-STRIDE = 32  # the network's largest stride: every size is a multiple of it
+from tfseg.contracts import STRIDES
+
+STRIDE = max(STRIDES)  # the network's largest stride: every size is a multiple of it
 
 
 def scale_choices(size: int, fraction: float, stride: int = STRIDE) -> list[int]:
