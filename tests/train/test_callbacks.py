@@ -1,8 +1,9 @@
 """Training-loop callbacks on a real (tiny) Keras fit: early stopping judged at evaluations,
-close-mosaic, the epoch line, results.csv and results.png."""
+close-mosaic, the epoch line, results.csv and results.png, the resume backup."""
 
 import csv
 import io
+import json
 
 import cv2
 import keras
@@ -10,8 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfseg.evaluate.plots import plot_results
-from tfseg.train.callbacks import (EVALUATED, CloseMosaic, EvaluateAndCheckpoint,
-                                   EvaluatedEarlyStopping, LearningRateLog, ResumableCSVLogger)
+from tfseg.train.callbacks import (EVALUATED, CloseMosaic, CommitBackup, EvaluateAndCheckpoint,
+                                   EvaluatedEarlyStopping, GuardedBackupAndRestore,
+                                   LearningRateLog, NaNGuard, ResumableCSVLogger)
 from tfseg.train.progress import EpochLine
 
 
@@ -112,3 +114,46 @@ def test_the_epoch_line_reports_instances_left_out_over_max_instances():
     assert "left out" not in format_epoch_line(0, 5, dict(logs, dropped_instances=0.0), 2.0)
     line = format_epoch_line(0, 5, dict(logs, dropped_instances=37.0), 2.0)
     assert "37 instances over data.max_instances left out" in line
+
+
+def _backed_up_fit(backup, epochs, model=None):
+    """A one-weight model fitted with the resume backup; returns the model and its history."""
+    if model is None:
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    restore = GuardedBackupAndRestore(str(backup), NaNGuard(), double_checkpoint=True)
+    x = np.ones((4, 1), np.float32)
+    history = model.fit(x, x, batch_size=2, epochs=epochs, verbose=0,
+                        callbacks=[restore, CommitBackup(restore)])
+    return model, history
+
+
+def test_a_kill_while_the_backup_is_written_leaves_the_previous_backup_whole(tmp_path,
+                                                                          monkeypatch):
+    backup = tmp_path / "backup"
+    model, _ = _backed_up_fit(backup, epochs=2)
+    metadata = backup / "training_metadata.json"
+    assert json.loads(metadata.read_text())["epoch"] == 2  # epochs done
+    assert json.loads((backup / "training_metadata.json.bkp").read_text())["epoch"] == 1
+
+    # The third epoch's backup dies after the weights, before the metadata is written (as
+    # SIGKILL would; Keras' own writer left an empty training_metadata.json there, which
+    # resume could not parse): the pair resume reads is still the second epoch's, whole.
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(json, "dumps", killed)
+        try:
+            _backed_up_fit(backup, epochs=3, model=model)
+        except KeyboardInterrupt:
+            pass
+    assert json.loads(metadata.read_text())["epoch"] == 2
+    fresh = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    fresh.compile(optimizer="sgd", loss="mse")
+    _, history = _backed_up_fit(backup, epochs=3, model=fresh)
+    assert history.epoch == [2]  # resumed after the second epoch, trained only the third
+    assert json.loads(metadata.read_text())["epoch"] == 3
+    assert sorted(p.name for p in backup.iterdir()) == [  # nothing staged is left behind
+        "latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
+        "training_metadata.json.bkp"]

@@ -24,6 +24,7 @@ TensorBoard, EarlyStopping, progress bars). Here:
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import shutil
@@ -33,6 +34,7 @@ import keras
 import numpy as np
 
 from tfseg.errors import ConfigError
+from tfseg.runs import write_atomic
 
 EMA_STATE = "ema.npz"
 MASK_MAP = "val_mask_mAP50-95"
@@ -105,6 +107,25 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         """Nothing here: ``commit`` saves, once the epoch's other outputs are written."""
 
+    def _save_model(self):
+        """Keras' backup, with every file replaced by a rename: Keras writes the weights and
+        ``training_metadata.json`` in place, so a kill during the write left a torn or empty
+        file that resume could not read. The new weights and metadata are both written
+        aside first and renamed in one go, after the previous pair is copied to ``*.bkp``."""
+        weights, metadata = Path(self._weights_path), Path(self._training_metadata_path)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        if self.double_checkpoint:
+            for current, previous in ((weights, self._prev_weights_path),
+                                      (metadata, self._prev_training_metadata_path)):
+                if current.is_file():
+                    copy_atomic(current, Path(previous))
+        staged = weights.with_name(f".{weights.stem}.tmp.weights.h5")
+        self.model.save_weights(str(staged))
+        staged_metadata = write_atomic(metadata.with_name(f".{metadata.name}.staged"), json.dumps(
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        os.replace(staged, weights)
+        os.replace(staged_metadata, metadata)
+
     def commit(self, epoch: int, logs=None) -> None:
         """Back up the state at the end of ``epoch`` (not after a non-finite loss)."""
         if not self.guard.failed:
@@ -168,7 +189,7 @@ class EMAUpdate(keras.callbacks.Callback):
         if self.path is None or (self.guard is not None and self.guard.failed):
             return
         if self.path.is_file():
-            shutil.copyfile(self.path, self.path.with_name(EMA_STATE + ".bkp"))
+            copy_atomic(self.path, self.path.with_name(EMA_STATE + ".bkp"))
         self.ema.save(self.path, epoch=epoch + 1)
 
 
@@ -245,7 +266,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         if evaluated and math.isfinite(current) and current > self.best_map:
             self.best_map, self.best_epoch = current, epoch
             save_weights_atomic(self.model, self.weights_dir / "best.weights.h5")
-            _write_text_atomic(self.weights_dir / "best.txt", f"{epoch} {current}\n")
+            write_atomic(self.weights_dir / "best.txt", f"{epoch} {current}\n")
 
     def describe_last(self) -> str:
         """The last good checkpoint, for the NaN message."""
@@ -354,7 +375,7 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
                 rows = list(csv.reader(handle))
             if rows:
                 kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < start]
-                _write_text_atomic(path, "".join(",".join(r) + "\n" for r in kept))
+                write_atomic(path, "".join(",".join(r) + "\n" for r in kept))
         super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -378,7 +399,9 @@ def save_weights_atomic(model, path: Path) -> Path:
     return path
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def copy_atomic(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` through a temporary file and a rename."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
