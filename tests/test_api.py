@@ -64,7 +64,7 @@ def test_every_api_name_resolves_and_unknown_names_fail():
 def test_a_loaded_keras_model_is_ready_for_fit(tmp_path):
     """tfseg.load gives weights their loss, so compile + fit need nothing else."""
     import keras
-    import numpy as np
+    from tiny_batch import tiny_batch
 
     import tfseg
     from tfseg.model.artifact import ModelInfo, write_model_info
@@ -75,15 +75,8 @@ def test_a_loaded_keras_model_is_ready_for_fit(tmp_path):
     loaded = tfseg.load(tmp_path / "last.weights.h5")
     model = loaded.model
     model.compile(optimizer=keras.optimizers.SGD(0.0))
-    images = np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype("float32")
-    boxes = np.zeros((2, 4, 4), "float32")
-    boxes[:, 0] = [8, 8, 40, 40]
-    classes = np.full((2, 4), -1, "int32")
-    classes[:, 0] = 1
-    masks = np.zeros((2, 4, 16, 16), "uint8")
-    masks[:, 0, 2:10, 2:10] = 1
-    logs = model.train_on_batch(images, {"boxes": boxes, "classes": classes, "masks": masks},
-                                return_dict=True)
+    images, targets = tiny_batch()
+    logs = model.train_on_batch(images, targets, return_dict=True)
     assert math.isfinite(logs["loss"]) and logs["loss"] > 0
     assert {"box_loss", "cls_loss", "seg_loss"} <= set(logs)
 

@@ -25,6 +25,7 @@ from tfseg.model.head import SegmentHead
 from tfseg.model.head26 import DualSegmentHead
 from tfseg.model.neck import yolo11_neck, yolo26_neck, yolov8_neck
 from tfseg.model.scales import model_spec
+from tfseg.model.train_function import rewrites_help, without_graph_rewrites
 
 _FAMILIES = {
     "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
@@ -115,6 +116,17 @@ class YoloSeg(keras.Model):
         if "dropped" in y:
             self.dropped_instances.update_state(keras.ops.sum(y["dropped"]))
         return total
+
+    def make_train_function(self, force=False):
+        """Keras' train function; on CPUs run without grappler's graph rewrites, which
+        cost seconds of every run's start there and gained nothing
+        (tfseg/model/train_function.py)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        if not rewrites_help():
+            self.train_function = without_graph_rewrites(self.train_function)
+        return self.train_function
 
     def get_config(self):
         return {"model_name": self.model_name, "num_classes": self.num_classes,
