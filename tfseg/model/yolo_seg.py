@@ -25,7 +25,7 @@ from tfseg.model.head import SegmentHead
 from tfseg.model.head26 import DualSegmentHead
 from tfseg.model.neck import yolo11_neck, yolo26_neck, yolov8_neck
 from tfseg.model.scales import model_spec
-from tfseg.model.train_function import rewrites_help, without_graph_rewrites
+from tfseg.model.train_function import has_accelerator, without_graph_rewrites
 
 _FAMILIES = {
     "yolov8-seg": (yolov8_backbone, yolov8_neck, False),
@@ -124,7 +124,7 @@ class YoloSeg(keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
-        if not rewrites_help():
+        if not has_accelerator():
             self.train_function = without_graph_rewrites(self.train_function)
         return self.train_function
 

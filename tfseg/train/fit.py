@@ -46,6 +46,7 @@ from tfseg.evaluate.loop import evaluate, make_detector
 from tfseg.evaluate.plots import plot_results
 from tfseg.loss.end_to_end_loss import EndToEndSegLoss
 from tfseg.model.artifact import write_training_info
+from tfseg.model.train_function import has_accelerator
 from tfseg.model.yolo_seg import build_model
 from tfseg.pipeline.cache import check_cache
 from tfseg.pipeline.dataset import build_dataset
@@ -189,8 +190,7 @@ def _use_xla(requested: bool) -> bool:
     """XLA for the train step only on accelerators: measured on the 2-core CPU
     (tfseg/benchmarks/train.py, yolov8-seg-n, 320 px, batch 16) XLA gave 4.5 images/s against
     4.9 without, after 70 s of compilation (185 s at 64 px)."""
-    return bool(requested) and bool(tf.config.list_physical_devices("GPU")
-                                    or tf.config.list_logical_devices("TPU"))
+    return bool(requested) and has_accelerator()
 
 
 def _static_shapes(cfg: RunConfig) -> bool:
