@@ -59,11 +59,11 @@ def test_adamw_decays_kernels_only_decoupled():
 
 
 def test_adamw_without_decay_steps_as_keras_adam():
-    # GroupedAdamW computes Adam's per-update scalars once per update, not per variable
-    # (tfseg.train.optim._update_on_summed), and updates each variable with TensorFlow's
-    # fused Adam kernel: the arithmetic must stay Keras Adam's. Tolerance 1e-6 relative: the
-    # kernel evaluates the same expressions in float32 in its own order (a few ulps apart
-    # after three steps); without the bias corrections the first step alone is 3x off.
+    # GroupedAdamW computes Adam's per-update scalars once per update and updates all
+    # variables of a group as one flat vector (tfseg.train.optim, "Flat state"): the
+    # arithmetic must stay Keras Adam's. Tolerance 1e-6 relative: float32 evaluation of the
+    # same expressions, rounded a few ulps apart after three steps; without the bias
+    # corrections the first step alone is 3x off.
     rng = np.random.default_rng(0)
     ours, theirs = _model(), _model()
     adamw = GroupedAdamW(learning_rate=0.01, kernel_decay=0.0)
@@ -138,7 +138,7 @@ def test_accumulation_updates_every_second_batch_with_the_scaled_then_clipped_me
     _step(sgd, model, 3.0)  # mean (1 + 3) / 2 = 2, x 2 = 4 (the sum), clipped to 3
     assert kernel.numpy()[0, 0] == pytest.approx(-3.0)
     assert (int(sgd.iterations.numpy()), int(sgd._iterations.numpy())) == (1, 2)
-    assert sgd._accumulated_gradients[0].numpy()[0, 0] == 0.0  # reset for the next update
+    assert not np.any(sgd._accumulator.numpy())  # reset for the next update
     _step(sgd, model, 0.5)
     _step(sgd, model, 0.25)  # (0.5 + 0.25) / 2 * 2 = 0.75, under the clip
     assert kernel.numpy()[0, 0] == pytest.approx(-3.75)

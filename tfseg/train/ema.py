@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfseg.train.flat import FlatLayout, read, write
+
 
 def ramped_decay(updates, decay: float = 0.9999, tau: float = 2000.0):
     """``decay * (1 - exp(-updates / tau))`` for a number or a float tensor."""
@@ -45,6 +47,10 @@ def ramped_decay(updates, decay: float = 0.9999, tau: float = 2000.0):
 
 class ModelEMA:
     """Shadows of all of a model's weights and their ramped-decay update.
+
+    The float weights' shadows are one flat vector per dtype (tfseg.train.flat: the update
+    is a few ops whatever the number of weights); other weights (integer counters) are
+    copied, as averaging them means nothing.
 
     Args:
         model: a built Keras model.
@@ -64,45 +70,76 @@ class ModelEMA:
     def __init__(self, model, optimizer=None, decay: float = 0.9999, tau: float = 2000.0):
         self.decay, self.tau = float(decay), float(tau)
         self._weights = list(model.weights)
-        if optimizer is None:
-            with tf.init_scope():
-                self.shadows = [tf.Variable(np.asarray(w), trainable=False, name=f"ema/{i}")
-                                for i, w in enumerate(self._weights)]
-                self.updates = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                           name="ema/updates")
-        else:  # inside the strategy scope, like the optimizer's other variables
-            self.shadows = [optimizer.add_variable(w.shape, dtype=w.dtype, name=f"ema_{i}")
-                            for i, w in enumerate(self._weights)]
-            self.updates = optimizer.add_variable((), dtype="int64", name="ema_updates")
-            for shadow, weight in zip(self.shadows, self._weights):
-                shadow.assign(weight)
+        self._averaged: dict[str, list[int]] = {}  # dtype -> indices of the weights it holds
+        self._copied: list[int] = []
+        for i, weight in enumerate(self._weights):
+            if tf.as_dtype(weight.dtype).is_floating:
+                self._averaged.setdefault(tf.as_dtype(weight.dtype).name, []).append(i)
+            else:
+                self._copied.append(i)
+        self._layouts = {dtype: FlatLayout([self._weights[i].shape for i in indices])
+                         for dtype, indices in self._averaged.items()}
+
+        def variable(shape, dtype, name):
+            if optimizer is None:
+                with tf.init_scope():
+                    return tf.Variable(tf.zeros(shape, dtype), trainable=False, name=f"ema/{name}")
+            # inside the strategy scope, like the optimizer's other variables
+            return optimizer.add_variable(shape, dtype=dtype, name=f"ema_{name}")
+
+        self._flat = {dtype: variable((layout.size,), dtype, dtype)
+                      for dtype, layout in self._layouts.items()}
+        self._copies = {i: variable(self._weights[i].shape, self._weights[i].dtype, str(i))
+                        for i in self._copied}
+        self.updates = variable((), tf.int64, "updates")
+        self.load_state({f"shadow_{i}": np.asarray(w) for i, w in enumerate(self._weights)}
+                        | {"updates": 0})
+        if optimizer is not None:
             optimizer.after_update = self._update
-        self._update_fn = tf.function(self._update, jit_compile=False)
+        self._update_fn = tf.function(lambda: self._update(None), jit_compile=False)
 
-    def _update(self):
-        """One EMA step (graph code; also what the optimizer runs after each update).
+    def _update(self, due):
+        """One EMA step, when ``due`` (a boolean tensor; None: always). Graph code: what the
+        optimizer runs after each batch's step, with its update condition.
 
-        ``s = d s + (1 - d) w`` as ``s -= (1 - d)(s - w)``: one fused kernel per shadow
-        (ResourceApplyGradientDescent), so the train step's graph stays small.
+        ``s = d s + (1 - d) w`` as ``s -= (1 - d)(s - w)``: one fused kernel per flat
+        shadow (ResourceApplyGradientDescent). The weights are gathered before the
+        condition, so it captures one vector per dtype rather than every weight.
         """
-        self.updates.assign_add(1)
-        d = ramped_decay(tf.cast(self.updates, tf.float32), self.decay, self.tau)
-        take = {}  # dtype -> 1 - d, computed once rather than once per shadow
-        for shadow, weight in zip(self.shadows, self._weights):
-            dtype = tf.as_dtype(shadow.dtype)
-            value = _tf_variable(shadow)
-            if dtype.is_floating:
-                if dtype not in take:
-                    take[dtype] = 1.0 - tf.cast(d, dtype)
+        flat = {dtype: self._layouts[dtype].flatten([read(self._weights[i]) for i in indices])
+                for dtype, indices in self._averaged.items()}
+        copied = {i: read(self._weights[i]) for i in self._copied}
+
+        def step():
+            self.updates.assign_add(1)
+            d = ramped_decay(tf.cast(self.updates, tf.float32), self.decay, self.tau)
+            for dtype, weights in flat.items():
+                shadow = self._flat[dtype]
                 tf.raw_ops.ResourceApplyGradientDescent(
-                    var=value.handle, alpha=take[dtype],
-                    delta=value - tf.cast(_tf_variable(weight), dtype))
-            else:  # integer state (counters): copy, as averaging them means nothing
-                value.assign(tf.cast(_tf_variable(weight), dtype))
+                    var=shadow.handle, alpha=1.0 - tf.cast(d, dtype),
+                    delta=read(shadow) - weights)
+            for i, value in copied.items():
+                write(self._copies[i], value)
+
+        if due is None:
+            step()
+        else:
+            tf.cond(due, step, lambda: None)
 
     def update(self) -> None:
         """One EMA step from the model's current weights (outside training: tests, tools)."""
         self._update_fn()
+
+    def shadow_values(self) -> list[np.ndarray]:
+        """The averages, one array per model weight, in ``model.weights`` order."""
+        values: list = [None] * len(self._weights)
+        for dtype, indices in self._averaged.items():
+            pieces = self._layouts[dtype].unflatten_numpy(np.asarray(self._flat[dtype]))
+            for i, piece in zip(indices, pieces):
+                values[i] = piece
+        for i, copy in self._copies.items():
+            values[i] = np.asarray(copy)
+        return values
 
     @contextlib.contextmanager
     def swapped_in(self, model=None):
@@ -110,16 +147,17 @@ class ModelEMA:
         weights = self._weights if model is None else list(model.weights)
         raw = [np.asarray(w) for w in weights]
         try:
-            for weight, shadow in zip(weights, self.shadows):
-                weight.assign(shadow.numpy())
+            for weight, shadow in zip(weights, self.shadow_values()):
+                weight.assign(shadow)
             yield
         finally:
             for weight, value in zip(weights, raw):
                 weight.assign(value)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Shadows and the update count as numpy arrays (what ``save`` writes)."""
-        state = {f"shadow_{i}": s.numpy() for i, s in enumerate(self.shadows)}
+        """Shadows (``shadow_<i>``, one per model weight) and the update count as numpy
+        arrays (what ``save`` writes)."""
+        state = {f"shadow_{i}": value for i, value in enumerate(self.shadow_values())}
         state["updates"] = np.asarray(self.updates.numpy())
         return state
 
@@ -130,14 +168,20 @@ class ModelEMA:
             ValueError: the saved shadows do not match this model's weights.
         """
         count = sum(1 for key in state if key.startswith("shadow_"))
-        if count != len(self.shadows):
-            raise ValueError(f"EMA state has {count} weights, the model has {len(self.shadows)}")
-        for i, shadow in enumerate(self.shadows):
-            value = state[f"shadow_{i}"]
-            if tuple(value.shape) != tuple(shadow.shape):
-                raise ValueError(f"EMA weight {i} ({self._weights[i].path}): saved shape "
-                                 f"{value.shape}, model shape {tuple(shadow.shape)}")
-            shadow.assign(value)
+        if count != len(self._weights):
+            raise ValueError(f"EMA state has {count} weights, the model has {len(self._weights)}")
+        values = []
+        for i, weight in enumerate(self._weights):
+            value = np.asarray(state[f"shadow_{i}"])
+            if tuple(value.shape) != tuple(weight.shape):
+                raise ValueError(f"EMA weight {i} ({weight.path}): saved shape "
+                                 f"{value.shape}, model shape {tuple(weight.shape)}")
+            values.append(value)
+        for dtype, indices in self._averaged.items():
+            self._flat[dtype].assign(np.concatenate(
+                [values[i].reshape(-1).astype(dtype) for i in indices]))
+        for i, copy in self._copies.items():
+            copy.assign(values[i])
         self.updates.assign(int(state["updates"]))
 
     def save(self, path: str | Path, **extra) -> None:
@@ -154,9 +198,3 @@ class ModelEMA:
             self.load_state({k: saved[k] for k in saved.files})
             return {k[len("extra_"):]: saved[k].item() for k in saved.files
                     if k.startswith("extra_")}
-
-
-def _tf_variable(variable) -> tf.Variable:
-    """The TensorFlow variable behind a Keras one (ops on it trace faster than on the Keras
-    wrapper); a TensorFlow variable as it is."""
-    return variable if isinstance(variable, tf.Variable) else variable.value

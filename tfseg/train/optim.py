@@ -12,8 +12,8 @@ exclusions; the groups here need a second rate schedule and, for SGD, the refere
 *coupled* L2 decay (added to the gradient before momentum, as the recipe's 5e-4 was tuned
 for). So both classes below replace Keras' update (``_backend_apply_gradients``, see "Order of
 operations") and leave Keras' own ``weight_decay`` unset. Each update computes its scalars
-(rates, momentum, Adam's bias corrections) once per group, then updates every variable
-(``_update_variable``); ``update_step``, Keras' per-variable entry, does both for one variable.
+(rates, momentum, Adam's bias corrections) once per group and updates the group's slice of
+the flat state (``_update_group``, see "Flat state").
 
 Gradient scale: the loss (tfseg/loss) already sums over the images of the batch, as the
 reference does. With gradient accumulation to the nominal batch of 64 the reference *sums*
@@ -26,12 +26,24 @@ replicas' gradients are summed, so training passes ``replicas=1`` (tfseg/train/s
 
 Order of operations, on one device and on R replicas alike (``_backend_apply_gradients``):
 sum the replicas' gradients; accumulate (``accumulate > 1``: add them into the
-``gradient_accumulator`` variables; once ``accumulate`` batches have gathered since the last
-update, update with their sum / ``accumulate`` and reset them); scale by ``gradient_scale``;
-clip (``global_clipnorm``, so the clip bounds the summed gradient, as the reference clips);
-update. ``iterations`` counts updates, ``_iterations`` batches (the schedules read it); both,
-the batch of the last update and the accumulators are optimizer variables, saved and restored
-with the Keras checkpoint.
+``gradient_accumulator``; once ``accumulate`` batches have gathered since the last update,
+update with their sum / ``accumulate`` and reset it); scale by ``gradient_scale``; clip
+(``global_clipnorm``, so the clip bounds the summed gradient, as the reference clips); update;
+then the weight average, if any (``after_update``). ``iterations`` counts updates,
+``_iterations`` batches (the schedules read it); both, the batch of the last update, the
+accumulator and the slots are optimizer variables, saved and restored with the Keras
+checkpoint.
+
+Flat state: the update is elementwise, so it runs on all variables at once
+(tfseg.train.flat). The optimizer keeps its accumulator as one vector over every trainable
+variable and each slot (momentum; Adam's moments) as one vector per parameter group; the
+variables lie in that vector group by group (decay, bias, no_decay) so each group is one
+slice with its own scalars. A step gathers the gradients and the weights into vectors,
+updates inside the accumulate-or-update condition, and writes the weights back (unchanged
+values on a batch that only accumulates). Written per variable, the update and the weight
+average made about 27 graph ops per model weight, most of them the condition's captures of
+every variable, slot and gradient: 9,500 ops for yolov8-seg-n and seconds of tracing at the
+start of every run. On the vectors they make about 8 (tests/train/test_flat.py).
 
 Accumulation warmup (``accumulate_warmup`` = W batches, the recipe's warmup): as in the
 reference, the batches per update grow from 1 to ``accumulate`` over the warmup,
@@ -48,12 +60,14 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from tfseg.train.flat import FlatLayout, read, write
 from tfseg.train.schedule import MomentumWarmup, WarmupDecay, warmup_steps_for
 
 NOMINAL_BATCH = 64  # the reference recipe's nominal batch size (gradient accumulation target)
 AUTO_SGD_ITERATIONS = 10_000  # "auto": SGD for runs longer than this many nominal iterations
 _DECAYED_NAMES = {"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"}
 _BIAS_NAMES = {"bias", "beta"}
+GROUPS = ("decay", "bias", "no_decay")  # parameter groups, in their order in the flat state
 
 
 def parameter_group(variable) -> str:
@@ -80,7 +94,12 @@ class _ParameterGroups:
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
         self.accumulate_warmup = int(accumulate_warmup)
-        self.after_update = None  # graph code run right after each update (tfseg.train.ema)
+        if self.clipnorm:
+            raise ValueError(f"{self.name}: clipnorm (per variable) is not supported; use "
+                             "global_clipnorm, as the recipe does")
+        # Graph code run after each batch's step, given the update condition (None: every
+        # batch updates): tfseg.train.ema.ModelEMA's average.
+        self.after_update = None
 
     def _build_counters(self):
         """The update counter and the batch of the last update (-1: none yet); replica-local
@@ -111,9 +130,6 @@ class _ParameterGroups:
     # Schedules read ``_iterations`` (batches seen), as Keras does for ``learning_rate``;
     # ``iterations`` counts optimizer updates when gradients are accumulated.
 
-    def _follows_bias_rate(self, variable) -> bool:
-        return self.bias_learning_rate is not None and parameter_group(variable) == "bias"
-
     def _group_scalars(self, learning_rate) -> tuple[dict, dict]:
         """This update's scalars (``_step_scalars``) for the weights' rate and for the bias
         schedule's rate (the same dict when there is no bias schedule)."""
@@ -122,77 +138,112 @@ class _ParameterGroups:
             return weights, weights
         return weights, self._step_scalars(self.bias_learning_rate(self._iterations))
 
-    def _scalars_of(self, variable, groups: tuple[dict, dict]) -> dict:
-        weights, biases = groups
-        return biases if self._follows_bias_rate(variable) else weights
+    def _build_flat(self, variables, slots: tuple[str, ...]):
+        """Keras' build without its per-variable gradient accumulators, then the flat state:
+        the layout (variables ordered by parameter group), one accumulator over all of them,
+        and each slot as one vector per non-empty group.
 
-    def update_step(self, gradient, variable, learning_rate):
-        """Keras' per-variable update: this variable's group scalars, then its update."""
-        groups = self._group_scalars(learning_rate)
-        self._update_variable(gradient, variable, self._scalars_of(variable, groups))
-
-    def _decays(self, variable) -> bool:
-        return self.kernel_decay > 0 and parameter_group(variable) == "decay"
-
-    def _clip_gradients(self, grads):
-        if self.gradient_scale != 1.0:
-            grads = [g if g is None else g * self.gradient_scale for g in grads]
-        return super()._clip_gradients(grads)
+        Raises:
+            ValueError: trainable variables of more than one dtype.
+        """
+        steps = self.gradient_accumulation_steps
+        self.gradient_accumulation_steps = None  # the flat accumulator below replaces Keras'
+        try:
+            keras.optimizers.Optimizer.build(self, variables)
+        finally:
+            self.gradient_accumulation_steps = steps
+        dtypes = sorted({str(v.dtype) for v in variables})
+        if len(dtypes) > 1:
+            raise ValueError(f"{self.name}: trainable variables of several dtypes {dtypes}; "
+                             "the update needs one (mixed precision keeps them float32)")
+        self._dtype = dtypes[0] if dtypes else "float32"
+        groups = [parameter_group(v) for v in variables]
+        self._order = sorted(range(len(variables)), key=lambda i: GROUPS.index(groups[i]))
+        self._layout = FlatLayout([variables[i].shape for i in self._order])
+        sizes = [0] * len(GROUPS)
+        for i, size in zip(self._order, self._layout.sizes):
+            sizes[GROUPS.index(groups[i])] += size
+        self._group_sizes = sizes
+        self._slots = {name: [self.add_variable((size,), initializer="zeros", dtype=self._dtype,
+                                                name=f"{name}_{group}", aggregation="none")
+                              if size else None for group, size in zip(GROUPS, sizes)]
+                       for name in slots}
+        self._accumulator = None
+        if steps:
+            self._accumulator = self.add_variable((self._layout.size,), initializer="zeros",
+                                                  dtype=self._dtype, name="gradient_accumulator",
+                                                  aggregation="none")
+        self._build_counters()
 
     # Keras 3.15's TF backend all-reduces the replicas' gradients inside its update: after
     # clipping (each replica clipped alone) and, when accumulating, inside a ``cond`` (a
-    # ``merge_call`` there cannot trace without XLA). These two hooks sum first, outside any
+    # ``merge_call`` there cannot trace without XLA). Here they are summed first, outside any
     # cond, so every replica holds the same summed gradients and updates its own copy of
-    # each mirrored variable (aggregation "none": a replica-local assign, no merge_call).
-    # The arithmetic is Keras' own, so one device updates exactly as before.
+    # each variable (the slots' aggregation is "none", the weights are written through each
+    # replica's handle: no merge_call).
 
     def _backend_apply_gradients(self, grads, trainable_variables):
         """Sum over replicas, then accumulate or update (Keras' ``(g + acc) / steps``).
 
         Args:
             grads: this replica's gradients, one per variable (no None).
-            trainable_variables: the variables they belong to.
+            trainable_variables: the variables they belong to (those without a gradient
+                keep their value; their slots see a zero gradient).
         """
         grads = _summed_over_replicas(self, grads, trainable_variables)
+        given = {self._get_variable_index(v): g for g, v in zip(grads, trainable_variables)}
+        variables = self._trainable_variables
+        gradient = self._layout.flatten(
+            [tf.cast(given[i], self._dtype) if i in given else
+             tf.zeros(variables[i].shape, self._dtype) for i in self._order])
+        weights = self._layout.flatten([read(variables[i]) for i in self._order])
         steps = self.gradient_accumulation_steps
         if not steps:
-            self._update_on_summed(grads, trainable_variables)
-            self._after_update()
-            return
-        accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
-                        for v in trainable_variables]
-        batch = tf.cast(self._iterations, tf.int64)  # this batch's index
+            updated, due = self._update_flat(gradient, weights), None
+        else:
+            batch = tf.cast(self._iterations, tf.int64)  # this batch's index
+            self.assign_add(self._accumulator, gradient)
+            due = batch - self._last_update >= self._accumulate_now()
 
-        def update():
-            self._update_on_summed([(g + a) / steps for g, a in zip(grads, accumulators)],
-                                   trainable_variables)
-            self._backend_reset_gradient_accumulators()
-            self.assign_add(self._updates, 1)
-            self.assign(self._last_update, batch)
-            self._after_update()
+            def update():
+                summed = self._accumulator / steps
+                updated = self._update_flat(summed, weights)  # Adam counts this update from 1
+                self.assign(self._accumulator, tf.zeros_like(summed))
+                self.assign_add(self._updates, 1)
+                self.assign(self._last_update, batch)
+                return updated
 
-        def accumulate():
-            for g, a in zip(grads, accumulators):
-                self.assign(a, a + g)
-
-        tf.cond(batch - self._last_update >= self._accumulate_now(), update, accumulate)
-
-    def _after_update(self):
+            updated = tf.cond(due, update, lambda: weights)
+        for i, value in zip(self._order, self._layout.unflatten(updated)):
+            if i in given:
+                write(variables[i], value)
         if self.after_update is not None:
-            self.after_update()
+            self.after_update(due)
 
-    def _update_on_summed(self, grads, trainable_variables):
-        """Scale and clip the summed gradients, then update each variable.
+    def _update_flat(self, gradient, weights):
+        """Scale and clip the summed gradient, then update each group's slice.
 
-        The scalars of an update (rates, momentum, Adam's bias corrections) are computed once
-        per group, not once per variable as Keras' ``update_step`` would: with ~200
-        variables that made the update's graph ~15,000 nodes, most of them scalar
-        arithmetic repeated, which the process holds in memory and runs at every update.
+        Args:
+            gradient: the summed gradient, a vector in the layout's order.
+            weights: the weights before the update, same order.
+
+        Returns:
+            The updated weights, same order. The slots are updated in place.
         """
-        grads = self._clip_gradients(grads)
-        groups = self._group_scalars(self.learning_rate)
-        for grad, variable in zip(grads, trainable_variables):
-            self._update_variable(grad, variable, self._scalars_of(variable, groups))
+        if self.gradient_scale != 1.0:
+            gradient = gradient * self.gradient_scale
+        gradient = super()._clip_gradients([gradient])[0]  # global clip: one norm over all
+        weights_scalars, bias_scalars = self._group_scalars(self.learning_rate)
+        parts = []
+        for k, (group, g, w) in enumerate(zip(GROUPS, tf.split(gradient, self._group_sizes),
+                                              tf.split(weights, self._group_sizes))):
+            if not self._group_sizes[k]:
+                continue
+            scalars = bias_scalars if group == "bias" else weights_scalars
+            slots = {name: vectors[k] for name, vectors in self._slots.items()}
+            decay = self.kernel_decay if group == "decay" else 0.0
+            parts.append(self._update_group(g, w, slots, scalars, decay))
+        return tf.concat(parts, axis=0) if parts else weights
 
     def _group_config(self) -> dict:
         return {"bias_learning_rate": _serialize(self.bias_learning_rate),
@@ -233,9 +284,7 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
     def build(self, variables):
         if self.built:
             return
-        super().build(variables)
-        self._build_counters()
-        self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self._build_flat(variables, ("momentum",))
 
     def _momentum_now(self):
         if callable(self.momentum):
@@ -246,17 +295,17 @@ class NesterovSGD(_ParameterGroups, keras.optimizers.Optimizer):
         return {"lr": tf.cast(learning_rate, tf.float32),
                 "mu": tf.cast(self._momentum_now(), tf.float32)}
 
-    def _update_variable(self, gradient, variable, scalars):
-        """Coupled decay (kernels), then one fused kernel: ``b = mu * b + g``,
-        ``w -= lr * g + lr * mu * b`` (TensorFlow's Nesterov momentum is PyTorch's step)."""
-        dtype = variable.dtype
-        gradient = tf.cast(gradient, dtype)
-        if self._decays(variable):
-            gradient = gradient + self.kernel_decay * variable.value
-        buffer = self.momentums[self._get_variable_index(variable)]
-        tf.raw_ops.ResourceApplyMomentum(
-            var=variable.handle, accum=buffer.handle, lr=tf.cast(scalars["lr"], dtype),
-            grad=gradient, momentum=tf.cast(scalars["mu"], dtype), use_nesterov=True)
+    def _update_group(self, gradient, weights, slots, scalars, decay):
+        """Coupled decay (kernels: ``decay`` > 0), then ``b = mu * b + g``,
+        ``w -= g lr + b mu lr``: TensorFlow's Nesterov momentum kernel's arithmetic, in its
+        order, which is PyTorch's step. Returns the new weights."""
+        lr = tf.cast(scalars["lr"], self._dtype)
+        mu = tf.cast(scalars["mu"], self._dtype)
+        if decay:
+            gradient = gradient + decay * weights
+        buffer = slots["momentum"] * mu + gradient
+        self.assign(slots["momentum"], buffer)
+        return weights - (gradient * lr + buffer * mu * lr)
 
     def get_config(self):
         config = super().get_config()
@@ -292,8 +341,7 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
     def build(self, variables):
         if self.built:
             return
-        super().build(variables)
-        self._build_counters()
+        self._build_flat(variables, ("m", "v", "v_hat") if self.amsgrad else ("m", "v"))
 
     def _step_scalars(self, learning_rate) -> dict:
         """Keras Adam's per-update scalars (its ``update_step``'s arithmetic, in float32)."""
@@ -307,32 +355,22 @@ class GroupedAdamW(_ParameterGroups, keras.optimizers.Adam):
                 "beta_2": tf.cast(self.beta_2, tf.float32),
                 "epsilon": tf.cast(self.epsilon, tf.float32)}
 
-    def _update_variable(self, gradient, variable, scalars):
-        """Decoupled decay (kernels), then Keras Adam's update of one variable: one fused
-        kernel whose arithmetic is Keras Adam's (``m += (g - m)(1 - b1)``,
-        ``v += (g^2 - v)(1 - b2)``, ``w -= m alpha / (sqrt(v) + eps)``)."""
-        dtype = variable.dtype
-        if self._decays(variable):
-            decay = tf.cast(scalars["lr"], dtype) * self.kernel_decay
-            variable.value.assign_sub(variable.value * decay)
-        gradient = tf.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
-        if not self.amsgrad:
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=m.handle, v=v.handle,
-                beta1_power=tf.cast(scalars["beta_1_power"], dtype),
-                beta2_power=tf.cast(scalars["beta_2_power"], dtype),
-                lr=tf.cast(scalars["lr"], dtype), beta1=tf.cast(scalars["beta_1"], dtype),
-                beta2=tf.cast(scalars["beta_2"], dtype),
-                epsilon=tf.cast(scalars["epsilon"], dtype), grad=gradient, use_nesterov=False)
-            return
-        alpha = tf.cast(scalars["alpha"], dtype)
-        self.assign_add(m, (gradient - m) * (1 - self.beta_1))
-        self.assign_add(v, (tf.square(gradient) - v) * (1 - self.beta_2))
-        v_hat = self._velocity_hats[index]
-        self.assign(v_hat, tf.maximum(v_hat, v))
-        self.assign_sub(variable, (m * alpha) / (tf.sqrt(v_hat) + self.epsilon))
+    def _update_group(self, gradient, weights, slots, scalars, decay):
+        """Decoupled decay (kernels: ``w -= lr decay w``), then Keras Adam's update, in the
+        order TensorFlow's Adam kernel evaluates it: ``m += (g - m)(1 - b1)``,
+        ``v += (g^2 - v)(1 - b2)``, ``w -= m alpha / (sqrt(v) + eps)``. Returns the new
+        weights."""
+        cast = {key: tf.cast(value, self._dtype) for key, value in scalars.items()}
+        if decay:
+            weights = weights - weights * (cast["lr"] * decay)
+        m = slots["m"] + (gradient - slots["m"]) * (1 - cast["beta_1"])
+        v = slots["v"] + (tf.square(gradient) - slots["v"]) * (1 - cast["beta_2"])
+        self.assign(slots["m"], m)
+        self.assign(slots["v"], v)
+        if self.amsgrad:
+            v = tf.maximum(slots["v_hat"], v)
+            self.assign(slots["v_hat"], v)
+        return weights - (m * cast["alpha"]) / (tf.sqrt(v) + cast["epsilon"])
 
     def get_config(self):
         config = super().get_config()

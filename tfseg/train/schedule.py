@@ -24,7 +24,7 @@ compiled train step, so it needs no Python per batch, survives XLA, and is resto
 resume because it depends only on ``optimizer.iterations`` (saved with the optimizer). Keras
 gives an optimizer one rate, so the two parameter groups are realised by the optimizer
 (tfseg/train/optim.py): it is given the weight schedule as its ``learning_rate`` and
-evaluates the bias and momentum schedules itself per variable.
+evaluates the bias and momentum schedules itself, once per update, for its parameter groups.
 """
 
 from __future__ import annotations
