@@ -102,7 +102,8 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
             # schedule and moments would not be a resume.
             raise ConfigError(f"train.resume: the optimizer state in {self.backup_dir} does not "
                               "match this run's optimizer (was the optimizer, batch or gradient "
-                              "accumulation changed?)")
+                              "accumulation changed, or the backup written by an earlier tfseg "
+                              "whose optimizer kept its state per variable?)")
 
     def on_epoch_end(self, epoch, logs=None):
         """Nothing here: ``commit`` saves, once the epoch's other outputs are written."""
