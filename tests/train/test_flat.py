@@ -26,17 +26,28 @@ def test_layout_flattens_and_restores_tensors_of_any_shape():
         np.testing.assert_array_equal(numpy_back, tensor)
 
 
-def test_a_variable_without_gradient_keeps_its_value():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1)])
+def _dense_pair():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1)])
+
+
+def test_a_variable_without_gradient_keeps_its_value_and_its_momentum():
+    # Step 1 leaves out the second Dense's kernel; step 2 gives every variable a gradient.
+    # That kernel must then move exactly as a fresh optimizer's first step moves it: its
+    # momentum (and the kernel decay that would enter it) untouched by step 1.
+    model, fresh = _dense_pair(), _dense_pair()
     sgd = NesterovSGD(learning_rate=0.1, momentum=0.9, kernel_decay=0.1)
     variables = model.trainable_variables
     before = [v.numpy().copy() for v in variables]
     grads = [tf.ones(v.shape) for v in variables]
-    grads[2] = None  # the second Dense's kernel
-    sgd.apply(grads, variables)
+    sgd.apply(grads[:2] + [None] + grads[3:], variables)
     for i, (variable, value) in enumerate(zip(variables, before)):
-        moved = not np.array_equal(variable.numpy(), value)
-        assert moved == (i != 2), variable.path
+        assert np.array_equal(variable.numpy(), value) == (i == 2), variable.path
+    sgd.apply(grads, variables)
+    NesterovSGD(learning_rate=0.1, momentum=0.9, kernel_decay=0.1).apply(
+        grads, fresh.trainable_variables)
+    np.testing.assert_array_equal(variables[2].numpy(), fresh.trainable_variables[2].numpy())
+    assert not np.array_equal(variables[0].numpy(), fresh.trainable_variables[0].numpy())
 
 
 def _ops(graph, counts):

@@ -53,11 +53,17 @@ class FlatLayout:
 
 def read(variable) -> tf.Tensor:
     """The value of a Keras or TensorFlow variable, read from its handle (on a replica:
-    that replica's copy)."""
+    that replica's copy; outside ``strategy.run``, in a strategy's scope: the primary)."""
+    if tf.distribute.in_cross_replica_context():
+        return tf.convert_to_tensor(variable)
     return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype)
 
 
 def write(variable, value) -> None:
     """Assign ``value`` through the variable's handle: on a replica, that replica's copy
-    only (every replica writes the same value after the synchronised update)."""
+    only (every replica writes the same value after the synchronised update); outside
+    ``strategy.run``, in a strategy's scope: every copy."""
+    if tf.distribute.in_cross_replica_context():
+        variable.assign(tf.cast(value, variable.dtype))
+        return
     tf.raw_ops.AssignVariableOp(resource=variable.handle, value=tf.cast(value, variable.dtype))

@@ -58,6 +58,7 @@ import math
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfseg.train.flat import FlatLayout, read, write
@@ -94,9 +95,7 @@ class _ParameterGroups:
         self.kernel_decay = float(kernel_decay)
         self.gradient_scale = float(gradient_scale)
         self.accumulate_warmup = int(accumulate_warmup)
-        if self.clipnorm:
-            raise ValueError(f"{self.name}: clipnorm (per variable) is not supported; use "
-                             "global_clipnorm, as the recipe does")
+        self._refuse_clipnorm()
         # Graph code run after each batch's step, given the update condition (None: every
         # batch updates): tfseg.train.ema.ModelEMA's average.
         self.after_update = None
@@ -138,6 +137,15 @@ class _ParameterGroups:
             return weights, weights
         return weights, self._step_scalars(self.bias_learning_rate(self._iterations))
 
+    def _refuse_clipnorm(self):
+        if self.clipnorm:
+            raise ValueError(f"{self.name}: clipnorm (per variable) is not supported; use "
+                             "global_clipnorm, as the recipe does")
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Keras' per-variable update: not used, the update is flat (``_update_flat``)."""
+        raise NotImplementedError(f"{self.name} updates all variables at once: call apply()")
+
     def _build_flat(self, variables, slots: tuple[str, ...]):
         """Keras' build without its per-variable gradient accumulators, then the flat state:
         the layout (variables ordered by parameter group), one accumulator over all of them,
@@ -152,7 +160,7 @@ class _ParameterGroups:
             keras.optimizers.Optimizer.build(self, variables)
         finally:
             self.gradient_accumulation_steps = steps
-        dtypes = sorted({str(v.dtype) for v in variables})
+        dtypes = sorted({keras.backend.standardize_dtype(v.dtype) for v in variables})
         if len(dtypes) > 1:
             raise ValueError(f"{self.name}: trainable variables of several dtypes {dtypes}; "
                              "the update needs one (mixed precision keeps them float32)")
@@ -188,7 +196,7 @@ class _ParameterGroups:
         Args:
             grads: this replica's gradients, one per variable (no None).
             trainable_variables: the variables they belong to (those without a gradient
-                keep their value; their slots see a zero gradient).
+                keep their value and their slots, as in Keras).
         """
         grads = _summed_over_replicas(self, grads, trainable_variables)
         given = {self._get_variable_index(v): g for g, v in zip(grads, trainable_variables)}
@@ -197,9 +205,13 @@ class _ParameterGroups:
             [tf.cast(given[i], self._dtype) if i in given else
              tf.zeros(variables[i].shape, self._dtype) for i in self._order])
         weights = self._layout.flatten([read(variables[i]) for i in self._order])
+        held = None  # where the variables without a gradient lie, when there are any
+        if len(given) < len(variables):
+            held = np.concatenate([np.full(size, i not in given)
+                                   for i, size in zip(self._order, self._layout.sizes)])
         steps = self.gradient_accumulation_steps
         if not steps:
-            updated, due = self._update_flat(gradient, weights), None
+            updated, due = self._update_flat(gradient, weights, held), None
         else:
             batch = tf.cast(self._iterations, tf.int64)  # this batch's index
             self.assign_add(self._accumulator, gradient)
@@ -207,7 +219,7 @@ class _ParameterGroups:
 
             def update():
                 summed = self._accumulator / steps
-                updated = self._update_flat(summed, weights)  # Adam counts this update from 1
+                updated = self._update_flat(summed, weights, held)  # Adam counts it from 1
                 self.assign(self._accumulator, tf.zeros_like(summed))
                 self.assign_add(self._updates, 1)
                 self.assign(self._last_update, batch)
@@ -220,16 +232,19 @@ class _ParameterGroups:
         if self.after_update is not None:
             self.after_update(due)
 
-    def _update_flat(self, gradient, weights):
+    def _update_flat(self, gradient, weights, held=None):
         """Scale and clip the summed gradient, then update each group's slice.
 
         Args:
             gradient: the summed gradient, a vector in the layout's order.
             weights: the weights before the update, same order.
+            held: None, or a numpy bool vector (same order) marking variables without a
+                gradient, whose slots keep their values.
 
         Returns:
             The updated weights, same order. The slots are updated in place.
         """
+        self._refuse_clipnorm()  # also when set after construction
         if self.gradient_scale != 1.0:
             gradient = gradient * self.gradient_scale
         gradient = super()._clip_gradients([gradient])[0]  # global clip: one norm over all
@@ -242,7 +257,13 @@ class _ParameterGroups:
             scalars = bias_scalars if group == "bias" else weights_scalars
             slots = {name: vectors[k] for name, vectors in self._slots.items()}
             decay = self.kernel_decay if group == "decay" else 0.0
+            before = {name: read(slot) for name, slot in slots.items()} if held is not None else {}
             parts.append(self._update_group(g, w, slots, scalars, decay))
+            if held is not None:
+                start = sum(self._group_sizes[:k])
+                keep = tf.constant(held[start:start + self._group_sizes[k]])
+                for name, slot in slots.items():
+                    self.assign(slot, tf.where(keep, before[name], read(slot)))
         return tf.concat(parts, axis=0) if parts else weights
 
     def _group_config(self) -> dict:
