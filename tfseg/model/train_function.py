@@ -9,9 +9,9 @@ nothing: the convolutions of a training step feed batch normalization, so none o
 fusions that speed up inference applies.
 
 Measured with ``tools/measure_start.py data=cocolike imgsz=320 epochs=2 steps_per_epoch=15
-batch=8`` on a 2-vCPU AMD EPYC, two runs each, interleaved: the first step 25.8-27.2 s with
-the rewrites and 20.5-22.6 s without, the steady step 1.3-1.4 s either way. Setting and
-restoring the option around each call costs about 0.2 ms.
+batch=8`` on a 2-vCPU AMD EPYC, interleaved: the rewrites cost about 5 s of the first step and
+nothing changed in the steady step (docs/benchmarks.md, "The start of a training run").
+Setting and restoring the option around each call costs about 0.2 ms.
 
 Accelerators keep the rewrites (on GPUs the layout optimizer moves convolutions to the
 layout cuDNN prefers; XLA compiles the step anyway). Only the train function is affected:
