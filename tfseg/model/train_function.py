@@ -9,7 +9,7 @@ nothing: the convolutions of a training step feed batch normalization, so none o
 fusions that speed up inference applies.
 
 Measured with ``tools/measure_start.py data=cocolike imgsz=320 epochs=2 steps_per_epoch=15
-batch=8`` on a 2-vCPU AMD EPYC, interleaved: the rewrites cost about 5 s of the first step and
+batch=8`` on a 2-vCPU AMD EPYC, interleaved: the rewrites cost 5-6 s of the first step and
 nothing changed in the steady step (docs/benchmarks.md, "The start of a training run").
 Setting and restoring the option around each call costs about 0.2 ms.
 
