@@ -1,4 +1,5 @@
-"""FusedBatchNormalization: the fused training kernel gives Keras' batch-norm results."""
+"""FusedBatchNormalization: the fused training kernel gives Keras' batch-norm outputs and
+gradients, and moves its statistics as PyTorch's batch-norm (the reference) does."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ def test_training_step_matches_hand_computed_values():
     x = np.array([1.0, 2.0, 3.0, 6.0], np.float32).reshape(1, 2, 2, 1)
     out = np.asarray(layer(x, training=True)).ravel()
     np.testing.assert_allclose(out, (np.array([1, 2, 3, 6]) - 3.0) / np.sqrt(3.5 + 1e-3), rtol=1e-5)
-    # Moving stats start at mean 0, variance 1 and move 3 % towards the batch's (biased) ones.
+    # Moving stats start at mean 0, variance 1 and move 3 % towards the batch's: the variance
+    # towards the unbiased one, 14 / 3 (PyTorch's convention; Keras' layer would use 3.5).
     np.testing.assert_allclose(layer.moving_mean.numpy(), [0.03 * 3.0], rtol=1e-5)
-    np.testing.assert_allclose(layer.moving_variance.numpy(), [0.97 + 0.03 * 3.5], rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), [0.97 + 0.03 * 14 / 3], rtol=1e-5)
 
 
 def test_matches_keras_batch_norm_in_values_statistics_and_gradients():
@@ -37,10 +39,17 @@ def test_matches_keras_batch_norm_in_values_statistics_and_gradients():
             y = layer(x, training=True)
             objective = tf.reduce_sum(y * upstream)
         grads = tape.gradient(objective, [x, layer.gamma, layer.beta])
-        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+        results.append([y, *grads, layer.moving_mean])
     for got, want in zip(*results):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    # Keras moves the variance towards the biased batch variance, ours towards the unbiased
+    # one: n / (n - 1) times it, n = 4 * 5 * 6 values per channel.
+    biased = (plain.moving_variance.numpy() - 0.97) / 0.03
+    np.testing.assert_allclose(fused.moving_variance.numpy(), 0.97 + 0.03 * biased * 120 / 119,
+                               rtol=1e-5)
+    assert np.all(np.abs(fused.moving_variance.numpy() - plain.moving_variance.numpy()) > 1e-4)
     # Inference reads the moving statistics through Keras' own path.
+    plain.moving_variance.assign(fused.moving_variance)
     np.testing.assert_allclose(np.asarray(fused(x, training=False)),
                                np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-6)
 
