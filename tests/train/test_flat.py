@@ -80,5 +80,9 @@ def test_the_update_of_the_real_model_traces_a_few_ops_per_variable():
     grads = [tf.zeros(v.shape) for v in variables]
     counts = _ops(step.get_concrete_function(grads).graph, collections.Counter())
     per_variable = sum(counts.values()) / len(model.weights)
-    assert per_variable < 10, counts.most_common(8)
+    assert per_variable < 8, counts.most_common(8)
+    # Each weight is read once: the trainable ones by the update, which hands its new values
+    # to the average; the others (batch-norm statistics) by the average. Plus the slots,
+    # the accumulator, the counters and the shadow.
+    assert len(model.weights) <= counts["ReadVariableOp"] <= len(model.weights) + 20
     assert counts["If"] + counts["StatelessIf"] == 2  # the update's condition and the average's

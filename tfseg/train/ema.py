@@ -50,7 +50,10 @@ class ModelEMA:
 
     The float weights' shadows are one flat vector per dtype (tfseg.train.flat: the update
     is a few ops whatever the number of weights); other weights (integer counters) are
-    copied, as averaging them means nothing.
+    copied, as averaging them means nothing. With a tfseg optimizer the trainable weights
+    lie first in their vector, in the optimizer's own flat order: its update hands over the
+    new weights as one vector, and only the others (batch-norm statistics, frozen layers)
+    are read again.
 
     Args:
         model: a built Keras model.
@@ -77,6 +80,8 @@ class ModelEMA:
                 self._averaged.setdefault(tf.as_dtype(weight.dtype).name, []).append(i)
             else:
                 self._copied.append(i)
+        # (dtype, weights in the optimizer's order): the leading part of that dtype's vector
+        self._trained = self._trained_first(model, optimizer)
         self._layouts = {dtype: FlatLayout([self._weights[i].shape for i in indices])
                          for dtype, indices in self._averaged.items()}
 
@@ -98,16 +103,58 @@ class ModelEMA:
             optimizer.after_update = self._update
         self._update_fn = tf.function(lambda: self._update(None), jit_compile=False)
 
-    def _update(self, due):
+    def _trained_first(self, model, optimizer):
+        """Reorder the averaged indices so the optimizer's trainable variables lead their
+        dtype's vector in its flat order; returns (dtype, those indices), or None when the
+        optimizer has no flat order (not a tfseg optimizer) or the variables do not fit."""
+        if optimizer is None or not hasattr(optimizer, "after_update"):
+            return None
+        from tfseg.train.optim import flat_order
+
+        where = {id(w): i for i, w in enumerate(self._weights)}
+        trainable = list(model.trainable_variables)
+        indices = [where.get(id(v)) for v in trainable]
+        dtypes = {tf.as_dtype(v.dtype).name for v in trainable}
+        if not trainable or None in indices or len(dtypes) != 1:
+            return None
+        dtype = dtypes.pop()
+        if dtype not in self._averaged:
+            return None
+        leading = [indices[j] for j in flat_order(trainable)]
+        rest = set(leading)
+        self._averaged[dtype] = leading + [i for i in self._averaged[dtype] if i not in rest]
+        return dtype, leading
+
+    def _gathered(self, updated) -> dict:
+        """The current weights as one vector per dtype; ``updated`` (the optimizer's
+        (variables, vector) after its update) stands for the trainable ones when they are
+        the variables this average expects."""
+        flat = {}
+        for dtype, indices in self._averaged.items():
+            layout = self._layouts[dtype]
+            leading = 0
+            if (updated is not None and self._trained is not None and self._trained[0] == dtype
+                    and [id(v) for v in updated[0]]
+                    == [id(self._weights[i]) for i in self._trained[1]]):
+                leading = len(self._trained[1])
+            reads = [read(self._weights[i]) for i in indices[leading:]]
+            if not leading:
+                flat[dtype] = layout.flatten(reads)
+                continue
+            rest = FlatLayout(layout.shapes[leading:]).flatten(reads)
+            flat[dtype] = tf.concat([tf.cast(updated[1], dtype), rest], axis=0)
+        return flat
+
+    def _update(self, due, updated=None):
         """One EMA step, when ``due`` (a boolean tensor; None: always). Graph code: what the
-        optimizer runs after each batch's step, with its update condition.
+        optimizer runs after each batch's step, with its update condition and, as
+        ``updated``, its new trainable weights (``after_update``'s arguments).
 
         ``s = d s + (1 - d) w`` as ``s -= (1 - d)(s - w)``: one fused kernel per flat
         shadow (ResourceApplyGradientDescent). The weights are gathered before the
         condition, so it captures one vector per dtype rather than every weight.
         """
-        flat = {dtype: self._layouts[dtype].flatten([read(self._weights[i]) for i in indices])
-                for dtype, indices in self._averaged.items()}
+        flat = self._gathered(updated)
         copied = {i: read(self._weights[i]) for i in self._copied}
 
         def step():

@@ -81,6 +81,13 @@ def parameter_group(variable) -> str:
     return "no_decay"
 
 
+def flat_order(variables) -> list[int]:
+    """The order in which the optimizers lay ``variables`` out in their flat state: group by
+    group (``GROUPS``), in their given order within a group. Indices into ``variables``."""
+    groups = [GROUPS.index(parameter_group(v)) for v in variables]
+    return sorted(range(len(variables)), key=groups.__getitem__)
+
+
 class _ParameterGroups:
     """What the two optimizers share: per-group rates, kernel-only decay, gradient scale."""
 
@@ -96,8 +103,10 @@ class _ParameterGroups:
         self.gradient_scale = float(gradient_scale)
         self.accumulate_warmup = int(accumulate_warmup)
         self._refuse_clipnorm()
-        # Graph code run after each batch's step, given the update condition (None: every
-        # batch updates): tfseg.train.ema.ModelEMA's average.
+        # Graph code run after each batch's step (tfseg.train.ema.ModelEMA's average), as
+        # after_update(due, updated): due, the update condition (None: every batch updates);
+        # updated, None or (variables, vector): the trainable variables in the flat order and
+        # their values after this batch, so the average need not read them again.
         self.after_update = None
 
     def _build_counters(self):
@@ -166,7 +175,7 @@ class _ParameterGroups:
                              "the update needs one (mixed precision keeps them float32)")
         self._dtype = dtypes[0] if dtypes else "float32"
         groups = [parameter_group(v) for v in variables]
-        self._order = sorted(range(len(variables)), key=lambda i: GROUPS.index(groups[i]))
+        self._order = flat_order(variables)
         self._layout = FlatLayout([variables[i].shape for i in self._order])
         sizes = [0] * len(GROUPS)
         for i, size in zip(self._order, self._layout.sizes):
@@ -230,7 +239,9 @@ class _ParameterGroups:
             if i in given:
                 write(variables[i], value)
         if self.after_update is not None:
-            self.after_update(due)
+            # Variables without a gradient were not written: their slice of updated is stale.
+            self.after_update(due, None if held is not None else
+                              ([variables[i] for i in self._order], updated))
 
     def _update_flat(self, gradient, weights, held=None):
         """Scale and clip the summed gradient, then update each group's slice.
