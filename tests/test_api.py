@@ -61,24 +61,37 @@ def test_every_api_name_resolves_and_unknown_names_fail():
 
 
 @pytest.mark.slow  # traces a train step
-def test_a_loaded_keras_model_is_ready_for_fit(tmp_path):
-    """tfseg.load gives weights their loss, so compile + fit need nothing else."""
+def test_a_loaded_keras_model_is_ready_for_fit_and_traces_its_step_once(tmp_path, monkeypatch):
+    """tfseg.load gives weights their loss, so compile + fit need nothing else; the user's
+    own Keras optimizer is built before the first trace, so the step is traced once (a
+    trace that creates the optimizer's variables is followed by a second one)."""
     import keras
     from tiny_batch import tiny_batch
 
     import tfseg
     from tfseg.model.artifact import ModelInfo, write_model_info
+    from tfseg.model.yolo_seg import YoloSeg
+
+    traced, real_loss = [], YoloSeg.compute_loss
+
+    def counting_loss(self, *args, **kwargs):  # runs once per trace of the step
+        traced.append(1)
+        return real_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(YoloSeg, "compute_loss", counting_loss)
 
     network = tfseg.build_model("yolov8-seg-n", 2, 64)
     network.save_weights(str(tmp_path / "last.weights.h5"))
     write_model_info(tmp_path, ModelInfo("yolov8-seg-n", 64, ["a", "b"], [1, 2]))
     loaded = tfseg.load(tmp_path / "last.weights.h5")
     model = loaded.model
-    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    model.compile(optimizer=keras.optimizers.Adam(0.0))  # slots: variables to create
     images, targets = tiny_batch()
+    model.train_on_batch(images, targets)
     logs = model.train_on_batch(images, targets, return_dict=True)
     assert math.isfinite(logs["loss"]) and logs["loss"] > 0
     assert {"box_loss", "cls_loss", "seg_loss"} <= set(logs)
+    assert len(traced) == 1
 
 
 @pytest.mark.slow
