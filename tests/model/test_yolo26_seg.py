@@ -32,11 +32,13 @@ def nano():
     return build_model("yolo26-seg-n", 80, 64)
 
 
-@pytest.mark.parametrize("name", PARITY)
-def test_parameter_count_equals_the_reference_at_80_classes(name, reference, nano):
-    model = nano if name == "yolo26-seg-n" else build_model(name, 80, 32)
-    counts = count_parameters(model)
-    assert counts["parameters"] == REFERENCE_PARAMETERS[name] == reference.counts[name]["parameters"]
+def test_parameter_count_equals_the_reference_at_80_classes(reference, nano):
+    # Every scale is counted against reference_counts.json in test_yolo_seg.py; this one
+    # also holds the figures read from the reference by hand.
+    counts = count_parameters(nano)
+    for name in PARITY:
+        assert REFERENCE_PARAMETERS[name] == reference.counts[name]["parameters"]
+    assert counts["parameters"] == REFERENCE_PARAMETERS["yolo26-seg-n"]
     assert counts["trainable"] == counts["parameters"]  # reg_max 1: no fixed DFL weights
 
 
