@@ -2,15 +2,16 @@
 
 Before its first run, TensorFlow passes each traced function through grappler, its graph
 optimizer (constant folding, pruning, arithmetic and dependency rewrites, the memory
-optimizer...). The train step is the biggest graph tfseg runs: about 20,000 nodes for
-yolov8-seg-n (forward, backward, loss, optimizer update with gradient accumulation, weight
-average). On a CPU its rewrites took several seconds of every run's start and gained
+optimizer...). The train step is the biggest graph tfseg runs: about 8,400 ops for
+yolov8-seg-n, counted over the step and its condition branches (forward, backward, loss,
+optimizer update with gradient accumulation, weight average). On a CPU its rewrites took several seconds of every run's start and gained
 nothing: the convolutions of a training step feed batch normalization, so none of the
 fusions that speed up inference applies.
 
 Measured with ``tools/measure_start.py data=cocolike imgsz=320 epochs=2 steps_per_epoch=15
-batch=8`` on a 2-vCPU AMD EPYC, interleaved: the rewrites cost 5-6 s of the first step and
-nothing changed in the steady step (docs/benchmarks.md, "The start of a training run").
+batch=8`` on a 2-vCPU AMD EPYC, with and without them, interleaved: the rewrites cost 5-6 s
+of the first step and nothing in the steady step (docs/benchmarks.md, "The start of a
+training run", has the start as a whole).
 Setting and restoring the option around each call costs about 0.2 ms.
 
 Accelerators keep the rewrites (on GPUs the layout optimizer moves convolutions to the

@@ -124,8 +124,7 @@ class YoloSeg(keras.Model):
 
         The optimizer's variables are created here, before the first trace: outside a
         distribution strategy Keras leaves that to the trace, and a trace that creates
-        variables makes TensorFlow trace the train step a second time (the first ``fit`` of
-        the README's snippet took 52 s instead of 15).
+        variables makes TensorFlow trace the train step a second time.
         """
         if self.train_function is not None and not force:
             return self.train_function
