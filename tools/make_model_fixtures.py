@@ -76,7 +76,8 @@ def _reference_model(reference_name: str, num_classes: int):
 
 def record_counts(out_dir: Path, families: list) -> None:
     """Parameters and GFLOPs at 640 of every scale at 80 classes, as the reference reports,
-    merged into the existing reference_counts.json (only ``families`` are recomputed)."""
+    and the scale's row of the reference's YAML (``[depth, width, max_channels]``), merged
+    into the existing reference_counts.json (only ``families`` are recomputed)."""
     from ultralytics.utils.torch_utils import get_flops
 
     path = out_dir / "reference_counts.json"
@@ -89,6 +90,7 @@ def record_counts(out_dir: Path, families: list) -> None:
                 "parameters": int(sum(p.numel() for p in model.parameters())),
                 "gradients": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
                 "gflops_640": round(float(get_flops(model, 640)), 2),
+                "scale": [float(v) for v in model.yaml["scales"][scale]],
             }
             print(family, scale, counts[f"{family}-{scale}"])
     path.write_text(json.dumps(counts, indent=1) + "\n")

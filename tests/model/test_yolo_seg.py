@@ -9,22 +9,35 @@ import pytest
 
 from tfseg.contracts import RAW_OUTPUTS, num_anchors, proto_size
 from tfseg.errors import ConfigError
-from tfseg.model import YoloSeg, all_model_names, build_model
+from tfseg.model import YoloSeg, all_model_names, build_model, model_spec
 from tfseg.model.import_ultralytics import apply_state_dict
 from tfseg.model.summary import count_parameters
 from tfseg.ops.anchors import anchor_points
 from tfseg.ops.masks import combine_prototypes
 
 FAST = {"yolov8-seg-n", "yolo11-seg-n"}
+# Scales built and counted: n, s and m hold every branch of the builders (m: the C3k switch
+# of YOLO11/26 and YOLOv8's 768 channel cap); l and x differ from m only by their table row,
+# checked against the reference's YAML below. yolo26-seg-n is counted in test_yolo26_seg.py.
+COUNTED = [n for n in all_model_names() if n[-1] in "nsm" and n != "yolo26-seg-n"]
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in all_model_names()])
+    pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in COUNTED])
 def test_parameter_count_equals_reference_at_80_classes(name, reference):
     # Parameters do not depend on the input size: build at the smallest one.
     counts = count_parameters(build_model(name, 80, 32))
     assert counts["parameters"] == reference.counts[name]["parameters"]
     assert counts["trainable"] == reference.counts[name]["gradients"]
+
+
+@pytest.mark.parametrize("name", all_model_names())
+def test_scale_table_equals_the_reference_yaml(name, reference):
+    spec = model_spec(name)
+    assert [spec.depth, spec.width, spec.max_channels] == reference.counts[name]["scale"]
+    # The reference switches C3k inner blocks on in every C3k2 for m, l and x (its
+    # parse_model); YOLOv8 has no C3k2.
+    assert spec.c3k == (spec.family != "yolov8-seg" and spec.scale in "mlx")
 
 
 def test_outputs_follow_the_raw_contract():
