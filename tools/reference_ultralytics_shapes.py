@@ -198,12 +198,14 @@ def _write_final(trainer) -> None:
 def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, batch: int,
           workers: int, threads: int, seed: int, device: str = "cpu",
           model_yaml: str = "yolov8n-seg.yaml", save_period: int = -1, cache: str = "false",
-          close_mosaic: int = 10, multi_scale: float = 0.0) -> Path:
+          close_mosaic: int = 10, multi_scale: float = 0.0,
+          hyp: dict | None = None) -> Path:
     """Train the reference model from its YAML (random init); returns the run directory.
 
     ``cache``: "false", "ram" or "disk" (Ultralytics' ``cache``); ``close_mosaic``: the final
     epochs trained without mosaic (0: mosaic throughout); ``multi_scale``: Ultralytics' own
-    (each batch resized within imgsz x (1 +/- it)).
+    (each batch resized within imgsz x (1 +/- it)); ``hyp``: further Ultralytics training
+    arguments (e.g. the recipe's ``mixup``, ``copy_paste``, ``scale``).
     """
     import torch
 
@@ -219,7 +221,7 @@ def train(data_yaml: Path, workdir: Path, name: str, epochs: int, imgsz: int, ba
                 device=device, plots=False, amp=False, seed=seed, deterministic=True, val=True,
                 project=str(workdir / "runs"), name=name, exist_ok=True, pretrained=False,
                 save_period=save_period, cache=False if cache == "false" else cache,
-                close_mosaic=close_mosaic, multi_scale=multi_scale)
+                close_mosaic=close_mosaic, multi_scale=multi_scale, **(hyp or {}))
     return workdir / "runs" / name
 
 
@@ -344,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                              "0: mosaic throughout)")
     parser.add_argument("--multi-scale", type=float, default=0.0,
                         help="train: Ultralytics' multi_scale (default 0: off)")
+    parser.add_argument("--hyp", action="append", default=[], metavar="KEY=VALUE",
+                        help="train: another Ultralytics training argument, a number "
+                             "(e.g. mixup=0.05 copy_paste=0.15 scale=0.9 for a recipe)")
     parser.add_argument("--tfseg-model", default="yolov8-seg-n",
                         help="score: tfseg's name of the trained architecture")
     parser.add_argument("--data-root", type=Path,
@@ -371,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     run_dir = train(data_yaml, workdir, args.name, args.epochs, args.imgsz, args.batch,
                     args.workers, args.threads, args.seed, args.device, args.model,
-                    args.save_period, args.cache, args.close_mosaic, args.multi_scale)
+                    args.save_period, args.cache, args.close_mosaic, args.multi_scale,
+                    {key: float(value) for key, value in (h.split("=", 1) for h in args.hyp)})
     print(f"\nwall time (train + per-epoch val + final val): {time.time() - start:.0f} s")
     print(report(run_dir))
     return 0
