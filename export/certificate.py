@@ -37,6 +37,7 @@ from tfseg.errors import ExportError
 from tfseg.export import signatures
 from tfseg.export.metadata import update_tflite_metadata, write_json
 from tfseg.export.parity import ParityReport, compare_image
+from tfseg.optional import litert_interpreter
 
 KERAS = "keras"
 
@@ -66,9 +67,8 @@ class _RawTFLite:
     """A raw (network-only) .tflite: ``raw(images)`` and ``postprocess(raw)`` -> DETECTIONS."""
 
     def __init__(self, path: Path, post, num_threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._runner = Interpreter(model_path=str(path), num_threads=num_threads
+        interpreter = litert_interpreter("checking an export's parity")
+        self._runner = interpreter(model_path=str(path), num_threads=num_threads
                                    ).get_signature_runner(signatures.TFLITE_RAW)
         self.image_size = int(self._runner.get_input_details()[signatures.INPUT_PIXELS]
                               ["shape"][1])
@@ -142,9 +142,8 @@ def _boxes_only(key: str, path: Path) -> bool:
     """An end-to-end .tflite exported with ``standard_outputs`` (boxes only, no masks)."""
     if not key.startswith("tflite_") or key.startswith("tflite_raw_"):
         return False
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=str(path)).get_signature_runner(signatures.TFLITE_DETECT)
+    interpreter = litert_interpreter("checking an export's parity")
+    runner = interpreter(model_path=str(path)).get_signature_runner(signatures.TFLITE_DETECT)
     return "masks" not in runner.get_output_details() and \
         "box_masks" not in runner.get_output_details()
 

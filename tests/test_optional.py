@@ -103,3 +103,25 @@ def test_preparing_on_beam_without_apache_beam(tmp_path):
     line = _assert_one_line_naming(result, "data", "beam")
     assert "Apache Beam" in line
     assert (records / "dataset_info.json").is_file()
+
+
+@pytest.mark.parametrize("runs_a_tflite", ["predict", "export"])
+def test_a_broken_install_without_litert_names_the_extra(tmp_path, monkeypatch, runs_a_tflite):
+    """ai-edge-litert is a base dependency; an install that lost it still gets one line (the
+    CLI prints a TfsegError as one), not a traceback, from predict's backend and from the
+    parity check every export runs."""
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)  # import name -> ImportError
+    path = tmp_path / "model_float32.tflite"
+    path.write_bytes(b"not read: the runtime is missing")
+    with pytest.raises(MissingPackageError) as caught:
+        if runs_a_tflite == "predict":
+            from tfseg.predict.backends import TFLiteBackend
+
+            TFLiteBackend(path)
+        else:
+            from tfseg.export.certificate import _boxes_only
+
+            _boxes_only("tflite_float32", path)
+    assert 'needs the ai_edge_litert package' in str(caught.value)
+    assert 'pip install -e ".[litert]"' in str(caught.value)

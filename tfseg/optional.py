@@ -52,3 +52,12 @@ def _missing(package: str) -> bool:
     except ImportError as error:
         return error.name == package
     return False
+
+
+def litert_interpreter(purpose: str) -> type:
+    """LiteRT's ``Interpreter`` class: the TFLite runtime of every .tflite tfseg runs.
+
+    ai-edge-litert is a base dependency, so this only fails on a broken install; the message
+    names the ``litert`` extra, which reinstalls it.
+    """
+    return require("ai_edge_litert.interpreter", extra="litert", purpose=purpose).Interpreter

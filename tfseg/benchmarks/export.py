@@ -38,7 +38,9 @@ WARMUP = 3
 
 
 def _tflite_call(path: Path, signature: str, image: np.ndarray, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
+    from tfseg.optional import litert_interpreter
+
+    Interpreter = litert_interpreter("timing a .tflite file")
 
     runner = Interpreter(model_path=str(path), num_threads=threads or None  # 0: LiteRT's choice
                          ).get_signature_runner(signature)

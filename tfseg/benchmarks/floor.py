@@ -99,7 +99,9 @@ def _conv_tflite(int8: bool) -> bytes:
 
 
 def _litert_call(model: bytes, threads: int) -> Callable[[], None]:
-    from ai_edge_litert.interpreter import Interpreter
+    from tfseg.optional import litert_interpreter
+
+    Interpreter = litert_interpreter("timing a .tflite model")
 
     interpreter = Interpreter(model_content=model, num_threads=threads)
     interpreter.allocate_tensors()

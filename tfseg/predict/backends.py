@@ -125,7 +125,9 @@ class TFLiteBackend:
 
     def __init__(self, path, num_threads: int = 2, signature: str = "detect",
                  thresholds: dict[str, float] | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+        from tfseg.optional import litert_interpreter
+
+        Interpreter = litert_interpreter("running a .tflite file")
 
         self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         self._runner = self._interpreter.get_signature_runner(signature)
