@@ -35,8 +35,9 @@ from tfseg.contracts import O2O_PREFIX
 from tfseg.errors import ExportError
 from tfseg.export import signatures, tflite_file
 from tfseg.export.metadata import embed_in_tflite
-from tfseg.export.standard_metadata import embed_standard_metadata
 from tfseg.export.savedmodel import write_archive
+from tfseg.export.standard_metadata import embed_standard_metadata
+from tfseg.predict.backends import without_custom_gradient_warnings
 
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 # Name scope of the PostProcess layer inside the exported graph: every tensor whose name
@@ -186,6 +187,12 @@ def convert_saved_model(saved_model_dir: str | os.PathLike, signature_key: str, 
     """
     if mode not in MODES:
         raise ExportError(f"export.tflite_modes: unknown mode {mode!r}, expected one of {MODES}")
+    with without_custom_gradient_warnings():  # the converter loads the SavedModel
+        return _convert(saved_model_dir, signature_key, mode, end_to_end, calibration,
+                        image_size)
+
+
+def _convert(saved_model_dir, signature_key, mode, end_to_end, calibration, image_size):
     converter = tf.lite.TFLiteConverter.from_saved_model(
         os.fspath(saved_model_dir), signature_keys=[signature_key])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -30,12 +30,14 @@ def our_folders() -> tuple[str, ...]:
 
 def unwanted_lines(output: str) -> list[str]:
     """The console lines a user should not meet: deprecations, warnings from tfseg's files,
-    Python warnings and TensorFlow's C++ start-up lines."""
+    Python warnings, TensorFlow's C++ start-up lines, and its warning that an inference file
+    has no gradient functions."""
     ours, found = our_folders(), []
     for line in output.splitlines():
         warning = PYTHON_WARNING.match(line)
         if ("deprecat" in line.lower() or CPP_LOG_LINE.match(line)
                 or "absl::InitializeLog" in line
+                or "unsaved custom gradients" in line  # TensorFlow loading an inference file
                 or (warning and (warning["file"].startswith(ours)
                                  or warning["kind"] in ("DeprecationWarning", "UserWarning",
                                                         "FutureWarning")))):

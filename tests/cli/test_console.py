@@ -29,7 +29,9 @@ def test_the_checker_flags_what_it_should():
         "W0000 00:00:1744708234.960672 1370911 computation_placer.cc:177] computation placer",
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
         "2024-11-21 15:11:13.384029: I tensorflow/core/util/port.cc:113] oneDNN custom "
-        "operations are on."]
+        "operations are on.",
+        "WARNING:absl:Importing a function (__inference_detect_82634) with ops with unsaved "
+        "custom gradients. Will likely fail if a gradient is requested."]
     for line in flagged:
         assert unwanted_lines(line) == [line]
     assert len(unwanted_lines("epoch 1/1  loss 56.23\n/x/other.py:3: RuntimeWarning: y\n")) == 0

@@ -9,6 +9,8 @@ TFLite backends (added by the export stage) implement the same two members.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Protocol
 
 import numpy as np
@@ -65,19 +67,30 @@ class KerasBackend:
 # wrote (tfseg.export: signatures "serving_pixels" and "detect"), so predict runs the very
 # files users deploy; they depend on TensorFlow / ai-edge-litert only, not on tfseg.export.
 
-def load_savedmodel(path):
-    """``tf.saved_model.load`` of a tfseg SavedModel, without TensorFlow's warning per
-    function that it has "unsaved custom gradients": the export leaves gradient functions
-    out on purpose (inference files: tfseg.export.savedmodel), so the warning, four
-    lines on every load, tells the user nothing."""
-    from absl import logging as absl_logging
+class _WithoutCustomGradientWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "unsaved custom gradients" not in record.getMessage()
 
-    verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
+
+@contextlib.contextmanager
+def without_custom_gradient_warnings():
+    """Within it, TensorFlow's loader does not warn, once per function of a tfseg SavedModel
+    it loads (``tf.saved_model.load``, the TFLite converter), that the function has "unsaved
+    custom gradients": the export leaves gradient functions out on purpose (inference
+    files: tfseg.export.savedmodel), so the warning tells the user nothing. Every other
+    log line passes."""
+    absl_logger, quiet = logging.getLogger("absl"), _WithoutCustomGradientWarnings()
+    absl_logger.addFilter(quiet)
     try:
-        return tf.saved_model.load(str(path))
+        yield
     finally:
-        absl_logging.set_verbosity(verbosity)
+        absl_logger.removeFilter(quiet)
+
+
+def load_savedmodel(path):
+    """``tf.saved_model.load`` of a tfseg SavedModel (without_custom_gradient_warnings)."""
+    with without_custom_gradient_warnings():
+        return tf.saved_model.load(str(path))
 
 
 class SavedModelBackend:
