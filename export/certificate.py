@@ -67,8 +67,8 @@ class _RawTFLite:
     """A raw (network-only) .tflite: ``raw(images)`` and ``postprocess(raw)`` -> DETECTIONS."""
 
     def __init__(self, path: Path, post, num_threads: int = 2):
-        interpreter = litert_interpreter("checking an export's parity")
-        self._runner = interpreter(model_path=str(path), num_threads=num_threads
+        interpreter_class = litert_interpreter("checking an export's parity")
+        self._runner = interpreter_class(model_path=str(path), num_threads=num_threads
                                    ).get_signature_runner(signatures.TFLITE_RAW)
         self.image_size = int(self._runner.get_input_details()[signatures.INPUT_PIXELS]
                               ["shape"][1])
@@ -142,8 +142,8 @@ def _boxes_only(key: str, path: Path) -> bool:
     """An end-to-end .tflite exported with ``standard_outputs`` (boxes only, no masks)."""
     if not key.startswith("tflite_") or key.startswith("tflite_raw_"):
         return False
-    interpreter = litert_interpreter("checking an export's parity")
-    runner = interpreter(model_path=str(path)).get_signature_runner(signatures.TFLITE_DETECT)
+    interpreter_class = litert_interpreter("checking an export's parity")
+    runner = interpreter_class(model_path=str(path)).get_signature_runner(signatures.TFLITE_DETECT)
     return "masks" not in runner.get_output_details() and \
         "box_masks" not in runner.get_output_details()
 

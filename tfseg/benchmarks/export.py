@@ -32,18 +32,17 @@ from pathlib import Path
 import numpy as np
 
 from tfseg.benchmarks.timing import time_interleaved
+from tfseg.optional import litert_interpreter
 
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 WARMUP = 3
 
 
 def _tflite_call(path: Path, signature: str, image: np.ndarray, threads: int):
-    from tfseg.optional import litert_interpreter
-
-    Interpreter = litert_interpreter("timing a .tflite file")
-
-    runner = Interpreter(model_path=str(path), num_threads=threads or None  # 0: LiteRT's choice
-                         ).get_signature_runner(signature)
+    interpreter_class = litert_interpreter("timing a .tflite file")
+    runner = interpreter_class(model_path=str(path),
+                               num_threads=threads or None  # 0: LiteRT's choice
+                               ).get_signature_runner(signature)
     # Run-time thresholds of the end-to-end file at -1: the export's own.
     feed = {name: np.full([1], -1, d["dtype"]) for name, d in runner.get_input_details().items()
             if name != "images"}

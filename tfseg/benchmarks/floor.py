@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from tfseg.optional import litert_interpreter
+
 # A 3x3 convolution of 128 -> 128 channels on a 40 x 40 map (0.24 G MACs): its weights and
 # activations stay in cache, so it runs at the arithmetic peak (256 channels at 40 x 40 ran
 # 2.6x slower in float32 and 2x in int8 here, bound by memory, below what the models reach).
@@ -99,11 +101,8 @@ def _conv_tflite(int8: bool) -> bytes:
 
 
 def _litert_call(model: bytes, threads: int) -> Callable[[], None]:
-    from tfseg.optional import litert_interpreter
-
-    Interpreter = litert_interpreter("timing a .tflite model")
-
-    interpreter = Interpreter(model_content=model, num_threads=threads)
+    interpreter_class = litert_interpreter("timing a .tflite model")
+    interpreter = interpreter_class(model_content=model, num_threads=threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))

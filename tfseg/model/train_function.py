@@ -4,9 +4,9 @@ Before its first run, TensorFlow passes each traced function through grappler, i
 optimizer (constant folding, pruning, arithmetic and dependency rewrites, the memory
 optimizer...). The train step is the biggest graph tfseg runs: about 8,400 ops for
 yolov8-seg-n, counted over the step and its condition branches (forward, backward, loss,
-optimizer update with gradient accumulation, weight average). On a CPU its rewrites took several seconds of every run's start and gained
-nothing: the convolutions of a training step feed batch normalization, so none of the
-fusions that speed up inference applies.
+optimizer update with gradient accumulation, weight average). On a CPU its rewrites took
+several seconds of every run's start and gained nothing: the convolutions of a training
+step feed batch normalization, so none of the fusions that speed up inference applies.
 
 Measured with ``tools/measure_start.py data=cocolike imgsz=320 epochs=2 steps_per_epoch=15
 batch=8`` on a 2-vCPU AMD EPYC, with and without them, interleaved: the rewrites cost 5-6 s

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
+from tfseg.optional import litert_interpreter
 from tfseg.postprocess import PostProcess
 from tfseg.postprocess.tta import AugmentedPostProcess
 
@@ -138,11 +139,8 @@ class TFLiteBackend:
 
     def __init__(self, path, num_threads: int = 2, signature: str = "detect",
                  thresholds: dict[str, float] | None = None):
-        from tfseg.optional import litert_interpreter
-
-        Interpreter = litert_interpreter("running a .tflite file")
-
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter_class = litert_interpreter("running a .tflite file")
+        self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
         self._runner = self._interpreter.get_signature_runner(signature)
         details = self._runner.get_input_details()
         self._input = next(name for name, d in details.items() if len(d["shape"]) == 4)
